@@ -1,0 +1,94 @@
+"""The `postfit` command: thin wrappers that parse arguments and call one library function each.
+
+Exit codes: 0 done, 2 bad input (study file, data, missing model), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from postfit.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+err = Console(stderr=True)
+out = Console()
+
+
+def _user_errors(fn):
+    """UserError -> its message on stderr and exit code 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _setup_logging() -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # rich bars instead of tqdm
+    datasets.disable_progress_bars()
+
+
+@app.command()
+@_user_errors
+def run(
+    study: Annotated[str, typer.Argument(help="Built-in study name (default, smoke) or path to a study YAML.")] = "default",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory (default: runs/<study name>).")] = None,
+) -> None:
+    """Run a study (skipping runs that finished before) and write its report.
+
+    Every option of a study file is listed by `postfit options` and in the README.
+    """
+    from postfit.config import load_study
+
+    spec, path = load_study(study)
+    _setup_logging()
+    from postfit.study import run_study
+
+    target = out_dir or Path("runs") / spec.name
+    out.print(f"study [bold]{spec.name}[/] from {path} -> {target}")
+    report = run_study(spec, target)
+    out.print(f"report: [bold]{report}[/] and {report.with_suffix('.html')}")
+
+
+@app.command()
+@_user_errors
+def report(out_dir: Annotated[Path, typer.Argument(help="A study's output directory.")]) -> None:
+    """Regenerate report.md and report.html from a study's stored samples (no model is loaded)."""
+    from postfit.report import write_report
+
+    if not (out_dir / "study.yaml").is_file():
+        raise UserError(f"{out_dir}: not a study output directory (no study.yaml)")
+    md, html = write_report(out_dir)
+    out.print(f"report: [bold]{md}[/] and {html}")
+
+
+@app.command()
+def options() -> None:
+    """Print every study-file option with its type, default and meaning (the README table)."""
+    from postfit.config import options_markdown
+
+    print(options_markdown(), end="")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,286 @@
+"""Study files: pydantic models that define every option once.
+
+The field descriptions below are the manual: `postfit options` prints them and the README's
+option table is generated from them. Unknown keys are errors; every error names the file and
+the key's path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from postfit.errors import UserError
+
+SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format")
+RECIPES = ("none", "sft")  # "none" evaluates the initialisation itself, the untrained baseline
+INITS = ("pretrained", "random")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    """The architecture that every variant shares."""
+
+    preset: str | None = Field(
+        None, description="Built-in tiny architecture (`nano`, `micro`, `small`); postfit pre-trains it itself."
+    )
+    name_or_path: str | None = Field(
+        None, description="Hugging Face model id or local directory, instead of a preset (needs a cache offline)."
+    )
+    arch: Literal["qwen3", "llama"] = Field("qwen3", description="Architecture family of a preset.")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str | None) -> str | None:
+        from postfit.models import PRESETS
+
+        if v is not None and v not in PRESETS:
+            raise ValueError(f"unknown preset {v!r}; expected one of {sorted(PRESETS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSpec:
+        if (self.preset is None) == (self.name_or_path is None):
+            raise ValueError("set exactly one of `preset` and `name_or_path`")
+        return self
+
+
+class PretrainConfig(Strict):
+    """postfit's own pre-training of a preset (tokenizer and weights), so a pre-trained tiny model exists offline."""
+
+    corpus: str = Field(
+        "stdlib",
+        description="`stdlib` (source, docstrings and comments of this interpreter's standard library), a local "
+        "text file or directory of .txt/.md/.rst/.py files, or `hf:NAME` (a Hugging Face dataset with a `text` column).",
+    )
+    tokens: int = Field(1_000_000, gt=0, description="Pre-training token budget (tokens the model is trained on).")
+    seq_len: int = Field(256, ge=16, le=4096, description="Tokens per training sequence.")
+    batch_size: int = Field(16, gt=0, description="Sequences per optimiser step.")
+    learning_rate: float = Field(3e-3, gt=0, description="Peak learning rate (cosine schedule, 5% warm-up).")
+    tokenizer_chars: int = Field(
+        3_000_000, gt=0, description="Characters of the corpus used to train the byte-level BPE tokenizer."
+    )
+    checkpoint_steps: int = Field(100, gt=0, description="Save a resumable checkpoint every this many steps.")
+
+
+class TaskSpec(Strict):
+    """One reasoning-gym task family with its generator settings."""
+
+    name: str = Field(description="reasoning-gym dataset name, e.g. `chain_sum`.")
+    config: dict = Field(default_factory=dict, description="reasoning-gym config for the in-distribution items.")
+    harder: dict | None = Field(None, description="Config overrides for the `ood_harder` split (same family).")
+
+    @model_validator(mode="after")
+    def _buildable(self) -> TaskSpec:
+        from postfit.tasks import check_task
+
+        check_task(self.name, self.config)
+        if self.harder is not None:
+            check_task(self.name, {**self.config, **self.harder})
+        return self
+
+
+class TasksConfig(Strict):
+    """Procedural tasks and their splits: train, id_test, ood_harder, ood_family, ood_format."""
+
+    train: list[TaskSpec] = Field(min_length=1, description="Task families used for post-training (and id_test).")
+    ood_family: list[TaskSpec] = Field(
+        default_factory=list, description="Related families never trained on (the `ood_family` split)."
+    )
+    train_size: int = Field(2000, gt=0, description="Post-training examples (split evenly over train tasks).")
+    test_size: int = Field(200, gt=0, description="Items per evaluation split.")
+    target: Literal["trace", "answer"] = Field(
+        "trace", description="SFT target: a short step-by-step `trace` ending in the answer, or `answer` only."
+    )
+    seed: int = Field(1234, description="Data seed: every run of the study sees the same items.")
+
+    @model_validator(mode="after")
+    def _traceable(self) -> TasksConfig:
+        from postfit.tasks import TRACERS
+
+        if self.target == "trace":
+            missing = [t.name for t in self.train if t.name not in TRACERS]
+            if missing:
+                raise ValueError(
+                    f"target `trace` needs a step writer for {missing}; traces exist for {sorted(TRACERS)}, "
+                    "or use target: answer"
+                )
+        return self
+
+
+class GridConfig(Strict):
+    """The runs of the study: every combination of init x recipe x seed."""
+
+    inits: list[Literal["pretrained", "random"]] = Field(
+        ["pretrained", "random"], min_length=1, description="Initialisations of the same architecture."
+    )
+    recipes: list[Literal["none", "sft"]] = Field(
+        ["none", "sft"], min_length=1, description="`none` evaluates the initialisation as is; `sft` post-trains it."
+    )
+    seeds: list[int] = Field([0], min_length=1, description="Run seeds (random init, data order, sampling).")
+
+    @field_validator("inits", "recipes", "seeds")
+    @classmethod
+    def _unique(cls, v: list) -> list:
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate entries in {v}")
+        return v
+
+
+class SFTOptions(Strict):
+    """Supervised fine-tuning through TRL's SFTTrainer (completion-only loss, the model's chat template)."""
+
+    steps: int = Field(600, gt=0, description="Optimiser steps.")
+    batch_size: int = Field(32, gt=0, description="Examples per optimiser step.")
+    learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field("cosine", description="LR schedule.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_length: int = Field(256, ge=16, description="Longest training sequence in tokens (longer ones truncated).")
+    checkpoint_steps: int = Field(100, gt=0, description="Save a resumable checkpoint every this many steps.")
+    logging_steps: int = Field(10, gt=0, description="Log the training loss every this many steps.")
+
+
+class EvalOptions(Strict):
+    """Evaluation of every run on every split: greedy pass@1 and sampled pass@k."""
+
+    batch_size: int = Field(64, gt=0, description="Prompts per generate() call.")
+    max_new_tokens: int = Field(48, gt=0, description="Longest completion in tokens.")
+    samples: int = Field(4, ge=0, description="Sampled completions per item for pass@k (0: greedy only).")
+    k: list[int] = Field([4], description="k values for the unbiased pass@k estimator (each <= samples).")
+    temperature: float = Field(0.8, gt=0, description="Sampling temperature for pass@k.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling for pass@k.")
+
+    @model_validator(mode="after")
+    def _k_le_samples(self) -> EvalOptions:
+        bad = [k for k in self.k if k < 1 or k > self.samples]
+        if bad:
+            raise ValueError(f"k values {bad} must lie in 1..samples ({self.samples})")
+        return self
+
+
+class ReportOptions(Strict):
+    """Statistics of the report."""
+
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
+    ci: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
+
+
+class Study(Strict):
+    """A study: one architecture, several initialisations, the same post-training, ID and OOD evaluation."""
+
+    name: str = Field(description="Study name (also the default output directory name).")
+    description: str = Field("", description="Free text shown in the report.")
+    model: ModelSpec
+    pretrain: PretrainConfig | None = Field(None, description="Pre-training of a preset (required for presets).")
+    tasks: TasksConfig
+    grid: GridConfig = Field(default_factory=GridConfig)
+    sft: SFTOptions = Field(default_factory=SFTOptions)
+    eval: EvalOptions = Field(default_factory=EvalOptions)
+    report: ReportOptions = Field(default_factory=ReportOptions)
+
+    @model_validator(mode="after")
+    def _pretrain_matches_model(self) -> Study:
+        if self.model.preset is not None and self.pretrain is None:
+            raise ValueError("`pretrain` is required when `model.preset` is set")
+        if self.model.name_or_path is not None and self.pretrain is not None:
+            raise ValueError("`pretrain` applies only to presets; remove it for `model.name_or_path`")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines results (the description does not)."""
+        data = self.model_dump(mode="json", exclude={"description"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def builtin_studies() -> dict[str, Path]:
+    folder = resources.files("postfit") / "studies"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or "-" in str(part):  # pydantic's union/validator tags are not keys
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(err: dict) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and not isinstance(err["input"], dict):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def parse_study(data: object, source: str) -> Study:
+    """Validate already-parsed YAML; raise UserError naming `source` and each bad key."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a study file must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{source}: invalid study file"]
+        lines += [f"  {_key_path(err['loc'])}: {_describe(err)}" for err in e.errors()]
+        raise UserError("\n".join(lines)) from None
+
+
+def load_study(ref: str | Path) -> tuple[Study, Path]:
+    """Load a study by built-in name (`default`, `smoke`, ...) or path to a YAML file."""
+    builtins = builtin_studies()
+    path = builtins.get(str(ref), Path(ref))
+    if not path.is_file():
+        raise UserError(f"{ref}: no such study file; built-in studies are {sorted(builtins)}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML: {getattr(e, 'problem', e)}") from None
+    return parse_study(data, str(path)), path
+
+
+def options_table() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every option, walking the models: the manual's single source."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            ann = field.annotation
+            args = getattr(ann, "__args__", (ann,))
+            sub = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            if sub is not None:
+                walk(sub, key + ("[]." if getattr(ann, "__origin__", None) is list else "."))
+                continue
+            default = "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True))
+            type_name = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            rows.append((key, type_name, default, field.description or ""))
+
+    walk(Study, "")
+    return rows
+
+
+def options_markdown() -> str:
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, type_name, default, desc in options_table():
+        cells = [f"`{key}`", f"`{type_name}`", f"`{default}`", desc]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,82 @@
+"""Batched generation and per-item verdicts: greedy pass@1 and sampled completions for pass@k."""
+
+from __future__ import annotations
+
+import logging
+
+from postfit.config import EvalOptions
+from postfit.ui import track
+from postfit.verify import is_correct, score
+
+log = logging.getLogger(__name__)
+
+
+def generate(model, tokenizer, prompts: list[str], opts: EvalOptions, *, n: int = 1, sample: bool = False,
+             seed: int = 0, label: str = "generating") -> list[list[str]]:  # fmt: skip
+    """`n` completions per prompt (chat template applied), in the prompts' order."""
+    import torch
+    from transformers import GenerationConfig
+
+    gen = GenerationConfig(
+        max_new_tokens=opts.max_new_tokens,
+        do_sample=sample,
+        temperature=opts.temperature if sample else None,
+        top_p=opts.top_p if sample else None,
+        top_k=None,
+        num_return_sequences=n,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        for p in prompts
+    ]
+    # Similar lengths in a batch waste less padding; results go back to the prompts' order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list[list[str]] = [[] for _ in texts]
+    tokenizer.padding_side = "left"
+    model.eval()
+    torch.manual_seed(seed)
+    batches = [order[i : i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
+    with torch.inference_mode():
+        for batch in track(batches, label):
+            enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(model.device)
+            ids = model.generate(**enc, generation_config=gen)
+            new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for j, i in enumerate(batch):
+                out[i] = new[j * n : (j + 1) * n]
+    return out
+
+
+def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalOptions, seed: int) -> list[dict]:
+    """Sample rows (split, item, sample, prompt, completion, answer, reference, correct, score) for every split.
+
+    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones.
+    """
+    rows: list[dict] = []
+    for split, items in splits.items():
+        prompts = [it["prompt"] for it in items]
+        greedy = [c[0] for c in generate(model, tokenizer, prompts, opts, label=f"{split} greedy")]
+        runs = [(-1, greedy)]
+        if opts.samples:
+            sampled = generate(model, tokenizer, prompts, opts, n=opts.samples, sample=True, seed=seed,
+                               label=f"{split} sampled x{opts.samples}")  # fmt: skip
+            runs += [(s, [c[s] for c in sampled]) for s in range(opts.samples)]
+        for sample, completions in runs:
+            for item, completion in zip(items, completions, strict=True):
+                answer, value = score(item, completion)
+                rows.append(
+                    {
+                        "split": split,
+                        "item": item["id"],
+                        "sample": sample,
+                        "prompt": item["prompt"],
+                        "completion": completion,
+                        "answer": answer,
+                        "reference": item["answer"],
+                        "correct": is_correct(value),
+                        "score": value,
+                    }
+                )
+    return rows

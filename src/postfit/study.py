@@ -1,0 +1,160 @@
+"""The study runner: data, base models, then every run of the grid, each in its own directory.
+
+Layout of an output directory DIR:
+    study.yaml                  the resolved study (a rerun must match it)
+    data/<split>.jsonl          the items; data/contamination.json the overlap checks
+    base/                       postfit's tokenizer, config and pre-trained weights (presets)
+    runs/<init>-<recipe>-s<seed>/
+        run.json                init, recipe, seed, parameter count, config hash, training stats
+        train_log.jsonl         the trainer's loss log (recipe sft)
+        model/                  final weights and tokenizer (recipe sft)
+        samples.jsonl           every completion with its extracted answer and verdict
+        results.jsonl           this run's metrics; written last, so its presence means "done"
+    results.jsonl, report.md, report.html
+
+Re-running skips finished runs; a run killed mid-training resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from postfit.config import SPLITS, Study
+from postfit.errors import UserError
+from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    init: str
+    recipe: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.init}-{self.recipe}-s{self.seed}"
+
+
+def grid_runs(study: Study) -> list[Run]:
+    g = study.grid
+    return [Run(i, r, s) for i in g.inits for r in g.recipes for s in g.seeds]
+
+
+def _check_same_study(study: Study, out_dir: Path) -> None:
+    """A directory that already holds a study may only be resumed by the same study."""
+    path = out_dir / "study.yaml"
+    if path.exists():
+        from postfit.config import parse_study
+
+        previous = parse_study(yaml.safe_load(path.read_text()), str(path))
+        if previous.fingerprint() != study.fingerprint():
+            raise UserError(f"{out_dir}: holds results of a different study (see {path}); choose another --out")
+
+
+def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
+    from postfit.tasks import make_splits
+
+    data_dir = out_dir / "data"
+    manifest = data_dir / "manifest.json"
+    if manifest.exists():
+        return {split: read_jsonl(data_dir / f"{split}.jsonl") for split in read_json(manifest)["splits"]}
+    splits = make_splits(study.tasks)  # may raise UserError: nothing is written before it succeeds
+    atomic_write_text(out_dir / "study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
+    for split, items in splits.items():
+        write_jsonl(data_dir / f"{split}.jsonl", items)
+    atomic_write_json(manifest, {"splits": list(splits), "counts": {k: len(v) for k, v in splits.items()}})
+    return splits
+
+
+def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
+    """init -> what `build_variant` loads: a directory postfit built, or the user's model id/path."""
+    if study.model.name_or_path is not None:
+        return {init: study.model.name_or_path for init in study.grid.inits}
+    from postfit.pretrain import ensure_base
+
+    dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, out_dir / "base",
+                       need_weights="pretrained" in study.grid.inits)  # fmt: skip
+    return {init: str(dirs[init]) for init in study.grid.inits}
+
+
+def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> dict:
+    """Word 13-gram overlap of every evaluation split with the pre-training corpus and the SFT data."""
+    from postfit.contamination import DEFAULT_N, overlapping_items
+
+    path = out_dir / "data" / "contamination.json"
+    if path.exists():
+        return read_json(path)
+    sources: dict[str, list[str]] = {"train": [it["prompt"] + "\n" + it["target"] for it in splits["train"]]}
+    if study.pretrain is not None and "pretrained" in study.grid.inits:
+        from postfit.corpus import corpus_documents
+
+        cfg = study.pretrain
+        sources["pretrain corpus"] = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+    pairs = []
+    for source, texts in sources.items():
+        for split in SPLITS:
+            if split in splits:
+                items = {it["id"]: it["question"] for it in splits[split]}
+                hits = overlapping_items(texts, items, DEFAULT_N)
+                pairs.append({"source": source, "split": split, "overlapping": len(hits), "total": len(items),
+                              "items": hits})  # fmt: skip
+    report = {"n": DEFAULT_N, "corpus": study.pretrain.corpus if study.pretrain else None, "pairs": pairs}
+    atomic_write_json(path, report)
+    return report
+
+
+def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], run_dir: Path) -> list[dict]:
+    from postfit.evaluate import evaluate_splits
+    from postfit.models import build_variant
+    from postfit.stats import run_results
+
+    variant = build_variant(base, run.init, run.seed)
+    meta = {"run": run.name, "init": run.init, "recipe": run.recipe, "seed": run.seed, "base": base,
+            "params": variant.params, "config_hash": variant.config_hash}  # fmt: skip
+    model = variant.model
+    if run.recipe == "sft":
+        if (run_dir / "model").is_dir():  # trained before an interruption during evaluation
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
+            meta["train"] = read_json(run_dir / "train.json")
+        else:
+            from postfit.sft import train_sft
+
+            meta["train"] = train_sft(model, variant.tokenizer, splits["train"], study.sft, run_dir, run.seed)
+            atomic_write_json(run_dir / "train.json", meta["train"])
+    eval_splits = {s: splits[s] for s in SPLITS if s in splits}
+    samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed)
+    write_jsonl(run_dir / "samples.jsonl", samples)
+    atomic_write_json(run_dir / "run.json", meta)
+    rows = run_results(meta, samples, study.eval.k, study.report.bootstrap, study.report.ci)
+    write_jsonl(run_dir / "results.jsonl", rows)  # last: marks the run as done
+    return rows
+
+
+def run_study(study: Study, out_dir: Path) -> Path:
+    """Run every unfinished run of the study into `out_dir`; return the path of report.md."""
+    _check_same_study(study, out_dir)
+    splits = ensure_data(study, out_dir)
+    bases = ensure_bases(study, out_dir)
+    check_contamination(study, out_dir, splits)
+    rows: list[dict] = []
+    for run in grid_runs(study):
+        run_dir = out_dir / "runs" / run.name
+        if (run_dir / "results.jsonl").exists():
+            log.info("%s: finished before, skipped", run.name)
+            rows += read_jsonl(run_dir / "results.jsonl")
+            continue
+        log.info("%s: starting", run.name)
+        rows += execute_run(study, run, bases[run.init], splits, run_dir)
+    write_jsonl(out_dir / "results.jsonl", rows)
+    from postfit.report import write_report
+
+    md, _ = write_report(out_dir)
+    return md

@@ -1,0 +1,176 @@
+"""Procedural reasoning tasks from reasoning-gym, cut into disjoint ID and OOD splits.
+
+Splits: `train` and `id_test` (the training families and settings), `ood_harder` (same family,
+harder settings), `ood_family` (related families never trained on), `ood_format` (the id_test
+items under another prompt wording). No question appears in two of train/id_test/ood_harder/
+ood_family; every item is generated from a fixed seed, so every run sees the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from postfit.errors import UserError
+
+# The one answer convention: the last "Answer: ..." line of a completion (see verify.py).
+ANSWER_PREFIX = "Answer:"
+PROMPT_TEMPLATES = {
+    "id": "{question}\nGive the final answer as 'Answer: <answer>'.",
+    "ood_format": "Solve the problem below and end your reply with 'Answer: <answer>'.\nProblem: {question}",
+}
+
+_TERM = re.compile(r"^-?\d+$")
+
+
+def left_to_right_trace(item: dict) -> str | None:
+    """'12 + 7 - 4' -> '12 + 7 = 19; 19 - 4 = 15. Answer: 15' (only + and -, no parentheses)."""
+    tokens = item["metadata"].get("expression", "").split()
+    if len(tokens) < 3 or len(tokens) % 2 == 0 or not all(_TERM.match(t) for t in tokens[::2]):
+        return None
+    if not all(op in "+-" for op in tokens[1::2]):
+        return None
+    acc, steps = int(tokens[0]), []
+    for op, term in zip(tokens[1::2], tokens[2::2], strict=True):
+        new = acc + int(term) if op == "+" else acc - int(term)
+        steps.append(f"{acc} {op} {term} = {new}")
+        acc = new
+    if str(acc) != str(item["answer"]).strip():
+        return None  # the trace must end in the reference answer, or it teaches a wrong one
+    return f"{'; '.join(steps)}. {ANSWER_PREFIX} {item['answer']}"
+
+
+# Task families whose items a solver can write out step by step (SFT target `trace`).
+TRACERS: dict[str, Callable[[dict], str | None]] = {
+    "chain_sum": left_to_right_trace,
+    "basic_arithmetic": left_to_right_trace,
+}
+
+
+@lru_cache(maxsize=None)
+def _dataset_names() -> frozenset[str]:
+    from reasoning_gym.factory import DATASETS
+
+    return frozenset(DATASETS)
+
+
+def _create(name: str, config: dict, size: int, seed: int):
+    import reasoning_gym
+
+    return reasoning_gym.create_dataset(name, size=size, seed=seed, **config)
+
+
+def check_task(name: str, config: dict) -> None:
+    """Raise ValueError (shown with the key's path) if reasoning-gym cannot build this task."""
+    if name not in _dataset_names():
+        raise ValueError(f"unknown reasoning-gym task {name!r}")
+    try:
+        _create(name, config, size=1, seed=0)
+    except (TypeError, ValueError, AssertionError) as e:
+        raise ValueError(f"reasoning-gym rejects config {config} for {name!r}: {e}") from None
+
+
+@lru_cache(maxsize=64)
+def scorer(name: str, config_json: str):
+    """reasoning-gym's own `score_answer` for a task built with this config."""
+    import json
+
+    return _create(name, json.loads(config_json), size=1, seed=0).score_answer
+
+
+def _norm(question: str) -> str:
+    return " ".join(question.split()).lower()
+
+
+def _item_id(split: str, name: str, question: str) -> str:
+    return f"{split}/{name}/{hashlib.sha1(question.encode()).hexdigest()[:10]}"
+
+
+def _generate(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
+    """n items of one task whose questions are not in `seen` (which is updated)."""
+    import json
+
+    out: list[dict] = []
+    for attempt in range(5):  # duplicates are common in small settings: draw more until n are distinct
+        ds = _create(name, config, size=max(2 * n, 50), seed=seed + 7919 * attempt)
+        for entry in ds:
+            q = _norm(entry["question"])
+            if q in seen:
+                continue
+            seen.add(q)
+            out.append(
+                {
+                    "id": _item_id(split, name, entry["question"]),
+                    "split": split,
+                    "task": name,
+                    "config": json.dumps(config, sort_keys=True),
+                    "question": entry["question"],
+                    "answer": str(entry["answer"]),
+                    "metadata": json.loads(json.dumps(entry["metadata"], default=str)),
+                }
+            )
+            if len(out) == n:
+                return out
+    raise UserError(
+        f"{key}: task {name!r} with config {config} yields only {len(out)} new distinct items for split {split!r} "
+        f"(asked {n}); widen its settings or lower tasks.train_size / tasks.test_size"
+    )
+
+
+def _seed(base: int, *parts: str) -> int:
+    return base + int(hashlib.sha1("/".join(parts).encode()).hexdigest()[:6], 16)
+
+
+def _share(total: int, k: int, i: int) -> int:
+    return total // k + (1 if i < total % k else 0)
+
+
+def make_splits(tasks) -> dict[str, list[dict]]:
+    """All splits of a `TasksConfig`, each item with its prompt and (for train) its SFT target."""
+    seen: set[str] = set()
+    splits: dict[str, list[dict]] = {"train": [], "id_test": [], "ood_harder": [], "ood_family": []}
+    # Test splits are drawn first, so growing train_size never changes the evaluation items.
+    for i, t in enumerate(tasks.train):
+        key = f"tasks.train[{i}]"
+        n_test = _share(tasks.test_size, len(tasks.train), i)
+        splits["id_test"] += _generate(t.name, t.config, n_test, _seed(tasks.seed, "id", t.name), seen, "id_test", key)
+    harder = [(i, t) for i, t in enumerate(tasks.train) if t.harder is not None]
+    for j, (i, t) in enumerate(harder):
+        n = _share(tasks.test_size, len(harder), j)
+        cfg = {**t.config, **t.harder}
+        splits["ood_harder"] += _generate(
+            t.name, cfg, n, _seed(tasks.seed, "harder", t.name), seen, "ood_harder", f"tasks.train[{i}].harder"
+        )
+    for i, t in enumerate(tasks.ood_family):
+        n = _share(tasks.test_size, len(tasks.ood_family), i)
+        key = f"tasks.ood_family[{i}]"
+        splits["ood_family"] += _generate(t.name, t.config, n, _seed(tasks.seed, "family", t.name), seen, "ood_family", key)
+    for i, t in enumerate(tasks.train):
+        n = _share(tasks.train_size, len(tasks.train), i)
+        splits["train"] += _generate(t.name, t.config, n, _seed(tasks.seed, "train", t.name), seen, "train", f"tasks.train[{i}]")
+
+    for split, items in splits.items():
+        for item in items:
+            item["prompt"] = PROMPT_TEMPLATES["id"].format(question=item["question"])
+    splits["ood_format"] = [
+        {**item, "id": item["id"].replace("id_test/", "ood_format/", 1), "split": "ood_format",
+         "prompt": PROMPT_TEMPLATES["ood_format"].format(question=item["question"])}
+        for item in splits["id_test"]
+    ]  # fmt: skip
+    for item in splits["train"]:
+        item["target"] = sft_target(item, tasks.target)
+    return {k: v for k, v in splits.items() if v}
+
+
+def sft_target(item: dict, kind: str) -> str:
+    if kind == "answer":
+        return f"{ANSWER_PREFIX} {item['answer']}"
+    trace = TRACERS[item["task"]](item)
+    if trace is None:
+        raise UserError(
+            f"tasks.target: no step-by-step trace for {item['task']} item {item['question']!r} "
+            "(traces cover + and - without parentheses); use target: answer or restrict the task's operators"
+        )
+    return trace

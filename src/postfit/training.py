@@ -1,0 +1,73 @@
+"""What pre-training and SFT share: trainer arguments, resumable checkpoints, atomic final save."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from postfit.io import atomic_dir, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def trainer_kwargs(
+    output_dir: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    scheduler: str,
+    warmup_ratio: float,
+    checkpoint_steps: int,
+    logging_steps: int,
+    seed: int,
+    weight_decay: float = 0.0,
+) -> dict:
+    """Keyword arguments for `TrainingArguments` / TRL configs, identical for every run of a study."""
+    return dict(
+        output_dir=str(output_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type=scheduler,
+        warmup_steps=warmup_ratio,  # a float < 1 is a ratio of max_steps in transformers 5
+        weight_decay=weight_decay,
+        logging_steps=logging_steps,
+        save_steps=checkpoint_steps,
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=True,  # the rich progress callback replaces tqdm
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+    )
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Path, tokenizer) -> dict:
+    """Train (resuming from the newest checkpoint if there is one), then save the final model atomically."""
+    from transformers.trainer_callback import PrinterCallback
+    from trl.trainer.callbacks import RichProgressCallback
+
+    trainer.remove_callback(PrinterCallback)  # the loss log goes to train_log.jsonl, not stdout
+    trainer.add_callback(RichProgressCallback())
+    resume = last_checkpoint(checkpoint_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    runtime = time.perf_counter() - start
+    write_jsonl(log_path, trainer.state.log_history)
+    with atomic_dir(final_dir) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the final model supersedes them
+    return {"steps": trainer.state.global_step, "runtime_s": round(runtime, 2), "resumed_from": resume}

@@ -1,19 +1,17 @@
 """Build report.md and a self-contained report.html from a study directory's stored files.
 
 Every number is recomputed from runs/*/samples.jsonl (loss curves from the stored training logs), so the
-report can be regenerated at any time and never depends on a live process or on scraped logs. Both outputs
-are rendered from the same list of blocks, so they cannot disagree.
+report can be regenerated at any time and never depends on a live process or on scraped logs. This module
+reads the study and decides the content, as a list of blocks; postfit.report_render draws the plots and renders
+the blocks as markdown and as HTML.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import logging
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,18 @@ import yaml
 from postfit import stats
 from postfit.errors import UserError
 from postfit.io import atomic_write_text, read_json, read_jsonl
+from postfit.report_render import (
+    Block,
+    Heading,
+    Para,
+    Plot,
+    Table,
+    bar_plot,
+    loss_plot,
+    render_html,
+    render_md,
+    runs_loss_plot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +77,14 @@ class Study:
 
     def groups(self) -> dict[tuple[str, str], list[Run]]:
         """(init, recipe) -> its runs sorted by seed, in the order the grid lists inits and recipes."""
+
         def rank(order: list, name: str) -> tuple[int, str]:
             return (order.index(name), "") if name in order else (len(order), name)
 
         out: dict[tuple[str, str], list[Run]] = {}
-        for run in sorted(self.runs, key=lambda r: (rank(self.grid("inits"), r.init),
-                                                    rank(self.grid("recipes"), r.recipe), r.seed)):
+        for run in sorted(
+            self.runs, key=lambda r: (rank(self.grid("inits"), r.init), rank(self.grid("recipes"), r.recipe), r.seed)
+        ):
             out.setdefault((run.init, run.recipe), []).append(run)
         return out
 
@@ -92,19 +104,19 @@ def load_study(out_dir: Path) -> Study:
             unevaluated.append(run_dir.name)
             continue
         meta = read_json(run_dir / "run.json")
-        runs.append(Run(name=meta.get("run", run_dir.name), init=meta["init"], recipe=meta["recipe"],
-                        seed=int(meta["seed"]), params=meta.get("params"),
-                        samples=read_jsonl(run_dir / "samples.jsonl"),
-                        train_log=_maybe(run_dir / "train_log.jsonl", read_jsonl) or []))
+        samples, train_log = read_jsonl(run_dir / "samples.jsonl"), _maybe(run_dir / "train_log.jsonl", read_jsonl)
+        name, params = meta.get("run", run_dir.name), meta.get("params")
+        runs.append(Run(name, meta["init"], meta["recipe"], int(meta["seed"]), params, samples, train_log or []))
     if not runs:
         raise UserError(f"{out_dir}: no run has a samples.jsonl yet; evaluate before reporting")
-    return Study(dir=out_dir, config=config, runs=runs, unevaluated=unevaluated,
-                 pretrain_log=_maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or [],
-                 base_meta=_maybe(out_dir / "base" / "meta.json", read_json),
-                 contamination=_maybe(out_dir / "data" / "contamination.json", read_json))
+    pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []
+    base_meta = _maybe(out_dir / "base" / "meta.json", read_json)
+    contamination = _maybe(out_dir / "data" / "contamination.json", read_json)
+    return Study(out_dir, config, runs, unevaluated, pretrain_log, base_meta, contamination)
 
 
 # ---- numbers --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -145,8 +157,8 @@ def group_drop(study: Study, runs: list[Run]) -> tuple[float, float, float] | No
     usable = [r for r in runs if all(stats.per_item_pass(r.samples, s) for s in ["id_test", *ood])]
     if not ood or not usable:
         return None
-    return stats.drop_ci(_per_seed(usable, "id_test", None), [_per_seed(usable, s, None) for s in ood],
-                         study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
+    id_scores, ood_scores = _per_seed(usable, "id_test", None), [_per_seed(usable, s, None) for s in ood]
+    return stats.drop_ci(id_scores, ood_scores, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
 
 
 def recovery(study: Study, recipe: str, split: str) -> dict | None:
@@ -156,44 +168,19 @@ def recovery(study: Study, recipe: str, split: str) -> dict | None:
     if not rand or not pre:
         return None
     seeds = sorted({r.seed for r in rand} & {r.seed for r in pre})
-    scores = [[stats.per_item_pass(next(r for r in g if r.seed == s).samples, split) for s in seeds]
-              for g in (rand, pre)]
+    by_seed = [{r.seed: r for r in g} for g in (rand, pre)]
+    scores = [[stats.per_item_pass(g[s].samples, split) for s in seeds] for g in by_seed]
     items = sorted(set.intersection(*(set(d) for g in scores for d in g))) if seeds else []
     if not items:
         return None
     num, den = ([np.array([d[i] for i in items]) for d in g] for g in scores)
     rng = np.random.default_rng(BOOT_SEED)
-    return {"ratio": stats.ratio_ci(num, den, study.n_boot, study.ci, rng), "random": np.mean([a.mean() for a in num]),
-            "pretrained": np.mean([a.mean() for a in den]), "n": len(items), "seeds": len(seeds)}
+    means = [float(np.mean([a.mean() for a in g])) for g in (num, den)]
+    ratio = stats.ratio_ci(num, den, study.n_boot, study.ci, rng)
+    return {"ratio": ratio, "random": means[0], "pretrained": means[1], "n": len(items), "seeds": len(seeds)}
 
 
-# ---- blocks -----------------------------------------------------------------------------------------------------
-
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Para:
-    text: str  # `code` spans are the only markup
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Plot:
-    name: str  # file stem under plots/
-    title: str
-    png: bytes
-
-
-Block = Heading | Para | Table | Plot
+# ---- tables -----------------------------------------------------------------------------------------------------
 
 
 def _pct(e: tuple[float, float, float], signed: bool = False) -> str:
@@ -203,10 +190,9 @@ def _pct(e: tuple[float, float, float], signed: bool = False) -> str:
 
 def estimate_table(study: Study, est: dict, with_drop: bool) -> Table:
     splits = [s for s in study.splits if any(s in row for row in est.values())]
-    header = ["init", "recipe", "seeds"]
-    for split in splits:
-        ns = {row[split].n for row in est.values() if split in row}
-        header.append(f"{split} (n={ns.pop()})" if len(ns) == 1 else split)
+    # n goes in the header when every row agrees (the normal case), else into each cell.
+    ns = {split: {row[split].n for row in est.values() if split in row} for split in splits}
+    header = ["init", "recipe", "seeds"] + [f"{s} (n={min(ns[s])})" if len(ns[s]) == 1 else s for s in splits]
     header += ["ID→OOD drop (pp)"] if with_drop else []
     groups = study.groups()
     rows = []
@@ -214,13 +200,18 @@ def estimate_table(study: Study, est: dict, with_drop: bool) -> Table:
         cells = [init, recipe, str(max(e.seeds for e in by_split.values()))]
         for split in splits:
             e = by_split.get(split)
-            cells.append("—" if e is None else _pct((e.value, e.lo, e.hi)) + ("" if "(n=" in header[len(cells)]
-                                                                               else f" (n={e.n})"))
+            n_note = "" if len(ns[split]) == 1 or e is None else f" (n={e.n})"
+            cells.append("—" if e is None else _pct((e.value, e.lo, e.hi)) + n_note)
         if with_drop:
             drop = group_drop(study, groups[(init, recipe)])
             cells.append("—" if drop is None else _pct(drop, signed=True))
         rows.append(cells)
     return Table(header, rows)
+
+
+RECOVERY_HEADER = "recipe|split|random pass@1 (%)|pretrained pass@1 (%)|ratio random/pretrained|n items|seeds".split(
+    "|"
+)
 
 
 def recovery_table(study: Study) -> Table | None:
@@ -230,68 +221,15 @@ def recovery_table(study: Study) -> Table | None:
             rec = recovery(study, recipe, split)
             if rec is None:
                 continue
-            ratio = ("undefined (pretrained score is 0)" if np.isnan(rec["ratio"][0])
-                     else "{:.2f} [{:.2f}, {:.2f}]".format(*rec["ratio"]))
-            rows.append([recipe, split, f"{100 * rec['random']:.1f}", f"{100 * rec['pretrained']:.1f}", ratio,
-                         str(rec["n"]), str(rec["seeds"])])
-    header = ["recipe", "split", "random pass@1 (%)", "pretrained pass@1 (%)", "ratio random/pretrained",
-              "n items", "seeds"]
-    return Table(header, rows) if rows else None
+            r = rec["ratio"]
+            ratio = "undefined (pretrained score is 0)" if np.isnan(r[0]) else f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]"
+            scores = [f"{100 * rec['random']:.1f}", f"{100 * rec['pretrained']:.1f}"]
+            rows.append([recipe, split, *scores, ratio, str(rec["n"]), str(rec["seeds"])])
+    return Table(RECOVERY_HEADER, rows) if rows else None
 
 
-# ---- plots (matplotlib imported only here, rendered with Agg, no pyplot global state) --------------------------
+# ---- assembling ---------------------------------------------------------------------------------------------------
 
-def _figure(width: float = 7.0, height: float = 4.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version string: reruns stay identical
-    return buf.getvalue()
-
-
-def loss_plot(title: str, curves: list[tuple[str, list[dict]]]) -> bytes | None:
-    """Loss vs step, one line per (label, log rows); None when no row holds a loss."""
-    fig = _figure()
-    ax = fig.subplots()
-    drawn = False
-    for label, rows in curves:
-        points = [(r["step"], r["loss"]) for r in rows if "loss" in r and "step" in r]
-        if points:
-            ax.plot(*zip(*points, strict=True), label=label, lw=1.5)
-            drawn = True
-    if not drawn:
-        return None
-    ax.set(xlabel="step", ylabel="training loss", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str], ci: float) -> bytes:
-    fig = _figure(max(7.0, 1.8 * len(est)), 4.5)
-    ax = fig.subplots()
-    x, width = np.arange(len(est)), 0.8 / len(splits)
-    for j, split in enumerate(splits):
-        cells = [row.get(split) for row in est.values()]
-        height = [100 * e.value if e else np.nan for e in cells]
-        err = [[100 * (e.value - e.lo) if e else 0.0 for e in cells], [100 * (e.hi - e.value) if e else 0.0
-                                                                          for e in cells]]
-        ax.bar(x + (j - (len(splits) - 1) / 2) * width, height, width, yerr=err, capsize=3, label=split)
-    ax.set_xticks(x, [f"{init}\n{recipe}" for init, recipe in est])
-    ax.set(ylabel=f"greedy pass@1 (%), {ci:.0%} CI", ylim=(0, 100), title="Greedy pass@1 by init × recipe")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncols=min(4, len(splits)), loc="upper right")
-    return _png(fig)
-
-
-# ---- assembling and rendering ------------------------------------------------------------------------------------
 
 def _number(v: object) -> str:
     if isinstance(v, bool) or not isinstance(v, int | float):
@@ -304,122 +242,98 @@ def _summary(study: Study) -> str:
     recipes = study.grid("recipes") or sorted({r.recipe for r in study.runs})
     seeds = study.grid("seeds") or sorted({r.seed for r in study.runs})
     params = sorted({r.params for r in study.runs if r.params is not None})
-    text = (f"Grid: {len(inits)} inits ({', '.join(map(str, inits))}) × {len(recipes)} recipes "
-            f"({', '.join(map(str, recipes))}) × {len(seeds)} seeds ({', '.join(map(str, seeds))}) = "
-            f"{len(inits) * len(recipes) * len(seeds)} planned runs, {len(study.runs)} evaluated. "
-            f"Model: {' / '.join(_number(p) for p in params) or 'unknown'} parameters (from run.json). "
-            f"Intervals are {study.ci:.0%} percentile bootstrap CIs with {study.n_boot} resamples, "
-            f"drawing seeds and then items within each seed.")
+    text = (
+        f"Grid: {len(inits)} inits ({', '.join(map(str, inits))}) × {len(recipes)} recipes "
+        f"({', '.join(map(str, recipes))}) × {len(seeds)} seeds ({', '.join(map(str, seeds))}) = "
+        f"{len(inits) * len(recipes) * len(seeds)} planned runs, {len(study.runs)} evaluated. "
+        f"Model: {' / '.join(_number(p) for p in params) or 'unknown'} parameters (from run.json). "
+        f"Intervals are {study.ci:.0%} percentile bootstrap CIs with {study.n_boot} resamples, "
+        f"drawing seeds and then items within each seed."
+    )
     if study.unevaluated:
         text += f" Not yet evaluated, left out: {', '.join(study.unevaluated)}."
     return text
 
 
-def build_blocks(study: Study) -> list[Block]:
-    ci = f"{study.ci:.0%}"
-    main = group_estimates(study)
-    blocks: list[Block] = [
-        Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1), Para(_summary(study)),
-        Heading("Greedy pass@1 (%)"),
-        Para(f"Rows pool the seeds of one init × recipe: mean over seeds of per-seed accuracy, {ci} CI in brackets, "
-             "n = items per split. ID→OOD drop = id_test minus the mean of the ood_* splits, in percentage "
-             "points, with the seeds paired."),
-        estimate_table(study, main, with_drop=True)]
-    for k in sorted({int(k) for k in (study.config.get("eval") or {}).get("k") or [] if int(k) > 1}):
-        est = group_estimates(study, k)
-        if est:
-            blocks += [Heading(f"pass@{k} (%)"),
-                       Para(f"Unbiased pass@{k} per item from the sampled completions, then as above."),
-                       estimate_table(study, est, with_drop=False)]
-    rec = recovery_table(study)
-    if rec is not None:
-        blocks += [Heading("Recovery ratio"),
-                   Para(f"Random-init greedy pass@1 divided by pretrained greedy pass@1 for the same recipe, on the "
-                        f"items and seeds both share; {ci} CI from a bootstrap paired by seed and item."), rec]
-    blocks += [Heading("Training loss")]
-    for recipe in dict.fromkeys(r.recipe for runs in study.groups().values() for r in runs):
-        runs = [r for runs in study.groups().values() for r in runs if r.recipe == recipe and r.train_log]
-        png = loss_plot(f"Post-training loss: {recipe}", [(f"{r.init} s{r.seed}", r.train_log) for r in runs])
+def _loss_blocks(study: Study) -> list[Block]:
+    blocks: list[Block] = []
+    for recipe in dict.fromkeys(recipe for _, recipe in study.groups()):
+        runs = [r for (_, rec), runs in study.groups().items() if rec == recipe for r in runs if r.train_log]
+        png = runs_loss_plot(f"Post-training loss: {recipe}", runs)
         if png:
             blocks.append(Plot(f"loss_{re.sub(r'[^A-Za-z0-9_.-]+', '_', recipe)}", f"Training loss, {recipe}", png))
-    png = loss_plot("Pre-training loss", [("pretrain", study.pretrain_log)]) if study.pretrain_log else None
+    png = loss_plot("Pre-training loss", [("pretrain", study.pretrain_log, {})]) if study.pretrain_log else None
     if png:
         blocks.append(Plot("pretrain_loss", "Pre-training loss", png))
     if study.base_meta:
-        blocks += [Para("Pre-training (base/meta.json):"),
-                   Table(["quantity", "value"], [[k, _number(v)] for k, v in sorted(study.base_meta.items())])]
+        meta_rows = [[k, _number(v)] for k, v in sorted(study.base_meta.items())]
+        blocks += [Para("Pre-training (base/meta.json):"), Table(["quantity", "value"], meta_rows)]
+    return [Heading("Training loss"), *blocks] if blocks else []
+
+
+def _contamination_blocks(c: dict) -> list[Block]:
+    rows = [[str(p.get("source")), str(p.get("split")), _number(p.get("overlapping")), _number(p.get("total")),
+             f"{100 * p['overlapping'] / p['total']:.1f}" if p.get("total") else "—"]
+            for p in c.get("pairs", [])]  # fmt: skip
+    text = f"Evaluation items that share a word {c.get('n')}-gram with each training source "
+    text += f"(pre-training corpus: {c.get('corpus')})."
+    header = ["source", "split", "overlapping", "total", "overlapping (%)"]
+    return [Heading("Contamination"), Para(text), Table(header, rows)]
+
+
+def build_blocks(study: Study) -> list[Block]:
+    """The report's content, in order, as blocks that render_md and render_html both draw from."""
+    ci = f"{study.ci:.0%}"
+    main = group_estimates(study)
+    description = str(study.config.get("description") or "").strip()
+    blocks: list[Block] = [Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1)]
+    blocks += [Para(description)] if description else []
+    blocks += [
+        Para(_summary(study)),
+        Heading("Greedy pass@1 (%)"),
+        Para(
+            f"Rows pool the seeds of one init × recipe: mean over seeds of per-seed accuracy, {ci} CI in brackets, "
+            "n = items per split. ID→OOD drop = id_test minus the mean of the ood_* splits, in percentage "
+            "points, with the seeds paired."
+        ),
+        estimate_table(study, main, with_drop=True),
+    ]
+    # "pass@1" names the greedy metric, so a sampled pass@1 (k=1) gets no table of its own.
+    for k in sorted({int(k) for k in (study.config.get("eval") or {}).get("k") or [] if int(k) > 1}):
+        est = group_estimates(study, k)
+        if est:
+            text = f"Unbiased pass@{k} per item from the sampled completions, then pooled as above."
+            blocks += [Heading(f"pass@{k} (%)"), Para(text), estimate_table(study, est, with_drop=False)]
+    rec = recovery_table(study)
+    if rec is not None:
+        text = "Random-init greedy pass@1 divided by pretrained greedy pass@1 for the same recipe, on the items and "
+        text += f"seeds both share; {ci} CI from a bootstrap paired by seed and item."
+        blocks += [Heading("Recovery ratio"), Para(text), rec]
+    blocks += _loss_blocks(study)
     if main:
-        blocks += [Heading("Greedy pass@1 by split"),
-                   Plot("pass1_bars", "Greedy pass@1 by split", bar_plot(main, study.splits, study.ci))]
+        bars = bar_plot(main, study.splits, study.ci)
+        blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
     if study.contamination:
-        c = study.contamination
-        rows = [[str(p.get("source")), str(p.get("split")), _number(p.get("overlapping")), _number(p.get("total")),
-                 f"{100 * p['overlapping'] / p['total']:.1f}" if p.get("total") else "—"] for p in c.get("pairs", [])]
-        blocks += [Heading("Contamination"),
-                   Para(f"Items sharing an n-gram (n={c.get('n')}) with the other side (corpus: {c.get('corpus')})."),
-                   Table(["source", "split", "overlapping", "total", "overlapping (%)"], rows)]
-    blocks.append(Para(f"Provenance: every number above comes from `{study.dir}/runs/*/samples.jsonl` (loss "
-                       f"curves from the stored training logs); regenerate with `postfit report {study.dir}`."))
-    return blocks
-
-
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def render_md(blocks: list[Block]) -> str:
-    parts = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            parts.append("#" * b.level + " " + b.text)
-        elif isinstance(b, Para):
-            parts.append(b.text)
-        elif isinstance(b, Table):
-            parts.append("\n".join([_md_row(b.header), _md_row(["---"] * len(b.header)), *map(_md_row, b.rows)]))
-        else:
-            parts.append(f"![{b.title}](plots/{b.name}.png)")
-    return "\n\n".join(parts) + "\n"
-
-
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}"
-        "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem}"
-        "th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}img{max-width:100%}"
-        "code{background:#f3f3f3;padding:0 .2rem}")
-
-
-def _inline(text: str) -> str:
-    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
-
-
-def render_html(blocks: list[Block]) -> str:
-    title = next((b.text for b in blocks if isinstance(b, Heading)), "postfit report")
-    body = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            body.append(f"<h{b.level}>{_inline(b.text)}</h{b.level}>")
-        elif isinstance(b, Para):
-            body.append(f"<p>{_inline(b.text)}</p>")
-        elif isinstance(b, Table):
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in b.header)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        else:
-            data = base64.b64encode(b.png).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(b.title)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(b.title)}</figcaption></figure>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+        blocks += _contamination_blocks(study.contamination)
+    text = f"Provenance: every number above comes from `{study.dir}/runs/*/samples.jsonl` (loss curves from the "
+    text += f"stored training logs); regenerate with `postfit report {study.dir}`."
+    return [*blocks, Para(text)]
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Like postfit.io.atomic_write_text, for bytes: the file appears whole or not at all, with 0666 & ~umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # Created by os.open with 0o666 rather than mkstemp (0600), so the umask alone sets the permissions.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

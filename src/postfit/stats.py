@@ -226,6 +226,15 @@ def run_results(run: dict, samples: list[dict], ks: list[int], n_boot: int, ci: 
                 continue
             values = np.array([per_item[i] for i in sorted(per_item)])
             value, lo, hi = bootstrap_ci([values], n_boot, ci, rng=np.random.default_rng(0))
-            rows.append({**base, "split": split, "metric": metric, "value": value, "n": int(values.size),
-                         "ci_low": lo, "ci_high": hi})
+            rows.append(
+                {
+                    **base,
+                    "split": split,
+                    "metric": metric,
+                    "value": value,
+                    "n": int(values.size),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
     return rows

@@ -1,0 +1,3 @@
+from postfit.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""Study files: built-ins validate; bad files exit 2 naming the file and the key, writing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, postfit
+
+from postfit.config import builtin_studies, load_study, options_markdown, parse_study
+from postfit.errors import UserError
+
+
+def _smoke() -> dict:
+    return yaml.safe_load(builtin_studies()["smoke"].read_text())
+
+
+def test_builtin_studies_validate():
+    assert {"default", "smoke"} <= set(builtin_studies())
+    for name in builtin_studies():
+        study, path = load_study(name)
+        assert study.name == name and path.is_file()
+
+
+def _set(data: dict, dotted: str, value) -> dict:
+    node = data
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    node[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("sft.stepz", 10, "sft.stepz: unknown key"),
+        ("sft.steps", "many", "sft.steps: Input should be a valid integer"),
+        ("sft.steps", 0, "sft.steps: Input should be greater than 0"),
+        ("model.preset", "giant", "model.preset: unknown preset 'giant'"),
+        ("grid.inits", ["pretrained", "warm"], "grid.inits[1]: Input should be 'pretrained' or 'random'"),
+        ("eval.k", [8], "eval: k values [8] must lie in 1..samples"),
+        ("tasks.train.0.name", "no_such_task", "tasks.train[0]: unknown reasoning-gym task 'no_such_task'"),
+        ("tasks.train.0.config", {"min_termz": 2}, "tasks.train[0]: reasoning-gym rejects config"),
+        ("tasks.target", "essay", "tasks.target: Input should be 'trace' or 'answer'"),
+    ],
+)
+def test_bad_values_name_the_key(key, value, expected):
+    with pytest.raises(UserError) as exc:
+        parse_study(_set(_smoke(), key, value), "study.yaml")
+    assert str(exc.value).startswith("study.yaml: invalid study file")
+    assert expected in str(exc.value)
+
+
+def test_trace_target_needs_a_tracer():
+    data = _set(_smoke(), "tasks.train.0", {"name": "products", "config": {"max_digits": 1}})
+    with pytest.raises(UserError, match="tasks: target `trace` needs a step writer for \\['products'\\]"):
+        parse_study(data, "s.yaml")
+
+
+def test_missing_required_key():
+    data = _smoke()
+    del data["tasks"]
+    with pytest.raises(UserError, match="tasks: required key is missing"):
+        parse_study(data, "s.yaml")
+
+
+def test_cli_bad_study_exits_2_and_writes_nothing(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_set(_smoke(), "sft.learning_rat", 0.1)))
+    out = tmp_path / "out"
+    proc = postfit("run", str(bad), "--out", str(out), check=False)
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr and "sft.learning_rat: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_yaml_syntax_error_names_line(tmp_path: Path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\nmodel: {preset: nano\n")
+    proc = postfit("run", str(bad), "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2 and "broken.yaml: line 3" in proc.stderr.replace("\n", " ")
+
+
+def test_cli_unknown_study_name_lists_builtins(tmp_path: Path):
+    proc = postfit("run", "nonexistent", "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2 and "['default', 'smoke']" in proc.stderr.replace("\n", " ")
+
+
+def test_readme_option_table_is_generated_from_the_models():
+    readme = (ROOT / "README.md").read_text()
+    assert options_markdown() in readme, "README's option table is stale: paste `postfit options` into it"

@@ -1,0 +1,29 @@
+"""The pre-training corpus shares no task prompt; planted overlaps are found."""
+
+from __future__ import annotations
+
+from postfit.config import load_study
+from postfit.contamination import overlapping_items
+from postfit.corpus import corpus_documents
+from postfit.tasks import make_splits
+
+
+def test_stdlib_corpus_shares_no_task_prompt():
+    study = load_study("default")[0]
+    cfg = study.pretrain
+    docs = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+    assert sum(map(len, docs)) >= 3_000_000
+    splits = make_splits(study.tasks)
+    for name, items in splits.items():
+        assert overlapping_items(docs, {it["id"]: it["question"] for it in items}) == [], name
+
+
+def test_planted_overlap_is_found():
+    items = {"a": "State the final answer to the following arithmetic problem: 41 + 7 - 3 =", "b": "Calculate 5 - 3."}
+    clean = ["def f(x):\n    return x + 1\n", "The quick brown fox."]
+    assert overlapping_items(clean, items) == []
+    planted = clean + ["# Example: state the final answer to the following arithmetic problem: 41 + 7 - 3 = 45"]
+    assert overlapping_items(planted, items) == ["a"]
+    # A short item counts only if its whole word sequence occurs.
+    assert overlapping_items(["calculate 5 - 3 ."], items) == ["b"]
+    assert overlapping_items(["calculate 5 - 4 ."], items) == []

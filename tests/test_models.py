@@ -1,0 +1,64 @@
+"""postfit's own tokenizer and pre-training; pre-trained and random variants share the architecture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from postfit.config import PretrainConfig
+from postfit.models import build_variant
+from postfit.pretrain import ensure_base
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    cfg = PretrainConfig(tokens=30_000, seq_len=64, batch_size=8, tokenizer_chars=200_000, checkpoint_steps=1000)
+    return ensure_base(cfg, "nano", "qwen3", tmp_path_factory.mktemp("base"), need_weights=True)
+
+
+def test_plain_transformers_loads_the_pretrained_model(base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base["pretrained"])
+    model = AutoModelForCausalLM.from_pretrained(base["pretrained"])
+    assert model.config.model_type == "qwen3" and model.config.vocab_size == len(tok)
+    # Digits are single tokens, so numbers are spelled out digit by digit.
+    assert tok.tokenize("x = 12345") [-5:] == list("12345")
+    text = tok.apply_chat_template([{"role": "user", "content": "1 + 2 ="}], add_generation_prompt=True, tokenize=False)
+    assert text == "<|user|>1 + 2 =<|end|><|assistant|>"
+    assert tok.decode(tok("def f(x):\n    return 42")["input_ids"]) == "def f(x):\n    return 42"
+
+
+def test_pretraining_lowered_the_loss(base):
+    import json
+
+    log = [json.loads(line) for line in (base["pretrained"].parent / "pretrain_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) >= 5 and losses[-1] < 0.8 * losses[0]
+
+
+def test_variants_share_architecture_not_weights(base):
+    pre = build_variant(base["pretrained"], "pretrained", seed=0)
+    rnd = build_variant(base["random"], "random", seed=0)
+    assert pre.config_hash == rnd.config_hash and pre.params == rnd.params > 0
+    pre_w, rnd_w = pre.model.state_dict(), rnd.model.state_dict()
+    assert {k: v.shape for k, v in pre_w.items()} == {k: v.shape for k, v in rnd_w.items()}
+    differing = [k for k in pre_w if not torch.equal(pre_w[k], rnd_w[k])]
+    # Every weight matrix differs (norm weights start at 1.0 in both, so they may coincide).
+    assert all(k in differing for k in pre_w if pre_w[k].dim() == 2)
+
+
+def test_random_init_is_seeded(base):
+    a = build_variant(base["random"], "random", seed=3).model.state_dict()
+    b = build_variant(base["random"], "random", seed=3).model.state_dict()
+    c = build_variant(base["random"], "random", seed=4).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_missing_hub_model_is_a_clear_error(monkeypatch):
+    from postfit.errors import UserError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="'no-such-org/no-such-model' is neither a local directory nor in the local"):
+        build_variant("no-such-org/no-such-model", "pretrained", seed=0)

@@ -1,0 +1,169 @@
+"""The report: built from a synthetic study directory's stored files only (no model is trained)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from postfit.report import write_report
+
+SPLITS = ["id_test", "ood_harder", "ood_family", "ood_format"]
+N_ITEMS, N_SAMPLES, SEEDS = 20, 4, [0, 1]
+# Correct greedy items out of N_ITEMS per (init, recipe) and split, the same for every seed.
+RATES = {
+    ("pretrained", "none"): [10, 6, 4, 0],
+    ("pretrained", "sft"): [15, 12, 10, 8],
+    ("random", "none"): [0, 0, 0, 0],
+    ("random", "sft"): [6, 3, 2, 1],
+}
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _samples(init: str, recipe: str, seed: int) -> list[dict]:
+    rows = []
+    for s, split in enumerate(SPLITS):
+        for i in range(N_ITEMS):
+            # Which items are right rotates with the seed; how many does not.
+            greedy = (i + 5 * seed) % N_ITEMS < RATES[init, recipe][s]
+            base = {"split": split, "item": f"{split}-{i}", "prompt": "q", "reference": "1", "score": 0.0}
+            rows.append({**base, "sample": -1, "completion": "1", "answer": "1", "correct": greedy})
+            for j in range(N_SAMPLES):
+                ok = greedy and j < 2 or (i + j) % 7 == 0
+                rows.append({**base, "sample": j, "completion": "x", "answer": None, "correct": ok})
+    return rows
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "study"
+    (d / "runs").mkdir(parents=True)
+    config = {"name": "synthetic", "grid": {"inits": ["pretrained", "random"], "recipes": ["none", "sft"],
+                                            "seeds": SEEDS},
+              "eval": {"k": [1, 4]}, "report": {"bootstrap": 200, "ci": 0.95}}  # fmt: skip
+    (d / "study.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    for (init, recipe), seed in ((key, seed) for key in RATES for seed in SEEDS):
+        run_dir = d / "runs" / f"{init}-{recipe}-s{seed}"
+        run_dir.mkdir()
+        meta = {"run": run_dir.name, "init": init, "recipe": recipe, "seed": seed, "params": 2012345,
+                "config_hash": "ab12"}  # fmt: skip
+        (run_dir / "run.json").write_text(json.dumps(meta), encoding="utf-8")
+        _write_jsonl(run_dir / "samples.jsonl", _samples(init, recipe, seed))
+        # A stale results.jsonl with nonsense values: the report must not read it.
+        _write_jsonl(run_dir / "results.jsonl", [{**meta, "split": "id_test", "metric": "pass@1", "value": 0.987}])
+        if recipe == "sft":
+            log = [{"step": s, "loss": 3.0 / (1 + s / 20) + seed * 0.1, "learning_rate": 1e-3, "epoch": s / 100}
+                   for s in range(10, 110, 10)]  # fmt: skip
+            _write_jsonl(run_dir / "train_log.jsonl", [*log, {"train_runtime": 12.0, "train_loss": 1.5}])
+    (d / "base").mkdir()
+    _write_jsonl(d / "base" / "pretrain_log.jsonl", [{"step": s, "loss": 6.0 - s / 100} for s in range(0, 500, 50)])
+    (d / "base" / "meta.json").write_text(json.dumps({"tokens": 1500000, "tokens_per_s": 6000.0}), encoding="utf-8")
+    (d / "data").mkdir()
+    pairs = [{"source": "pretrain corpus", "split": s, "overlapping": 1, "total": N_ITEMS} for s in SPLITS]
+    (d / "data" / "contamination.json").write_text(json.dumps({"n": 13, "corpus": "stdlib", "pairs": pairs}))
+    return d
+
+
+def _table_row(md: str, section: str, first_cells: list[str]) -> list[str]:
+    """Cells of the first table row under heading `section` whose leading cells are `first_cells`."""
+    text = md.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[: len(first_cells)] == first_cells:
+            return cells
+    raise AssertionError(f"no row {first_cells} under {section!r}")
+
+
+def _greedy_mean(study_dir: Path, init: str, recipe: str, split: str) -> float:
+    per_seed = []
+    for seed in SEEDS:
+        rows = [
+            json.loads(line)
+            for line in (study_dir / "runs" / f"{init}-{recipe}-s{seed}" / "samples.jsonl").read_text().splitlines()
+        ]
+        greedy = [r["correct"] for r in rows if r["split"] == split and r["sample"] == -1]
+        per_seed.append(sum(greedy) / len(greedy))
+    return sum(per_seed) / len(per_seed)
+
+
+def test_report_files_and_main_table(study_dir: Path) -> None:
+    md_path, html_path = write_report(study_dir)
+    assert md_path == study_dir / "report.md" and html_path == study_dir / "report.html"
+    md = md_path.read_text()
+    assert md.startswith("# postfit study: synthetic")
+    assert "2,012,345 parameters" in md
+    row = _table_row(md, "Greedy pass@1 (%)", ["pretrained", "sft"])
+    assert row[2] == "2"  # seeds
+    expected = 100 * _greedy_mean(study_dir, "pretrained", "sft", "id_test")
+    assert expected == pytest.approx(75.0)
+    assert row[3].startswith(f"{expected:.1f} [")
+    assert "id_test (n=20)" in md
+    assert "98.7" not in md
+    # ID→OOD drop: 75 - mean(60, 50, 40) = +25 pp
+    assert row[-1].startswith("+25.0 [")
+    # pass@4 table exists; K=1 does not get a sampled table (pass@1 means greedy)
+    assert "## pass@4 (%)" in md and "## pass@1 (%)" not in md
+    assert "![Greedy pass@1 by split](plots/pass1_bars.png)" in md
+    for name in ("pass1_bars", "loss_sft", "pretrain_loss"):
+        assert (study_dir / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert "## Contamination" in md and "| pretrain corpus | ood_family | 1 | 20 | 5.0 |" in md
+    assert "regenerate with `postfit report" in md
+
+
+def test_recovery_ratio(study_dir: Path) -> None:
+    md = write_report(study_dir)[0].read_text()
+    sft = _table_row(md, "Recovery ratio", ["sft", "id_test"])
+    assert sft[2:4] == ["30.0", "75.0"]
+    assert sft[4].startswith("0.40 [")
+    assert _table_row(md, "Recovery ratio", ["none", "ood_format"])[4] == "undefined (pretrained score is 0)"
+    assert _table_row(md, "Recovery ratio", ["none", "id_test"])[4].startswith("0.00 [")
+
+
+def test_html_is_self_contained(study_dir: Path) -> None:
+    html = write_report(study_dir)[1].read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
+    assert "<link" not in html and "<script" not in html
+    assert "<td>pretrained</td>" in html
+
+
+def test_report_is_deterministic(study_dir: Path) -> None:
+    md1 = write_report(study_dir)[0].read_bytes()
+    html1 = (study_dir / "report.html").read_bytes()
+    md2 = write_report(study_dir)[0].read_bytes()
+    assert md1 == md2
+    assert html1 == (study_dir / "report.html").read_bytes()
+
+
+def test_report_reads_samples(study_dir: Path) -> None:
+    before = _table_row(write_report(study_dir)[0].read_text(), "Greedy pass@1 (%)", ["random", "sft"])
+    path = study_dir / "runs" / "random-sft-s0" / "samples.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    target = next(r for r in rows if r["split"] == "id_test" and r["sample"] == -1 and not r["correct"])
+    target["correct"] = True
+    _write_jsonl(path, rows)
+    after = _table_row(write_report(study_dir)[0].read_text(), "Greedy pass@1 (%)", ["random", "sft"])
+    assert before[3].startswith("30.0 [")
+    assert after[3].startswith(f"{100 * _greedy_mean(study_dir, 'random', 'sft', 'id_test'):.1f} [")
+    assert after[3].startswith("32.5 [")  # (7/20 + 6/20) / 2
+    assert after[4:] != before[4:] or after[3] != before[3]
+
+
+def test_missing_optional_files_and_runs(study_dir: Path) -> None:
+    for path in [
+        study_dir / "data" / "contamination.json",
+        study_dir / "base" / "meta.json",
+        study_dir / "base" / "pretrain_log.jsonl",
+        study_dir / "runs" / "random-none-s1" / "samples.jsonl",
+    ]:
+        path.unlink()
+    md = write_report(study_dir)[0].read_text()
+    assert "## Contamination" not in md and "pretrain_loss" not in md
+    assert "Not yet evaluated, left out: random-none-s1." in md
+    assert _table_row(md, "Greedy pass@1 (%)", ["random", "none"])[2] == "1"

@@ -1,0 +1,149 @@
+"""Statistics: the pass@k estimator, bootstrap intervals and the per-run results rows."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from postfit.stats import (
+    bootstrap_ci,
+    drop_ci,
+    paired_diff_ci,
+    pass_at_k,
+    per_item_pass,
+    ratio_ci,
+    run_results,
+    samples_per_item,
+)
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [(5, 2, 1, 0.4), (4, 4, 4, 1.0), (5, 0, 3, 0.0), (5, 1, 2, 0.4), (10, 9, 2, 1.0), (4, 2, 4, 1.0)],
+)
+def test_pass_at_k_exact(n: int, c: int, k: int, expected: float) -> None:
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(6, 2, 3), (7, 3, 2), (8, 1, 5), (5, 4, 1), (9, 0, 4)])
+def test_pass_at_k_matches_subset_enumeration(n: int, c: int, k: int) -> None:
+    correct = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    brute = sum(any(correct[i] for i in s) for s in subsets) / len(subsets)
+    assert pass_at_k(n, c, k) == pytest.approx(brute, abs=1e-12)
+
+
+def test_pass_at_k_large_n_is_stable() -> None:
+    # The literal binomial formula overflows floats here; the product form must not.
+    assert pass_at_k(2000, 1, 1000) == pytest.approx(0.5)
+    assert math.isfinite(pass_at_k(5000, 10, 100))
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(3, 1, 4), (3, 4, 1), (3, 1, 0)])
+def test_pass_at_k_rejects_bad_arguments(n: int, c: int, k: int) -> None:
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, k)
+
+
+def test_bootstrap_ci_covers_true_mean_at_nominal_rate() -> None:
+    rng = np.random.default_rng(123)
+    p, hits, trials = 0.3, 0, 200
+    for _ in range(trials):
+        data = (rng.random(60) < p).astype(float)
+        _, lo, hi = bootstrap_ci([data], n_boot=400, ci=0.95, rng=rng)
+        hits += lo <= p <= hi
+    assert 0.88 <= hits / trials <= 0.99
+
+
+def test_bootstrap_ci_point_estimate_and_determinism() -> None:
+    seeds = [np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0])]
+    est, lo, hi = bootstrap_ci(seeds)
+    assert est == pytest.approx((0.75 + 0.0) / 2)  # mean of per-seed means, not of pooled items
+    assert lo <= est <= hi
+    assert bootstrap_ci(seeds) == (est, lo, hi)  # default rng is seeded
+
+
+def test_bootstrap_ci_widens_with_seed_variance() -> None:
+    rng = np.random.default_rng(0)
+    items = (rng.random(100) < 0.5).astype(float)
+    same = [items, items, items]
+    spread = [np.clip(items + d, 0, 1) for d in (-0.4, 0.0, 0.4)]
+    _, lo1, hi1 = bootstrap_ci(same)
+    _, lo2, hi2 = bootstrap_ci(spread)
+    assert hi2 - lo2 > 1.5 * (hi1 - lo1)
+
+
+def test_paired_diff_narrower_than_unpaired_when_correlated() -> None:
+    rng = np.random.default_rng(1)
+    a = (rng.random(200) < 0.5).astype(float)
+    b = a.copy()
+    b[rng.choice(200, 10, replace=False)] = 0.0  # b = a with a few extra failures: strongly correlated
+    est, lo, hi = paired_diff_ci([a], [b])
+    unpaired_est, ulo, uhi = drop_ci([a], [[b]])  # items resampled independently per condition
+    assert est == pytest.approx(a.mean() - b.mean()) == pytest.approx(unpaired_est)
+    assert lo <= est <= hi
+    assert hi - lo < 0.5 * (uhi - ulo)
+
+
+def test_paired_diff_rejects_misaligned_items() -> None:
+    with pytest.raises(ValueError):
+        paired_diff_ci([np.ones(3)], [np.ones(4)])
+
+
+def test_ratio_ci_value_and_zero_denominator() -> None:
+    num, den = [np.array([1.0, 0.0, 1.0, 0.0])], [np.array([1.0, 1.0, 1.0, 0.0])]
+    est, lo, hi = ratio_ci(num, den)
+    assert est == pytest.approx(0.5 / 0.75)
+    assert lo <= est <= hi
+    assert all(math.isnan(x) for x in ratio_ci([np.ones(5)], [np.zeros(5)]))
+    # Most resamples of a single success among 30 have a zero denominator: they are dropped, not inf.
+    est, lo, hi = ratio_ci([np.r_[1.0, np.zeros(29)]], [np.r_[1.0, np.zeros(29)]])
+    assert est == 1.0 and lo == 1.0 and hi == 1.0
+
+
+def _rows(split: str, item: str, greedy: bool, sampled: list[bool]) -> list[dict]:
+    out = [{"split": split, "item": item, "sample": -1, "correct": greedy}]
+    return out + [{"split": split, "item": item, "sample": j, "correct": c} for j, c in enumerate(sampled)]
+
+
+def test_run_results_rows() -> None:
+    samples = (
+        _rows("ood_harder", "x", True, [True, False])
+        + _rows("ood_harder", "y", False, [False, False])
+        + _rows("id_test", "a", True, [True, True, False, False])
+        + _rows("id_test", "b", False, [False] * 4)
+        + _rows("zzz", "q", True, [])
+        + _rows("alpha", "q", False, [])
+    )
+    run = {"run": "pretrained-sft-s0", "init": "pretrained", "recipe": "sft", "seed": 0, "params": 10}
+    rows = run_results(run, samples, ks=[1, 2, 4], n_boot=200, ci=0.95)
+    got = [(r["split"], r["metric"]) for r in rows]
+    assert got == [
+        ("id_test", "pass@1"), ("id_test", "pass@2"), ("id_test", "pass@4"),
+        ("ood_harder", "pass@1"), ("ood_harder", "pass@2"),  # only 2 samples per item: no pass@4
+        ("alpha", "pass@1"), ("zzz", "pass@1"),
+    ]  # fmt: skip
+    by = {(r["split"], r["metric"]): r for r in rows}
+    assert by["id_test", "pass@1"]["value"] == pytest.approx(0.5)
+    assert by["id_test", "pass@2"]["value"] == pytest.approx((1 - 1 / 6 + 0) / 2)
+    assert by["id_test", "pass@4"]["value"] == pytest.approx(0.5)
+    assert by["ood_harder", "pass@2"]["value"] == pytest.approx(0.5)
+    for r in rows:
+        assert r["ci_low"] <= r["value"] <= r["ci_high"]
+        assert {k: r[k] for k in ("run", "init", "recipe", "seed")} == {
+            k: run[k] for k in ("run", "init", "recipe", "seed")
+        }
+    assert by["id_test", "pass@1"]["n"] == 2 and by["zzz", "pass@1"]["n"] == 1
+
+
+def test_per_item_helpers_and_duplicates() -> None:
+    samples = _rows("id_test", "a", True, [True, False, False]) + _rows("id_test", "b", False, [True, True, True])
+    assert per_item_pass(samples, "id_test") == {"a": 1.0, "b": 0.0}
+    assert per_item_pass(samples, "id_test", 1) == pytest.approx({"a": 1 / 3, "b": 1.0})
+    assert samples_per_item(samples, "id_test") == 3
+    assert samples_per_item(samples, "ood_family") == 0
+    with pytest.raises(ValueError, match="two greedy"):
+        per_item_pass(samples + _rows("id_test", "a", False, []), "id_test")

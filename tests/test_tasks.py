@@ -1,0 +1,89 @@
+"""Splits are reproducible and disjoint; traces and reference answers verify; the answer extractor."""
+
+from __future__ import annotations
+
+import pytest
+
+from postfit.config import TasksConfig, load_study
+from postfit.errors import UserError
+from postfit.tasks import TRACERS, left_to_right_trace, make_splits
+from postfit.verify import extract_answer, is_correct, score
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits(load_study("default")[0].tasks)
+
+
+def test_splits_are_disjoint(splits):
+    norm = {name: {" ".join(it["question"].split()).lower() for it in items} for name, items in splits.items()}
+    # No question of train/id_test/ood_harder/ood_family appears in another of them.
+    names = ["train", "id_test", "ood_harder", "ood_family"]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not norm[a] & norm[b], f"{a} and {b} share questions"
+    # ood_format is id_test under another wording: same questions, different prompts, none seen in training.
+    assert norm["ood_format"] == norm["id_test"]
+    train_prompts = {it["prompt"] for it in splits["train"]}
+    for name in ["id_test", "ood_harder", "ood_family", "ood_format"]:
+        assert not train_prompts & {it["prompt"] for it in splits[name]}
+    ids = [it["id"] for items in splits.values() for it in items]
+    assert len(ids) == len(set(ids))
+
+
+def test_split_sizes_and_reproducibility(splits):
+    tasks = load_study("default")[0].tasks
+    assert len(splits["train"]) == tasks.train_size
+    assert all(len(splits[s]) == tasks.test_size for s in ["id_test", "ood_harder", "ood_family", "ood_format"])
+    assert make_splits(tasks) == splits
+
+
+def test_harder_split_is_harder(splits):
+    assert {it["metadata"]["num_terms"] for it in splits["id_test"]} <= {2, 3}
+    assert {it["metadata"]["num_terms"] for it in splits["ood_harder"]} == {4}
+    assert {it["task"] for it in splits["ood_family"]} == {"basic_arithmetic"}
+
+
+def test_every_reference_answer_and_trace_verifies(splits):
+    for name, items in splits.items():
+        for it in items:
+            assert is_correct(score(it, f"Answer: {it['answer']}")[1]), (name, it)
+            assert not is_correct(score(it, f"Answer: {int(it['answer']) + 1}")[1])
+            if name != "train" and it["task"] in TRACERS:  # a trace must end in the reference answer
+                trace = TRACERS[it["task"]](it)
+                assert trace is not None and is_correct(score(it, trace)[1])
+    for it in splits["train"]:
+        assert is_correct(score(it, it["target"])[1])
+
+
+def test_trace_literal():
+    item = {"answer": "15", "metadata": {"expression": "12 + 7 - 4"}}
+    assert left_to_right_trace(item) == "12 + 7 = 19; 19 - 4 = 15. Answer: 15"
+    assert left_to_right_trace({"answer": "14", "metadata": {"expression": "2 * 7"}}) is None
+    assert left_to_right_trace({"answer": "3", "metadata": {"expression": "( 1 + 2 )"}}) is None
+
+
+def test_too_few_distinct_items_is_a_user_error():
+    tasks = TasksConfig.model_validate(
+        {"train": [{"name": "chain_sum", "config": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}],
+         "train_size": 500, "test_size": 10}  # fmt: skip
+    )
+    with pytest.raises(UserError, match=r"tasks.train\[0\]: task 'chain_sum' .* yields only"):
+        make_splits(tasks)
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("12 + 7 = 19. Answer: 19", "19"),
+        ("Answer: 19.", "19"),
+        ("Answer:   -3  ", "-3"),
+        ("Answer: 1\nwait\nAnswer: 2", "2"),
+        ("the answer is 19", None),
+        ("Answer:", None),
+        ("Answer: \n", None),
+        ("", None),
+    ],
+)
+def test_extract_answer(completion, expected):
+    assert extract_answer(completion) == expected

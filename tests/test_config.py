@@ -28,7 +28,7 @@ def _set(data: dict, dotted: str, value) -> dict:
     *parents, last = dotted.split(".")
     for p in parents:
         node = node[int(p)] if isinstance(node, list) else node[p]
-    node[last] = value
+    node[int(last) if isinstance(node, list) else last] = value
     return data
 
 

@@ -77,7 +77,7 @@ class TaskSpec(Strict):
 
     name: str = Field(description="reasoning-gym dataset name, e.g. `chain_sum`.")
     config: dict = Field(default_factory=dict, description="reasoning-gym config for the in-distribution items.")
-    harder: dict | None = Field(None, description="Config overrides for the `ood_harder` split (same family).")
+    harder: dict | None = Field(None, description="Config overrides for the `ood_harder` split (same family; read for train tasks only).")
 
     @model_validator(mode="after")
     def _buildable(self) -> TaskSpec:

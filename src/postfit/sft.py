@@ -48,7 +48,7 @@ def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Pa
         completion_only_loss=True,
         packing=False,
         # TRL's defaults suit billion-parameter models on GPUs; tiny models train faster without them.
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items), processing_class=tokenizer)

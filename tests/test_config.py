@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, postfit
 
+from conftest import ROOT, postfit
 from postfit.config import builtin_studies, load_study, options_markdown, parse_study
 from postfit.errors import UserError
 

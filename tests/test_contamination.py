@@ -27,3 +27,20 @@ def test_planted_overlap_is_found():
     # A short item counts only if its whole word sequence occurs.
     assert overlapping_items(["calculate 5 - 3 ."], items) == ["b"]
     assert overlapping_items(["calculate 5 - 4 ."], items) == []
+
+
+def test_local_corpus_and_missing_hf_corpus(tmp_path, monkeypatch):
+    import pytest
+
+    from postfit.errors import UserError
+
+    (tmp_path / "a.txt").write_text("first document")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.md").write_text("second document")
+    (tmp_path / "skip.bin").write_text("not text")
+    assert corpus_documents(str(tmp_path), 10**6) == ["first document", "second document"]
+    with pytest.raises(UserError, match="pretrain.corpus: 'nowhere' is not"):
+        corpus_documents("nowhere", 100)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="cannot load Hugging Face dataset 'no-org/no-such-corpus'.*hf download"):
+        corpus_documents("hf:no-org/no-such-corpus", 100)

@@ -23,8 +23,9 @@ def test_plain_transformers_loads_the_pretrained_model(base):
     model = AutoModelForCausalLM.from_pretrained(base["pretrained"])
     assert model.config.model_type == "qwen3" and model.config.vocab_size == len(tok)
     # Digits are single tokens, so numbers are spelled out digit by digit.
-    assert tok.tokenize("x = 12345") [-5:] == list("12345")
-    text = tok.apply_chat_template([{"role": "user", "content": "1 + 2 ="}], add_generation_prompt=True, tokenize=False)
+    assert tok.tokenize("x = 12345")[-5:] == list("12345")
+    messages = [{"role": "user", "content": "1 + 2 ="}]
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert text == "<|user|>1 + 2 =<|end|><|assistant|>"
     assert tok.decode(tok("def f(x):\n    return 42")["input_ids"]) == "def f(x):\n    return 42"
 

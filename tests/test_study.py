@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import postfit
 
+from conftest import postfit
 from postfit.io import read_jsonl
 from postfit.stats import run_results
 
@@ -41,7 +41,8 @@ def test_contracts(smoke_dir: Path):
         assert all({"prompt", "completion", "answer", "correct"} <= set(s) for s in samples)
         # Every stored number is recomputable from the stored samples.
         study = yaml.safe_load((smoke_dir / "study.yaml").read_text())
-        recomputed = run_results(meta, samples, study["eval"]["k"], study["report"]["bootstrap"], study["report"]["ci"])
+        opts = study["eval"]["k"], study["report"]["bootstrap"], study["report"]["ci"]
+        recomputed = run_results(meta, samples, *opts)
         assert recomputed == read_jsonl(smoke_dir / "runs" / run / "results.jsonl")
     hashes = {json.loads((smoke_dir / "runs" / r / "run.json").read_text())["config_hash"] for r in RUNS}
     assert len(hashes) == 1, "pretrained and random variants must share one architecture"
@@ -109,4 +110,5 @@ def test_killed_study_resumes_to_the_same_results(smoke_dir: Path, tmp_path: Pat
     assert train["resumed_from"] and "checkpoint-" in train["resumed_from"]
     assert read_jsonl(out / "results.jsonl") == read_jsonl(smoke_dir / "results.jsonl")
     for run in RUNS:
-        assert read_jsonl(out / "runs" / run / "samples.jsonl") == read_jsonl(smoke_dir / "runs" / run / "samples.jsonl")
+        samples = f"runs/{run}/samples.jsonl"
+        assert read_jsonl(out / samples) == read_jsonl(smoke_dir / samples), run

@@ -64,9 +64,9 @@ def test_trace_literal():
 
 
 def test_too_few_distinct_items_is_a_user_error():
+    one_digit_sums = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
     tasks = TasksConfig.model_validate(
-        {"train": [{"name": "chain_sum", "config": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}],
-         "train_size": 500, "test_size": 10}  # fmt: skip
+        {"train": [{"name": "chain_sum", "config": one_digit_sums}], "train_size": 500, "test_size": 10}
     )
     with pytest.raises(UserError, match=r"tasks.train\[0\]: task 'chain_sum' .* yields only"):
         make_splits(tasks)

@@ -51,8 +51,10 @@ def _setup_logging() -> None:
 @app.command()
 @_user_errors
 def run(
-    study: Annotated[str, typer.Argument(help="Built-in study name (default, smoke) or path to a study YAML.")] = "default",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory (default: runs/<study name>).")] = None,
+    study: Annotated[str, typer.Argument(help="Built-in study (default, smoke) or path to a study YAML.")] = "default",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: runs/<study name>]")] = (
+        None
+    ),
 ) -> None:
     """Run a study (skipping runs that finished before) and write its report.
 

@@ -60,7 +60,8 @@ class PretrainConfig(Strict):
     corpus: str = Field(
         "stdlib",
         description="`stdlib` (source, docstrings and comments of this interpreter's standard library), a local "
-        "text file or directory of .txt/.md/.rst/.py files, or `hf:NAME` (a Hugging Face dataset with a `text` column).",
+        "text file or directory of .txt/.md/.rst/.py files, or `hf:NAME` (a Hugging Face dataset with a `text` "
+        "column).",
     )
     tokens: int = Field(1_000_000, gt=0, description="Pre-training token budget (tokens the model is trained on).")
     seq_len: int = Field(256, ge=16, le=4096, description="Tokens per training sequence.")
@@ -77,7 +78,9 @@ class TaskSpec(Strict):
 
     name: str = Field(description="reasoning-gym dataset name, e.g. `chain_sum`.")
     config: dict = Field(default_factory=dict, description="reasoning-gym config for the in-distribution items.")
-    harder: dict | None = Field(None, description="Config overrides for the `ood_harder` split (same family; read for train tasks only).")
+    harder: dict | None = Field(
+        None, description="Config overrides for the `ood_harder` split (same family; read for train tasks only)."
+    )
 
     @model_validator(mode="after")
     def _buildable(self) -> TaskSpec:

@@ -118,9 +118,10 @@ def pretrain(cfg: PretrainConfig, arch_dir: Path, model_dir: Path, base_dir: Pat
         )
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset)
-    log.info("pre-training %s params on %d tokens (%d steps)", model.num_parameters(), steps * cfg.batch_size * cfg.seq_len, steps)
-    stats = train_and_save(trainer, base_dir / "pretrain_checkpoints", model_dir, base_dir / "pretrain_log.jsonl", tokenizer)
     tokens = steps * cfg.batch_size * cfg.seq_len
+    log.info("pre-training %s parameters on %d tokens (%d steps)", model.num_parameters(), tokens, steps)
+    ckpts, train_log = base_dir / "pretrain_checkpoints", base_dir / "pretrain_log.jsonl"
+    stats = train_and_save(trainer, ckpts, model_dir, train_log, tokenizer)
     meta = {
         **stats,
         "tokens": tokens,

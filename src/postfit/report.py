@@ -315,8 +315,9 @@ def build_blocks(study: Study) -> list[Block]:
         blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
     if study.contamination:
         blocks += _contamination_blocks(study.contamination)
-    text = f"Provenance: every number above comes from `{study.dir}/runs/*/samples.jsonl` (loss curves from the "
-    text += f"stored training logs); regenerate with `postfit report {study.dir}`."
+    # Relative paths: a copied or moved study directory regenerates the identical report.
+    text = "Provenance: every number above comes from `runs/*/samples.jsonl` in this directory (loss curves from "
+    text += "the stored training logs); regenerate with `postfit report DIR`, DIR being this directory."
     return [*blocks, Para(text)]
 
 

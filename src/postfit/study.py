@@ -129,6 +129,10 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
 
             meta["train"] = train_sft(model, variant.tokenizer, splits["train"], study.sft, run_dir, run.seed)
             atomic_write_json(run_dir / "train.json", meta["train"])
+    import torch
+
+    if torch.cuda.is_available():  # the trainer moved trained models already; untrained ones start on the CPU
+        model.to("cuda")
     eval_splits = {s: splits[s] for s in SPLITS if s in splits}
     samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed)
     write_jsonl(run_dir / "samples.jsonl", samples)

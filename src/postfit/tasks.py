@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from postfit.errors import UserError
 
@@ -49,7 +49,7 @@ TRACERS: dict[str, Callable[[dict], str | None]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dataset_names() -> frozenset[str]:
     from reasoning_gym.factory import DATASETS
 
@@ -129,31 +129,24 @@ def _share(total: int, k: int, i: int) -> int:
 
 def make_splits(tasks) -> dict[str, list[dict]]:
     """All splits of a `TasksConfig`, each item with its prompt and (for train) its SFT target."""
-    seen: set[str] = set()
-    splits: dict[str, list[dict]] = {"train": [], "id_test": [], "ood_harder": [], "ood_family": []}
+    train = [(f"tasks.train[{i}]", t.name, t.config) for i, t in enumerate(tasks.train)]
+    harder = [(f"tasks.train[{i}].harder", t.name, {**t.config, **t.harder})
+              for i, t in enumerate(tasks.train) if t.harder is not None]  # fmt: skip
+    family = [(f"tasks.ood_family[{i}]", t.name, t.config) for i, t in enumerate(tasks.ood_family)]
     # Test splits are drawn first, so growing train_size never changes the evaluation items.
-    for i, t in enumerate(tasks.train):
-        key = f"tasks.train[{i}]"
-        n_test = _share(tasks.test_size, len(tasks.train), i)
-        splits["id_test"] += _generate(t.name, t.config, n_test, _seed(tasks.seed, "id", t.name), seen, "id_test", key)
-    harder = [(i, t) for i, t in enumerate(tasks.train) if t.harder is not None]
-    for j, (i, t) in enumerate(harder):
-        n = _share(tasks.test_size, len(harder), j)
-        cfg = {**t.config, **t.harder}
-        splits["ood_harder"] += _generate(
-            t.name, cfg, n, _seed(tasks.seed, "harder", t.name), seen, "ood_harder", f"tasks.train[{i}].harder"
-        )
-    for i, t in enumerate(tasks.ood_family):
-        n = _share(tasks.test_size, len(tasks.ood_family), i)
-        key = f"tasks.ood_family[{i}]"
-        splits["ood_family"] += _generate(t.name, t.config, n, _seed(tasks.seed, "family", t.name), seen, "ood_family", key)
-    for i, t in enumerate(tasks.train):
-        n = _share(tasks.train_size, len(tasks.train), i)
-        splits["train"] += _generate(t.name, t.config, n, _seed(tasks.seed, "train", t.name), seen, "train", f"tasks.train[{i}]")
-
-    for split, items in splits.items():
+    plan = [("id_test", train, tasks.test_size), ("ood_harder", harder, tasks.test_size),
+            ("ood_family", family, tasks.test_size), ("train", train, tasks.train_size)]  # fmt: skip
+    seen: set[str] = set()
+    splits: dict[str, list[dict]] = {}
+    for split, specs, total in plan:
+        items: list[dict] = []
+        for j, (key, name, config) in enumerate(specs):
+            n = _share(total, len(specs), j)
+            items += _generate(name, config, n, _seed(tasks.seed, split, name), seen, split, key)
         for item in items:
             item["prompt"] = PROMPT_TEMPLATES["id"].format(question=item["question"])
+        if items:
+            splits[split] = items
     splits["ood_format"] = [
         {**item, "id": item["id"].replace("id_test/", "ood_format/", 1), "split": "ood_format",
          "prompt": PROMPT_TEMPLATES["ood_format"].format(question=item["question"])}
@@ -161,7 +154,7 @@ def make_splits(tasks) -> dict[str, list[dict]]:
     ]  # fmt: skip
     for item in splits["train"]:
         item["target"] = sft_target(item, tasks.target)
-    return {k: v for k, v in splits.items() if v}
+    return splits
 
 
 def sft_target(item: dict, kind: str) -> str:

@@ -112,7 +112,7 @@ def test_report_files_and_main_table(study_dir: Path) -> None:
     assert "![Greedy pass@1 by split](plots/pass1_bars.png)" in md
     for name in ("pass1_bars", "loss_sft", "pretrain_loss"):
         assert (study_dir / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
-    assert "## Contamination" in md and "| pretrain corpus | ood_family | 1 | 20 | 5.0 |" in md
+    assert "## Contamination" in md and "| pretrain corpus | word 13-gram | ood_family | 1 | 20 | 5.0 |" in md
     assert "regenerate with `postfit report" in md
 
 

@@ -272,12 +272,14 @@ def _loss_blocks(study: Study) -> list[Block]:
 
 
 def _contamination_blocks(c: dict) -> list[Block]:
-    rows = [[str(p.get("source")), str(p.get("split")), _number(p.get("overlapping")), _number(p.get("total")),
+    rows = [[str(p.get("source")), str(p.get("check", f"word {c.get('n')}-gram")), str(p.get("split")),
+             _number(p.get("overlapping")), _number(p.get("total")),
              f"{100 * p['overlapping'] / p['total']:.1f}" if p.get("total") else "—"]
             for p in c.get("pairs", [])]  # fmt: skip
-    text = f"Evaluation items that share a word {c.get('n')}-gram with each training source "
-    text += f"(pre-training corpus: {c.get('corpus')})."
-    header = ["source", "split", "overlapping", "total", "overlapping (%)"]
+    text = "Evaluation items found in each training source: the post-training data by exact question, the "
+    text += f"pre-training corpus ({c.get('corpus')}) by shared word {c.get('n')}-gram. Overlapping item ids are "
+    text += "listed in data/contamination.json."
+    header = ["source", "check", "split", "overlapping", "total", "overlapping (%)"]
     return [Heading("Contamination"), Para(text), Table(header, rows)]
 
 

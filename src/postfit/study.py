@@ -84,26 +84,33 @@ def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
 
 
 def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> dict:
-    """Word 13-gram overlap of every evaluation split with the pre-training corpus and the SFT data."""
+    """Evaluation items found in the SFT data (exact question) or the pre-training corpus (word 13-grams).
+
+    The SFT data is checked by exact question: reasoning-gym questions share a long fixed template, so a
+    13-gram check would flag every item whose expression merely starts like a training one.
+    """
     from postfit.contamination import DEFAULT_N, overlapping_items
+    from postfit.tasks import normalise_question
 
     path = out_dir / "data" / "contamination.json"
     if path.exists():
         return read_json(path)
-    sources: dict[str, list[str]] = {"train": [it["prompt"] + "\n" + it["target"] for it in splits["train"]]}
+    eval_splits = [s for s in SPLITS if s in splits]
+    trained = {normalise_question(it["question"]) for it in splits["train"]}
+    pairs = []
+    for split in eval_splits:
+        hits = sorted(it["id"] for it in splits[split] if normalise_question(it["question"]) in trained)
+        pairs.append({"source": "train", "check": "exact question", "split": split, "overlapping": len(hits),
+                      "total": len(splits[split]), "items": hits})  # fmt: skip
     if study.pretrain is not None and "pretrained" in study.grid.inits:
         from postfit.corpus import corpus_documents
 
         cfg = study.pretrain
-        sources["pretrain corpus"] = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
-    pairs = []
-    for source, texts in sources.items():
-        for split in SPLITS:
-            if split in splits:
-                items = {it["id"]: it["question"] for it in splits[split]}
-                hits = overlapping_items(texts, items, DEFAULT_N)
-                pairs.append({"source": source, "split": split, "overlapping": len(hits), "total": len(items),
-                              "items": hits})  # fmt: skip
+        docs = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+        for split in eval_splits:
+            hits = overlapping_items(docs, {it["id"]: it["question"] for it in splits[split]}, DEFAULT_N)
+            pairs.append({"source": "pretrain corpus", "check": f"word {DEFAULT_N}-gram", "split": split,
+                          "overlapping": len(hits), "total": len(splits[split]), "items": hits})  # fmt: skip
     report = {"n": DEFAULT_N, "corpus": study.pretrain.corpus if study.pretrain else None, "pairs": pairs}
     atomic_write_json(path, report)
     return report

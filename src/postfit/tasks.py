@@ -80,7 +80,7 @@ def scorer(name: str, config_json: str):
     return _create(name, json.loads(config_json), size=1, seed=0).score_answer
 
 
-def _norm(question: str) -> str:
+def normalise_question(question: str) -> str:
     return " ".join(question.split()).lower()
 
 
@@ -96,7 +96,7 @@ def _generate(name: str, config: dict, n: int, seed: int, seen: set[str], split:
     for attempt in range(5):  # duplicates are common in small settings: draw more until n are distinct
         ds = _create(name, config, size=max(2 * n, 50), seed=seed + 7919 * attempt)
         for entry in ds:
-            q = _norm(entry["question"])
+            q = normalise_question(entry["question"])
             if q in seen:
                 continue
             seen.add(q)

@@ -1,0 +1,25 @@
+"""The README opens with the two set-up commands, and CI runs the second one verbatim."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT
+
+
+def _setup_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, re.S)
+    assert block and readme.index(block.group(0)) < readme.index("\n## "), "the commands must open the README"
+    return block.group(1).strip().splitlines()
+
+
+def test_readme_opens_with_two_commands():
+    run, test = _setup_commands()
+    assert "postfit run default" in run and "pip install -e ." in run
+    assert test.endswith("pytest") and "[test]" in test
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert _setup_commands()[1] in ci

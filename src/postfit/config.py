@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from postfit.errors import UserError
 
 SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format")
-RECIPES = ("none", "sft")  # "none" evaluates the initialisation itself, the untrained baseline
+# "none" evaluates the initialisation itself (the untrained baseline); "sft+rl" starts RL from the SFT run's model.
+RECIPES = ("none", "sft", "rl", "sft+rl")
 INITS = ("pretrained", "random")
 
 
@@ -126,8 +127,11 @@ class GridConfig(Strict):
     inits: list[Literal["pretrained", "random"]] = Field(
         ["pretrained", "random"], min_length=1, description="Initialisations of the same architecture."
     )
-    recipes: list[Literal["none", "sft"]] = Field(
-        ["none", "sft"], min_length=1, description="`none` evaluates the initialisation as is; `sft` post-trains it."
+    recipes: list[Literal["none", "sft", "rl", "sft+rl"]] = Field(
+        ["none", "sft"],
+        min_length=1,
+        description="`none` evaluates the initialisation as is; `sft` fine-tunes it; `rl` runs GRPO on it; "
+        "`sft+rl` runs GRPO from the `sft` run's model (reused if it exists).",
     )
     seeds: list[int] = Field([0], min_length=1, description="Run seeds (random init, data order, sampling).")
 
@@ -151,6 +155,35 @@ class SFTOptions(Strict):
     max_length: int = Field(256, ge=16, description="Longest training sequence in tokens (longer ones truncated).")
     checkpoint_steps: int = Field(100, gt=0, description="Save a resumable checkpoint every this many steps.")
     logging_steps: int = Field(10, gt=0, description="Log the training loss every this many steps.")
+
+
+class RLOptions(Strict):
+    """RL with verifiable rewards through TRL's GRPOTrainer; the reward is the evaluation verifier's score."""
+
+    steps: int = Field(100, gt=0, description="Optimiser steps.")
+    batch_size: int = Field(32, gt=0, description="Completions per step (prompts per step x num_generations).")
+    num_generations: int = Field(8, ge=2, description="Completions per prompt (the GRPO group size).")
+    learning_rate: float = Field(2e-4, gt=0, description="Learning rate (constant after warm-up).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps spent warming up.")
+    beta: float = Field(0.0, ge=0, description="KL coefficient against the starting model (0: no reference model).")
+    epsilon: float = Field(0.2, gt=0, description="Clipping range of the policy ratio.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field("dapo", description="TRL's GRPO loss variant.")
+    max_completion_length: int = Field(56, gt=0, description="Longest sampled completion in tokens.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    format_weight: float = Field(
+        0.0, ge=0, description="Weight of a format reward (a final 'Answer: ...' line); 0 turns it off."
+    )
+    eval_steps: int = Field(25, gt=0, description="Greedy held-out id_test accuracy every this many steps.")
+    heldout_items: int = Field(64, gt=0, description="id_test items used for that held-out curve.")
+    checkpoint_steps: int = Field(50, gt=0, description="Save a resumable checkpoint every this many steps.")
+    logging_steps: int = Field(5, gt=0, description="Log reward, lengths and zero-variance groups every N steps.")
+
+    @model_validator(mode="after")
+    def _groups_fit(self) -> RLOptions:
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
+                             f"({self.num_generations})")  # fmt: skip
+        return self
 
 
 class EvalOptions(Strict):
@@ -188,6 +221,7 @@ class Study(Strict):
     tasks: TasksConfig
     grid: GridConfig = Field(default_factory=GridConfig)
     sft: SFTOptions = Field(default_factory=SFTOptions)
+    rl: RLOptions = Field(default_factory=RLOptions)
     eval: EvalOptions = Field(default_factory=EvalOptions)
     report: ReportOptions = Field(default_factory=ReportOptions)
 

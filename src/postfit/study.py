@@ -116,28 +116,50 @@ def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict
     return report
 
 
-def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], run_dir: Path) -> list[dict]:
+def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[dict]], out_dir: Path):
+    """(post-trained model, training stats) for recipes sft, rl and sft+rl.
+
+    train.json is written after the final model, so its presence means "trained": a run interrupted during
+    evaluation reloads its model, and sft+rl reuses the `sft` run's model instead of training it again.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from postfit.rl import train_rl
+    from postfit.sft import train_sft
+
+    run_dir = out_dir / "runs" / run.name
+    if (run_dir / "train.json").exists():
+        return AutoModelForCausalLM.from_pretrained(run_dir / "model"), read_json(run_dir / "train.json")
+    stats: dict = {}
+    if run.recipe in ("sft", "sft+rl"):
+        sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed).name
+        if not (sft_dir / "train.json").exists():
+            sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed)
+            atomic_write_json(sft_dir / "train.json", sft_stats)
+            if run.recipe == "sft":
+                return model, sft_stats
+        model = AutoModelForCausalLM.from_pretrained(sft_dir / "model")
+        stats["sft_from"] = str(sft_dir / "model")
+    heldout = splits["id_test"][: study.rl.heldout_items]
+    stats.update(train_rl(model, tokenizer, splits["train"], heldout, study.rl, study.eval, run_dir, run.seed))
+    atomic_write_json(run_dir / "train.json", stats)
+    return model, stats
+
+
+def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], out_dir: Path) -> list[dict]:
+    import torch
+
     from postfit.evaluate import evaluate_splits
     from postfit.models import build_variant
     from postfit.stats import run_results
 
+    run_dir = out_dir / "runs" / run.name
     variant = build_variant(base, run.init, run.seed)
     meta = {"run": run.name, "init": run.init, "recipe": run.recipe, "seed": run.seed, "base": base,
             "params": variant.params, "config_hash": variant.config_hash}  # fmt: skip
     model = variant.model
-    if run.recipe == "sft":
-        if (run_dir / "model").is_dir():  # trained before an interruption during evaluation
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
-            meta["train"] = read_json(run_dir / "train.json")
-        else:
-            from postfit.sft import train_sft
-
-            meta["train"] = train_sft(model, variant.tokenizer, splits["train"], study.sft, run_dir, run.seed)
-            atomic_write_json(run_dir / "train.json", meta["train"])
-    import torch
-
+    if run.recipe != "none":
+        model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, splits, out_dir)
     if torch.cuda.is_available():  # the trainer moved trained models already; untrained ones start on the CPU
         model.to("cuda")
     eval_splits = {s: splits[s] for s in SPLITS if s in splits}
@@ -163,7 +185,7 @@ def run_study(study: Study, out_dir: Path) -> Path:
             rows += read_jsonl(run_dir / "results.jsonl")
             continue
         log.info("%s: starting", run.name)
-        rows += execute_run(study, run, bases[run.init], splits, run_dir)
+        rows += execute_run(study, run, bases[run.init], splits, out_dir)
     write_jsonl(out_dir / "results.jsonl", rows)
     from postfit.report import write_report
 

@@ -1,0 +1,146 @@
+"""RL with verifiable rewards: TRL's GRPOTrainer, rewarded by the same verifier that evaluation uses.
+
+Besides the trainer's own log (reward, reward_std, frac_reward_zero_std, completion lengths, KL), each
+RL run records where its time goes (generating vs updating, tokens generated per second) and, every
+`rl.eval_steps`, greedy accuracy on a fixed held-out subset of id_test, with those samples stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from postfit.config import EvalOptions, RLOptions
+from postfit.io import write_jsonl
+from postfit.training import train_and_save, trainer_kwargs
+from postfit.verify import extract_answer, score
+
+log = logging.getLogger(__name__)
+
+
+def _text(completion) -> str:
+    """TRL passes conversational completions as message lists, plain ones as strings."""
+    return completion[-1]["content"] if isinstance(completion, list) else completion
+
+
+def correctness_reward(completions: list, item: list[str], **_) -> list[float]:
+    """reasoning-gym's score of the extracted answer: the evaluation verifier itself (verify.score)."""
+    return [score(json.loads(it), _text(c))[1] for c, it in zip(completions, item, strict=True)]
+
+
+def format_reward(completions: list, **_) -> list[float]:
+    """1 when the completion ends with a non-empty 'Answer: ...' line, else 0."""
+    out = []
+    for c in completions:
+        lines = _text(c).strip().splitlines()
+        out.append(1.0 if lines and extract_answer(lines[-1]) is not None else 0.0)
+    return out
+
+
+def rl_dataset(items: list[dict]):
+    """Conversational prompts plus the item itself (JSON), which the reward functions receive as a column."""
+    from datasets import Dataset
+
+    keep = ("id", "task", "config", "question", "answer", "metadata")
+    return Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": it["prompt"]}], "item": json.dumps({k: it[k] for k in keep})}
+            for it in items
+        ]
+    )
+
+
+def _trainer_class():
+    from trl import GRPOTrainer
+
+    class TimedGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer that measures generation time and generated tokens (the rest of a step is the update)."""
+
+        gen_seconds = 0.0
+        gen_tokens = 0
+
+        def _generate(self, prompts):
+            start = time.perf_counter()
+            out = super()._generate(prompts)
+            self.gen_seconds += time.perf_counter() - start
+            self.gen_tokens += sum(len(ids) for ids in out[1])  # out[1]: completion token ids per completion
+            return out
+
+    return TimedGRPOTrainer
+
+
+def _heldout_callback(tokenizer, items: list[dict], opts: EvalOptions, every: int, rows: list[dict], timer: dict):
+    from transformers import TrainerCallback
+
+    from postfit.evaluate import evaluate_splits
+
+    class HeldOut(TrainerCallback):
+        """Greedy pass@1 on held-out id_test items during RL (the trainer's reward is on training prompts)."""
+
+        def _evaluate(self, model, step: int) -> None:
+            start = time.perf_counter()
+            greedy = opts.model_copy(update={"samples": 0})
+            for row in evaluate_splits(model, tokenizer, {"id_test": items}, greedy, seed=0):
+                rows.append({**row, "step": step})
+            model.train()
+            timer["heldout_s"] += time.perf_counter() - start
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 0:
+                self._evaluate(model, 0)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                self._evaluate(model, state.global_step)
+
+    return HeldOut()
+
+
+def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLOptions, eval_opts: EvalOptions,
+             run_dir: Path, seed: int) -> dict:  # fmt: skip
+    """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
+    import torch
+    from trl import GRPOConfig
+
+    args = GRPOConfig(
+        **trainer_kwargs(
+            run_dir / "checkpoints",
+            steps=opts.steps,
+            batch_size=opts.batch_size,
+            learning_rate=opts.learning_rate,
+            scheduler="constant_with_warmup",
+            warmup_ratio=opts.warmup_ratio,
+            checkpoint_steps=opts.checkpoint_steps,
+            logging_steps=opts.logging_steps,
+            seed=seed,
+        ),
+        num_generations=opts.num_generations,
+        max_completion_length=opts.max_completion_length,
+        temperature=opts.temperature,
+        beta=opts.beta,
+        epsilon=opts.epsilon,
+        loss_type=opts.loss_type,
+        reward_weights=[1.0, opts.format_weight] if opts.format_weight else None,
+        activation_checkpointing=False,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )
+    rewards = [correctness_reward, format_reward] if opts.format_weight else [correctness_reward]
+    trainer = _trainer_class()(
+        model=model, reward_funcs=rewards, args=args, train_dataset=rl_dataset(items), processing_class=tokenizer
+    )
+    heldout_rows: list[dict] = []
+    timer = {"heldout_s": 0.0}
+    trainer.add_callback(_heldout_callback(tokenizer, heldout, eval_opts, opts.eval_steps, heldout_rows, timer))
+    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)
+    write_jsonl(run_dir / "heldout.jsonl", heldout_rows)
+    train_s = stats["runtime_s"] - timer["heldout_s"]
+    stats.update(
+        generate_s=round(trainer.gen_seconds, 2),
+        update_s=round(train_s - trainer.gen_seconds, 2),
+        heldout_eval_s=round(timer["heldout_s"], 2),
+        generated_tokens=trainer.gen_tokens,
+        generated_tokens_per_s=round(trainer.gen_tokens / max(trainer.gen_seconds, 1e-9), 1),
+    )
+    return stats

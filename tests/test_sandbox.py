@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_attacks import ATTACKS, TESTS
 
 from postfit.sandbox import Item, isolation, run_batch, run_program
 from postfit.sandbox.layers import SANDBOX_UID, STRONGEST
+from sandbox_attacks import ATTACKS, TESTS
 
 SECRET = "postfit-secret-7f3a9c"
 MARKER = "EXPECTED-OUTPUT-91d2e4"
@@ -110,6 +110,16 @@ def test_attack_suite_covers_the_issue():
                     "fake", "expected", "fds", "crash"}  # fmt: skip
 
 
+def test_fork_bombs_do_not_starve_neighbours():
+    """RLIMIT_NPROC counts per sandbox (each has its own user namespace), so a bomb cannot stop other starts."""
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    items = [Item(f"b{i}", bomb, timeout=3) for i in range(2)]
+    items += [Item(f"ok{i}", "import os\nos.fork()\nprint(1)", expect="1\n1", timeout=3) for i in range(6)]
+    verdicts = run_batch(items, workers=3)
+    assert [v.status for v in verdicts[2:]] == ["passed"] * 6, verdicts
+    assert not _sandbox_processes()
+
+
 def test_daemon_is_gone_later(host):
     """A detached process is killed with the sandbox, so the write it planned for later never happens."""
     prog = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1.5)\n"
@@ -134,14 +144,17 @@ def test_daemon_is_gone_later(host):
     ],
 )
 def test_verdicts(kwargs, status):
-    program = "FACTOR = 2\ndef double(x):\n    return x * FACTOR\nif __name__ == '__main__':\n    print(double(int(input())))\n"
+    program = (
+        "FACTOR = 2\ndef double(x):\n    return x * FACTOR\n"
+        "if __name__ == '__main__':\n    print(double(int(input())))\n"
+    )
     v = run_program(program, **kwargs)
     assert v.status == status, v
 
 
 def test_remote_exceptions_keep_their_builtin_type():
-    v = run_program("def f(x):\n    raise ValueError('no')\n",
-                    tests="try:\n    f(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError\n")  # fmt: skip
+    tests = "try:\n    f(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError\n"
+    v = run_program("def f(x):\n    raise ValueError('no')\n", tests=tests)
     assert v.status == "passed", v
 
 
@@ -170,7 +183,7 @@ def test_humaneval_canonical_solutions_pass(problems):
     from postfit.sandbox.humaneval import item
 
     verdicts = run_batch([item(p, p["canonical_solution"]) for p in problems.values()])
-    failed = [(tid, v.status, v.detail) for tid, v in zip(problems, verdicts) if not v.passed]
+    failed = [(tid, v.status, v.detail) for tid, v in zip(problems, verdicts, strict=True) if not v.passed]
     assert not failed
 
 
@@ -211,13 +224,14 @@ def mutants(problems: dict, seed: int = 0) -> list[tuple[dict, str]]:
     rng = random.Random(seed)
     out = []
     for p in problems.values():
-        src = p["prompt"] + p["canonical_solution"]
-        tree = ast.parse(src)
-        fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == p["entry_point"])
-        m = _Mutate(rng.randrange(8))
-        m.visit(fn)
-        if m.done:
-            out.append((p, ast.unparse(tree)))
+        for which in (rng.randrange(8), 0):  # a random site, else the first one
+            tree = ast.parse(p["prompt"] + p["canonical_solution"])
+            fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == p["entry_point"])
+            m = _Mutate(which)
+            m.visit(fn)
+            if m.done:
+                out.append((p, ast.unparse(tree)))
+                break
     return out
 
 
@@ -231,7 +245,9 @@ def test_humaneval_agrees_with_official_harness_on_wrong_solutions(problems, tmp
     assert len(cases) > 100
     ours = run_batch([Item(f"m{i}", prog, tests=item(p, "").tests, timeout=3) for i, (p, prog) in enumerate(cases)])
     official = [check_correctness({**p, "prompt": ""}, prog, 3.0)["passed"] for p, prog in cases]
-    disagree = [(p["task_id"], v.status, v.detail) for (p, _), v, o in zip(cases, ours, official) if v.passed != o]
+    disagree = [
+        (p["task_id"], v.status, v.detail) for (p, _), v, o in zip(cases, ours, official, strict=True) if v.passed != o
+    ]
     assert not disagree
     assert 0 < sum(official) < len(cases)  # the corpus holds both outcomes
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,8 @@ def _setup_logging() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    # TRL 1.16 still calls the deprecated name on every step; the warning says nothing about the user's study.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     transformers.utils.logging.disable_progress_bar()  # rich bars instead of tqdm
     datasets.disable_progress_bars()
 

@@ -84,17 +84,17 @@ def batch(
             continue
         try:
             d = json.loads(line)
-            if not isinstance(d, dict) or not isinstance(d.get("id"), str | int) or not isinstance(d.get("program"), str):
+            if not isinstance(d, dict) or not isinstance(d.get("program"), str) or d.get("id") is None:
                 raise ValueError("needs `id` and `program`")
             unknown = set(d) - {"id", "program", "tests", "stdin", "expect", "timeout", "memory_mb"}
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
             if d.get("tests") is not None and (d.get("stdin") is not None or d.get("expect") is not None):
                 raise ValueError("give `tests` or `stdin`/`expect`, not both")
-            parsed.append(Item(str(d["id"]), d["program"], d.get("tests"), d.get("stdin"), d.get("expect"),
-                               timeout=float(d.get("timeout", timeout)), memory_mb=int(d.get("memory_mb", memory))))  # fmt: skip
+            limits = {"timeout": float(d.get("timeout", timeout)), "memory_mb": int(d.get("memory_mb", memory))}
+            parsed.append(Item(str(d["id"]), d["program"], d.get("tests"), d.get("stdin"), d.get("expect"), **limits))
         except (ValueError, TypeError) as e:
             raise _bad(f"{items}:{n}: {e}") from None
-    for it, v in zip(parsed, run_batch(parsed, workers)):
+    for it, v in zip(parsed, run_batch(parsed, workers), strict=True):
         _emit({"id": it.id, **v.to_dict()}, as_json)
     sys.stdout.flush()

@@ -29,8 +29,8 @@ ATTACKS = [
     Attack("ignore-sigterm", "cpu", "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
            "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n", ("timeout",), {"timeout": 1}),
     # fork and thread bombs
-    Attack("fork-bomb", "bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
-           ("timeout", "failed"), {"timeout": 2}),
+    Attack("fork-bomb", "bomb", "import os\nwhile True:\n    try:\n        os.fork()\n"
+           "    except OSError:\n        pass\n", ("timeout", "failed"), {"timeout": 2}),
     Attack("thread-bomb", "bomb", "import threading, time\nwhile True:\n"
            "    threading.Thread(target=time.sleep, args=(60,)).start()\n", ("failed", "timeout"), {"timeout": 2}),
     # memory bombs
@@ -44,7 +44,7 @@ ATTACKS = [
            {"timeout": 10}),
     # disk filling
     Attack("one-big-file", "disk", "f = open('big', 'wb')\nwhile True:\n    f.write(b'0' * (1 << 20))\n", FAILS),
-    Attack("many-files", "disk", "i = 0\nwhile True:\n    open(f'/tmp/f{i}', 'wb').write(b'0' * (8 << 20))\n"
+    Attack("many-files", "disk", "i = 0\nwhile True:\n    open(f'/tmp/f{{i}}', 'wb').write(b'0' * (8 << 20))\n"
            "    i += 1\n", FAILS),
     # files outside the working directory
     Attack("write-host-file", "files", "open({host_file!r}, 'w').write('pwned')\n", FAILS),
@@ -54,8 +54,8 @@ ATTACKS = [
     Attack("read-via-proc-root", "files", "print(open('/proc/1/root' + {secret_file!r}).read())\n", FAILS, {},
            ("{secret_env}",)),
     Attack("walk-filesystem", "files", "import os\nfor root, _, files in os.walk('/'):\n"
-           "    if root.startswith('/proc'):\n        continue\n    for f in files:\n"
-           "        try:\n            if {secret_env!r} in open(os.path.join(root, f), errors='ignore').read():\n"
+           "    if root.startswith(('/proc', '/dev', '/usr')):\n        continue\n    for f in files:\n"
+           "        try:\n            if {secret_env!r} in open(os.path.join(root, f), errors='ignore').read(99999):\n"
            "                print('found', root, f)\n        except Exception:\n            pass\n"
            "raise SystemExit(1)\n", FAILS, {"timeout": 20}, ("found",)),
     # environment
@@ -111,7 +111,7 @@ ATTACKS = [
            {"tests": TESTS}),
     # locating and reading the expected outputs / tests
     Attack("find-expected", "expected", "import os\nhits = []\nfor root, _, files in os.walk('/'):\n"
-           "    if root.startswith(('/proc/sys', '/usr')):\n        continue\n    for f in files:\n        try:\n"
+           "    if root.startswith(('/proc', '/dev', '/usr')):\n        continue\n    for f in files:\n        try:\n"
            "            if b{marker!r} in open(os.path.join(root, f), 'rb').read(1 << 20):\n"
            "                hits.append(os.path.join(root, f))\n        except Exception:\n            pass\n"
            "print({marker!r} if hits else 'nothing')\n", FAILS, {"expect": "{marker}", "timeout": 20}),
@@ -124,6 +124,6 @@ ATTACKS = [
     # crashing the interpreter
     Attack("ctypes-segfault", "crash", "import ctypes\nctypes.string_at(0)\n", FAILS),
     Attack("deep-recursion", "crash", "import sys\nsys.setrecursionlimit(10**9)\ndef f(n):\n    return f(n + 1)\n"
-           "f(0)\n", FAILS),
+           "f(0)\n", ("failed", "memory"), {"memory_mb": 256, "timeout": 20}),
     Attack("recursion-in-call", "crash", "def f(x):\n    return f(x)\n", FAILS, {"tests": TESTS}),
 ]  # fmt: skip

@@ -41,7 +41,7 @@ def encode(x, depth=0):
         return {"bytes": x.hex()}
     if t is complex:
         return {"complex": [x.real, x.imag]}
-    raise TypeError("not plain data: %s" % t.__name__)
+    raise TypeError(f"not plain data: {t.__name__}")
 
 
 def decode(tree):
@@ -51,7 +51,7 @@ def decode(tree):
         return tree
     if t is not dict or len(tree) != 1:
         raise ValueError("bad encoded value")
-    (tag, v), = tree.items()
+    ((tag, v),) = tree.items()
     if tag == "list":
         return [decode(e) for e in v]
     if tag == "tuple":
@@ -66,7 +66,7 @@ def decode(tree):
         return bytes.fromhex(v)
     if tag == "complex":
         return complex(float(v[0]), float(v[1]))
-    raise ValueError("bad encoded tag %r" % tag)
+    raise ValueError(f"bad encoded tag {tag!r}")
 
 
 # ---------------------------------------------------------------- framing over pipes
@@ -74,7 +74,7 @@ def send(fd, obj):
     data = json.dumps(obj).encode()
     data = len(data).to_bytes(4, "big") + data
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _read_exact(fd, n):
@@ -91,7 +91,7 @@ def _read_exact(fd, n):
 def recv(fd):
     n = int.from_bytes(_read_exact(fd, 4), "big")
     if n > MAX_MESSAGE:
-        raise ValueError("message too large (%d bytes)" % n)
+        raise ValueError(f"message too large ({n} bytes)")
     return json.loads(_read_exact(fd, n))
 
 
@@ -140,7 +140,7 @@ def _run_source(src, name):
 
 
 def _describe_error(e):
-    return "%s: %s" % (type(e).__name__, str(e)[:500])
+    return f"{type(e).__name__}: {str(e)[:500]}"
 
 
 # ---------------------------------------------------------------- modes
@@ -241,8 +241,8 @@ def mode_tests(cfg, msg):
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            return ProgramError("program killed by %s" % signal.Signals(sig).name)
-        return ProgramError("program exited (status %d) before the tests finished" % os.WEXITSTATUS(status))
+            return ProgramError(f"program killed by {signal.Signals(sig).name}")
+        return ProgramError(f"program exited (status {os.WEXITSTATUS(status)}) before the tests finished")
 
     def call(name, args, kwargs):
         try:
@@ -262,7 +262,7 @@ def mode_tests(cfg, msg):
             return call(self.__name__, args, kwargs)
 
         def __repr__(self):
-            return "<program function %s>" % self.__name__
+            return f"<program function {self.__name__}>"
 
     ns = {"__name__": "__tests__", "__builtins__": builtins}
     try:

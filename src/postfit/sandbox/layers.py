@@ -48,6 +48,7 @@ class Isolation:
         args = [
             self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--as-pid-1",  # the launcher is the namespace's init: when it exits, the kernel kills everything left
             "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
         ]  # fmt: skip
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
@@ -108,7 +109,10 @@ def _verify(iso: Isolation) -> tuple[str, ...]:
     outer = {}
 
     def on_start(proc) -> None:  # the uid every sandbox process descends from, seen from the host
-        status = Path(f"/proc/{proc.pid}/status").read_text()
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            return  # already gone: the layer stays unverified
         outer["uid"] = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
 
     raw = execute(iso, "io", PROBE, limits=Limits(timeout=20.0, memory_mb=512), on_start=on_start)

@@ -18,6 +18,7 @@ RET_ERRNO = 0x00050000
 EPERM, ENOSYS = 1, 38
 
 # x86_64 numbers of the calls refused with EPERM.
+# fmt: off
 DENIED = {
     "ptrace": 101, "syslog": 103, "uselib": 134, "personality": 135, "vhangup": 153, "modify_ldt": 154,
     "pivot_root": 155, "adjtimex": 159, "chroot": 161, "acct": 163, "settimeofday": 164, "mount": 165,
@@ -31,6 +32,7 @@ DENIED = {
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
     "pidfd_getfd": 438, "mount_setattr": 442,
 }
+# fmt: on
 SYS_SOCKET, SYS_CLONE, SYS_CLONE3, SYS_IOCTL = 41, 56, 435, 16
 AF_UNIX = 1
 TIOCSTI = 0x5412

@@ -79,7 +79,9 @@ def _from_error(text: str, memory: bool) -> tuple[str, str]:
     return "failed", text
 
 
-def classify(raw: Raw, mode: str, *, expect: str | None = None, expected_values: list | None = None) -> tuple[str, str]:
+def classify(
+    raw: Raw, mode: str, *, expect: str | None = None, expected_values: list | None = None
+) -> tuple[str, str]:
     if not raw.started:
         return "error", "sandbox did not start: " + raw.stderr[-1000:].decode(errors="replace")
     if raw.timed_out:

@@ -15,9 +15,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from postfit.cli_sandbox import app as sandbox_app
 from postfit.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+app.add_typer(sandbox_app, name="sandbox")
 err = Console(stderr=True)
 out = Console()
 

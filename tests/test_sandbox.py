@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from postfit.sandbox import Item, isolation, run_batch, run_program
 from postfit.sandbox.layers import SANDBOX_UID, STRONGEST
+from postfit.sandbox.server import live_servers
 from sandbox_attacks import ATTACKS, TESTS
 
 SECRET = "postfit-secret-7f3a9c"
@@ -24,14 +26,17 @@ MARKER = "EXPECTED-OUTPUT-91d2e4"
 
 
 def _sandbox_processes() -> list[str]:
-    """Live host processes running as the sandbox uid (nothing else on a test machine runs as nobody).
+    """Live host processes running as the sandbox uid (nothing else on a test machine runs as nobody), but for idle
+    fork servers: bubblewrap and the server itself, whose PID namespace must hold nothing else.
 
     Zombies are skipped: bubblewrap's exited helper processes are reparented to the host's init, which reaps
     them when it gets round to it; they run no code and hold no memory.
     """
-    found = []
+    found, idle = [], set()
+    for server in live_servers():
+        idle.update(server.host_pids())
     for p in Path("/proc").iterdir():
-        if p.name.isdigit():
+        if p.name.isdigit() and int(p.name) not in idle:
             try:
                 status = (p / "status").read_text()
             except OSError:
@@ -78,15 +83,16 @@ def test_layers_verified_and_reported():
     assert list(iso.layers) == expected
 
 
+@pytest.mark.parametrize("reuse", [False, True], ids=["fresh", "fork"])
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
-def test_attack(attack, host):
+def test_attack(attack, reuse, host):
     fill = {k: v for k, v in host.items() if k not in ("srv", "udp")}
     program = attack.program.format(**fill)
     kwargs = {k: (v.format(**fill) if isinstance(v, str) else v) for k, v in attack.kwargs.items()}
     kwargs.setdefault("timeout", 5)
     parent = os.getpid()
     t = time.monotonic()
-    v = run_program(program, **kwargs)
+    v = run_program(program, reuse=reuse, **kwargs)
     took = time.monotonic() - t
     assert v.status in attack.statuses, (v.status, v.detail, v.stdout[-500:], v.stderr[-500:])
     assert os.getpid() == parent  # the parent survived
@@ -114,7 +120,8 @@ def test_fork_bombs_do_not_starve_neighbours():
     """RLIMIT_NPROC counts per sandbox (each has its own user namespace), so a bomb cannot stop other starts."""
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     items = [Item(f"b{i}", bomb, timeout=3) for i in range(2)]
-    items += [Item(f"ok{i}", "import os\nos.fork()\nprint(1)", expect="1\n1", timeout=3) for i in range(6)]
+    forks = "import os\nif os.fork():\n    os.wait()\nprint(1)\n"  # wait: a program ends with its main process
+    items += [Item(f"ok{i}", forks, expect="1\n1", timeout=3) for i in range(6)]
     verdicts = run_batch(items, workers=3)
     assert [v.status for v in verdicts[2:]] == ["passed"] * 6, verdicts
     assert not _sandbox_processes()
@@ -166,6 +173,109 @@ def test_infrastructure_error_is_its_own_status(monkeypatch):
     monkeypatch.setattr(api, "isolation", lambda: broken)
     v = run_program("print(1)", expect="1")
     assert v.status == "error" and "did not start" in v.detail
+
+
+# ---------------------------------------------------------------- fork server: one program cannot affect the next
+LITTER = r"""
+import ctypes, os, resource, signal, subprocess, time
+open('/tmp/left.txt', 'w').write('x')
+os.mkdir('/tmp/locked')
+open('/tmp/locked/f', 'w').write('x')
+os.chmod('/tmp/locked', 0)
+open('/dev/shm/left', 'w').write('x')
+for path in ('/left', '/dev/left', '/usr/left'):
+    try:
+        open(path, 'w').write('x')
+        print('wrote', path)
+    except OSError:
+        pass
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.shmget(4242, 4096, 0o1666) != -1 or libc.semget(4242, 1, 0o1666) != -1 or libc.msgget(4242, 0o1666) != -1:
+    print('ipc object created')
+os.environ['LEFT'] = '1'
+os.putenv('LEFT2', '1')
+os.umask(0o777)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+subprocess.Popen(['sleep', '60'], start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    while True:
+        time.sleep(0.005)
+        open('/tmp/late-%d' % time.monotonic_ns(), 'w').close()
+time.sleep(0.1)
+resource.setrlimit(resource.RLIMIT_NOFILE, (8, 8))
+resource.setrlimit(resource.RLIMIT_AS, (64 << 20, 64 << 20))
+"""
+STATE = r"""
+import json, os, resource, signal
+print(json.dumps({
+    "others": sorted(int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())),
+    "tmp": os.listdir('/tmp'), "shm": os.listdir('/dev/shm'), "root": sorted(os.listdir('/')),
+    "dev": sorted(os.listdir('/dev')), "env": dict(os.environ), "umask": os.umask(0o22), "cwd": os.getcwd(),
+    "sigterm": str(signal.getsignal(signal.SIGTERM)), "sid": os.getsid(0) == os.getpid(),
+    "rlimits": [resource.getrlimit(getattr(resource, r)) for r in ("RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_CPU")],
+}))
+"""
+
+
+def _server():
+    from postfit.sandbox.run import Limits
+    from postfit.sandbox.server import server_for
+
+    server = server_for(isolation(), Limits().tmp_mb)
+    if server is None:
+        pytest.skip("no fork server on this machine (needs bubblewrap with a PID namespace)")
+    return server
+
+
+def test_fork_server_leaves_nothing_for_the_next_program():
+    """Files, processes, IPC, environment, umask, signals, rlimits: the next program sees a fresh sandbox."""
+    fresh = run_program(STATE, reuse=False)
+    server = _server()
+    litter = run_program(LITTER, expect="")
+    assert litter.status == "passed", litter
+    after = run_program(STATE)
+    assert server.alive and _server() is server, "the same server ran both programs"
+    assert after.status == "passed", after
+    assert json.loads(after.stdout) == json.loads(fresh.stdout)
+    assert json.loads(after.stdout)["others"] == []
+    assert not _sandbox_processes()
+
+
+@pytest.mark.parametrize("kwargs", [{"expect": "alive"}, {"tests": TESTS}], ids=["io", "tests"])
+def test_fork_server_survives_programs_that_signal_it(kwargs):
+    """As PID 1 the server ignores every signal its programs send; kill(-1) takes down only the program's side."""
+    server = _server()
+    killer = ("import os, posix, signal\ndef f(x):\n    return x * 2\n"
+              "for s in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+              "    os.kill(1, s)\ntry:\n    posix.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError:\n    pass\n"
+              "print('alive')\n")  # fmt: skip
+    v = run_program(killer, **kwargs)
+    assert v.status == ("passed" if "expect" in kwargs else "failed"), v
+    assert server.alive and _server() is server
+    assert run_program("def f(x):\n    return x * 2\n", tests=TESTS).status == "passed"
+    assert _server() is server
+
+
+def test_fork_server_failures_are_retried_in_a_fresh_sandbox(monkeypatch):
+    server = _server()
+    monkeypatch.setattr(server, "_recv", lambda deadline: b"not json")  # a reply the host did not expect
+    v = run_program("print(2)", expect="2")
+    assert v.status == "passed" and not server.alive
+    server = _server()
+    threading.Timer(0.3, os.kill, (server.host_pids()[1], 9)).start()  # the server dies mid-program
+    v = run_program("import time\ntime.sleep(1)\nprint(3)", expect="3")
+    assert v.status == "passed" and not server.alive
+    assert not _sandbox_processes()
+
+
+def test_fork_server_replaced_when_cleanup_fails():
+    server = _server()
+    deep = "import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n"
+    assert run_program(deep).status == "passed"
+    assert not server.alive
+    after = run_program(STATE)
+    assert json.loads(after.stdout)["tmp"] == [] and _server() is not server
 
 
 # ---------------------------------------------------------------- HumanEval

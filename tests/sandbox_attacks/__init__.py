@@ -26,6 +26,8 @@ ATTACKS = [
     # runaway CPU
     Attack("busy-loop", "cpu", "while True:\n    pass\n", ("timeout",), {"timeout": 1}),
     Attack("busy-child", "cpu", "import os\nos.fork()\nwhile True:\n    pass\n", ("timeout",), {"timeout": 1}),
+    Attack("close-pipes-and-sleep", "cpu", "import os, time\nfor fd in range(1, 64):\n    try:\n"
+           "        os.close(fd)\n    except OSError:\n        pass\ntime.sleep(60)\n", ("timeout",), {"timeout": 1}),
     Attack("ignore-sigterm", "cpu", "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
            "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n", ("timeout",), {"timeout": 1}),
     # fork and thread bombs

@@ -9,6 +9,7 @@ Modes:
   io     run the program as __main__ with the given stdin; the parent compares stdout itself.
   calls  run the program, then call its functions with data arguments; each result goes back encoded, and the
          parent compares it with expected values that never enter the sandbox.
+  serve  become a fork server (forkserver.py, passed as a second argument): each program then runs in a fork.
   tests  assert-style tests (HumanEval). The launcher becomes a *judge*: it forks the program into a child that
          cannot reach the judge's report pipe, then reads the tests (only after the fork, so they are never in the
          child's memory), runs them in its own interpreter and calls the program's functions over a pipe that
@@ -133,6 +134,17 @@ def _set_not_dumpable():
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0)")
 
 
+def _quick_exit():
+    # The verdict is sent; tearing the interpreter down would only cost time (in a fork server's child, mostly
+    # copy-on-write faults as every inherited object is released).
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except BaseException:  # noqa: B036
+            pass
+    os._exit(0)
+
+
 def _run_source(src, name):
     ns = {"__name__": name, "__builtins__": __builtins__}
     exec(compile(src, "program.py", "exec"), ns)
@@ -168,6 +180,7 @@ def mode_calls(cfg, msg):
         except BaseException as e:  # noqa: B036
             out = {"i": i, "error": _describe_error(e), "memory": isinstance(e, MemoryError)}
         send(report, out)
+    _quick_exit()
 
 
 def _child_serve(msg, req, resp):
@@ -226,12 +239,7 @@ def mode_tests(cfg, msg):
                 os.close(fd)
             _child_serve(msg, req_r, resp_w)
         finally:
-            for f in (sys.stdout, sys.stderr):
-                try:
-                    f.flush()
-                except BaseException:  # noqa: B036
-                    pass
-            os._exit(0)
+            _quick_exit()
     os.close(req_r)
     os.close(resp_w)
     tests = recv(code)["tests"]  # read only now: the forked program never had the tests in memory
@@ -285,10 +293,14 @@ def mode_tests(cfg, msg):
     except ProcessLookupError:
         pass
     send(report, result)
+    _quick_exit()
 
 
 def main():
     cfg = json.loads(sys.argv[1])
+    if cfg["mode"] == "serve":  # the fork server (forkserver.py); serve() returns only in a program's fresh child
+        exec(compile(sys.argv.pop(2), "forkserver.py", "exec"), globals())
+        cfg = serve(cfg)  # noqa: F821 - defined by the exec above
     apply_limits(cfg)
     _install_exit()
     os.write(cfg["report_fd"], b"S")  # started: from here on, a failure is the program's

@@ -7,6 +7,7 @@ the probe saw it work; every verdict names the verified layers, and a missing on
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -36,6 +37,7 @@ class Isolation:
     seccomp: bool = False
     uid: int | None = None  # drop to this uid/gid before exec (only when running as root)
     layers: tuple[str, ...] = field(default=())
+    fork_server: bool = False  # programs may run as forks of a long-lived sandbox (server.py): verified like the rest
 
     def env(self, home: str) -> dict[str, str]:
         # MALLOC_ARENA_MAX: each glibc arena reserves 64 MiB of address space, so under RLIMIT_AS threads fail early
@@ -61,6 +63,7 @@ class Isolation:
             args += ["--ro-bind", prefix, prefix]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
         args += ["--size", str(16 << 20), "--tmpfs", "/dev/shm", "--chdir", "/tmp", "--clearenv"]
+        args += ["--remount-ro", "/", "--remount-ro", "/dev"]  # only /tmp and /dev/shm stay writable
         for k, v in self.env("/tmp").items():
             args += ["--setenv", k, v]
         if seccomp_fd is not None:
@@ -103,7 +106,7 @@ print(json.dumps({
 """
 
 
-def _verify(iso: Isolation) -> tuple[str, ...]:
+def _verify(iso: Isolation, server=None) -> tuple[str, ...]:
     from postfit.sandbox.run import Limits, execute
 
     outer = {}
@@ -115,7 +118,7 @@ def _verify(iso: Isolation) -> tuple[str, ...]:
             return  # already gone: the layer stays unverified
         outer["uid"] = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
 
-    raw = execute(iso, "io", PROBE, limits=Limits(timeout=20.0, memory_mb=512), on_start=on_start)
+    raw = execute(iso, "io", PROBE, limits=Limits(timeout=20.0, memory_mb=512), on_start=on_start, server=server)
     if not raw.started or raw.returncode != 0:
         raise RuntimeError(f"sandbox probe failed to run: {raw.stderr[-2000:].decode(errors='replace')}")
     f = json.loads(raw.stdout)
@@ -150,6 +153,25 @@ def _verify(iso: Isolation) -> tuple[str, ...]:
     return tuple(name for name in STRONGEST if name in seen)
 
 
+def _with_fork_server(iso: Isolation) -> Isolation:
+    """Turn the fork server on only if a program run through it shows every layer a fresh sandbox shows."""
+    from postfit.sandbox.server import ForkServer
+
+    try:
+        server = ForkServer(iso, 64)
+        try:
+            seen = _verify(iso, server)
+        finally:
+            server.discard()
+    except Exception as e:  # noqa: BLE001 - reported; programs then get one sandbox each
+        log.warning("fork server unavailable, one sandbox per program (slower): %s", e)
+        return iso
+    if seen != iso.layers:
+        log.warning("fork server disabled: its programs lack layers %s", sorted(set(iso.layers) - set(seen)))
+        return iso
+    return dataclasses.replace(iso, fork_server=True)
+
+
 @functools.cache
 def isolation() -> Isolation:
     """The strongest isolation this machine gives, verified once per process; warns once about what is missing."""
@@ -178,6 +200,8 @@ def isolation() -> Isolation:
                 "SANDBOX IS WEAKER THAN IT SHOULD BE: missing layers %s. %s Untrusted code may reach the network, "
                 "host files or other processes.", ", ".join(missing) or "none", " ".join(problems),
             )  # fmt: skip
-        log.info("sandbox layers: %s (python %s)", ", ".join(layers), python)
+        if iso.bwrap and "pidns" in layers:
+            iso = _with_fork_server(iso)
+        log.info("sandbox layers: %s (python %s, fork server %s)", ", ".join(layers), python, iso.fork_server)
         return iso
     raise RuntimeError("no working sandbox: " + " ".join(problems))

@@ -50,6 +50,7 @@ class Raw:
     stderr: bytes = b""
     frames: list = field(default_factory=list)
     frame_error: str | None = None
+    infra_error: str | None = None  # the sandbox failed after the program started (e.g. a fork server died)
     seconds: float = 0.0
 
     @property
@@ -117,59 +118,90 @@ def _kill(proc: subprocess.Popen, iso: Isolation) -> None:
         pass
 
 
+def spawn(iso: Isolation, args: list[str], *, tmp_mb: int, fds: list[int], stdin, stdout, stderr,
+          cwd: str = "/") -> subprocess.Popen:  # fmt: skip
+    """Start the launcher inside the sandbox `iso` with `args`; `fds` stay open in it. Raises OSError."""
+    seccomp_r = None
+    if iso.bwrap and iso.seccomp:
+        seccomp_r, seccomp_w = os.pipe()
+        os.write(seccomp_w, _seccomp_filter())  # well under a pipe buffer
+        os.close(seccomp_w)
+        fds = [*fds, seccomp_r]
+    try:
+        argv = iso.argv(["-c", _launcher_source(), *args], seccomp_fd=seccomp_r, tmp_mb=tmp_mb)
+        drop = {"user": iso.uid, "group": iso.uid, "extra_groups": []} if iso.uid is not None else {}
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=fds,
+                                start_new_session=True, env=iso.env(cwd), cwd=cwd, **drop)  # fmt: skip
+    finally:
+        if seccomp_r is not None:
+            os.close(seccomp_r)
+
+
 def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None, calls: list | None = None,
-            stdin: bytes | None = None, limits: Limits = Limits(), on_start=None) -> Raw:  # fmt: skip
-    """Run `program` once in the sandbox described by `iso`; never raises for anything the program does."""
+            stdin: bytes | None = None, limits: Limits = Limits(), on_start=None, server=None) -> Raw:  # fmt: skip
+    """Run `program` once, in a fresh sandbox or in a fresh child of `server` (a ForkServer); never raises for
+    anything the program does. Infrastructure failures come back as `raw.infra_error` or `raw.started` False."""
     raw = Raw()
     report_r, report_w = os.pipe()
     code_r, code_w = os.pipe()
     stdin_r, stdin_w = os.pipe()
-    seccomp_r = None
-    workdir = None
-    child_fds = [report_w, code_r, stdin_r]
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    child_fds = [report_w, code_r, stdin_r, out_w, err_w]
+    workdir = proc = None
+    cfg = {
+        "mode": mode, "report_fd": report_w, "code_fd": code_r, "cpu_s": math.ceil(limits.timeout) + 1,
+        "memory_mb": limits.memory_mb, "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
+        "nproc": limits.nproc if "userns" in iso.layers or (iso.bwrap and not iso.layers) else 0,
+    }  # fmt: skip
     try:
-        if iso.bwrap and iso.seccomp:
-            seccomp_r, seccomp_w = os.pipe()
-            os.write(seccomp_w, _seccomp_filter())  # well under a pipe buffer
-            os.close(seccomp_w)
-            child_fds.append(seccomp_r)
-        cfg = {
-            "mode": mode, "report_fd": report_w, "code_fd": code_r, "cpu_s": math.ceil(limits.timeout) + 1,
-            "memory_mb": limits.memory_mb, "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
-            "nproc": limits.nproc if "userns" in iso.layers or (iso.bwrap and not iso.layers) else 0,
-        }  # fmt: skip
-        argv = iso.argv(["-c", _launcher_source(), json.dumps(cfg)], seccomp_fd=seccomp_r, tmp_mb=limits.tmp_mb)
-        if iso.bwrap:
-            cwd = "/"
-        else:  # no mount namespace: a fresh host directory, owned by the sandbox user, removed afterwards
-            workdir = cwd = tempfile.mkdtemp(prefix="postfit-sandbox-")
-            if iso.uid is not None:
-                os.chown(workdir, iso.uid, iso.uid)
-        drop = {"user": iso.uid, "group": iso.uid, "extra_groups": []} if iso.uid is not None else {}
         t0 = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=stdin_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=child_fds,
-                start_new_session=True, env=iso.env(cwd), cwd=cwd, **drop,
-            )  # fmt: skip
-        except OSError as e:
-            raw.stderr = f"could not start the sandbox: {e}".encode()
-            return raw
+        if server is not None:
+            cfg["nproc"] += bool(cfg["nproc"])  # the server itself counts
+            try:
+                server.start(cfg, [stdin_r, out_w, err_w, report_w, code_r])
+            except OSError as e:  # ServerError included
+                raw.stderr = f"fork server failed: {e}".encode()
+                return raw
+            kill = server.discard
+        else:
+            if iso.bwrap:
+                cwd = "/"
+            else:  # no mount namespace: a fresh host directory, owned by the sandbox user, removed afterwards
+                workdir = cwd = tempfile.mkdtemp(prefix="postfit-sandbox-")
+                if iso.uid is not None:
+                    os.chown(workdir, iso.uid, iso.uid)
+            try:
+                proc = spawn(iso, [json.dumps(cfg)], tmp_mb=limits.tmp_mb, fds=[report_w, code_r], stdin=stdin_r,
+                             stdout=out_w, stderr=err_w, cwd=cwd)  # fmt: skip
+            except OSError as e:
+                raw.stderr = f"could not start the sandbox: {e}".encode()
+                return raw
+            kill = functools.partial(_kill, proc, iso)
         for fd in child_fds:
             os.close(fd)
         child_fds = []
         if on_start:
-            on_start(proc)
+            on_start(proc or server.proc)
         payload = _frame({"program": program, "calls": calls or []})
         if tests is not None:
             payload += _frame({"tests": tests})
-        _pump(proc, iso, raw, limits, t0, report_r, {code_w: payload, stdin_w: stdin or b""})
+        writes = {code_w: payload, stdin_w: stdin or b""}
         code_w = stdin_w = None
-        raw.returncode = proc.wait()
+        deadline = _pump(out_r, err_r, kill, raw, limits, t0, report_r, writes)
+        if server is not None:
+            _finish_server(server, raw, deadline)
+        else:
+            try:  # the pipes are closed, but the program may still run: the deadline still holds
+                raw.returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()) if deadline else None)
+            except subprocess.TimeoutExpired:
+                raw.timed_out = raw.started
+                kill()
+                raw.returncode = proc.wait()
         raw.seconds = time.monotonic() - t0
         return raw
     finally:
-        for fd in [report_r, code_w, stdin_w, *child_fds]:
+        for fd in [report_r, code_w, stdin_w, out_r, err_r, *child_fds]:
             if fd is not None:
                 try:
                     os.close(fd)
@@ -179,10 +211,25 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _pump(proc, iso, raw: Raw, limits: Limits, t0: float, report_r: int, writes: dict[int, bytes]) -> None:
-    """Feed stdin and the code pipe, read stdout/stderr/report under caps and deadlines; close every fd."""
+def _finish_server(server, raw: Raw, deadline: float | None) -> None:
+    if deadline is None:
+        return  # killed (timeout, output cap): the server is gone already
+    try:
+        raw.returncode = server.finish(deadline)
+    except OSError as e:
+        raw.infra_error = f"fork server failed: {e}"
+        return
+    if raw.returncode is None:
+        raw.timed_out = raw.started
+
+
+def _pump(out_r: int, err_r: int, kill, raw: Raw, limits: Limits, t0: float, report_r: int,
+          writes: dict[int, bytes]) -> float | None:  # fmt: skip
+    """Feed stdin and the code pipe, read stdout/stderr/report under caps and deadlines until every pipe is closed.
+
+    Returns the deadline still running, or None if it killed the sandbox. Closes the write ends."""
     sel = selectors.DefaultSelector()
-    bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray(), report_r: bytearray()}
+    bufs = {out_r: bytearray(), err_r: bytearray(), report_r: bytearray()}
     for fd in bufs:
         sel.register(fd, selectors.EVENT_READ)
     for fd, data in list(writes.items()):
@@ -203,8 +250,8 @@ def _pump(proc, iso, raw: Raw, limits: Limits, t0: float, report_r: int, writes:
             left = deadline - time.monotonic()
             if left <= 0:
                 raw.timed_out = raw.started
-                _kill(proc, iso)
-                break
+                kill()
+                raise _Stop
             for key, _ in sel.select(timeout=min(left, 1.0)):
                 fd = key.fd
                 if fd in writes:
@@ -223,24 +270,22 @@ def _pump(proc, iso, raw: Raw, limits: Limits, t0: float, report_r: int, writes:
                     sel.unregister(fd)
                     continue
                 bufs[fd] += chunk
-                out = len(bufs[proc.stdout.fileno()]) + len(bufs[proc.stderr.fileno()])
-                if out > limits.output_bytes or len(report) > report_cap:
+                if len(bufs[out_r]) + len(bufs[err_r]) > limits.output_bytes or len(report) > report_cap:
                     raw.output_exceeded = True
-                    _kill(proc, iso)
+                    kill()
                     raise _Stop
     except _Stop:
-        pass
+        deadline = None
     finally:
         sel.close()
         for fd in writes:
             os.close(fd)
         writes.clear()
-        proc.stdout.close()
-        proc.stderr.close()
     raw.started = raw.started or report[:1] == b"S"
-    raw.stdout, raw.stderr = (bytes(b) for b in list(bufs.values())[:2])  # dict order: stdout, stderr, report
+    raw.stdout, raw.stderr = bytes(bufs[out_r]), bytes(bufs[err_r])
     if raw.started:
         _parse_frames(bytes(report[1:]), raw)
+    return deadline
 
 
 class _Stop(Exception):

@@ -31,6 +31,9 @@ DENIED = {
     "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
     "pidfd_getfd": 438, "mount_setattr": 442,
+    # IPC objects outlive their creator inside the sandbox's IPC namespace, so a fork server's next program could
+    # find them: refuse creating any (multiprocessing's POSIX semaphores live in /dev/shm, which is wiped instead)
+    "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240,
 }
 # fmt: on
 SYS_SOCKET, SYS_CLONE, SYS_CLONE3, SYS_IOCTL = 41, 56, 435, 16

@@ -84,6 +84,8 @@ def classify(
 ) -> tuple[str, str]:
     if not raw.started:
         return "error", "sandbox did not start: " + raw.stderr[-1000:].decode(errors="replace")
+    if raw.infra_error:
+        return "error", raw.infra_error
     if raw.timed_out:
         return "timeout", "wall-clock time limit exceeded"
     if raw.output_exceeded:

@@ -27,3 +27,10 @@ def smoke_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "study"
     postfit("run", "smoke", "--out", str(out))
     return out
+
+
+def pytest_report_header(config) -> str:
+    """CI's log says which sandbox layers the attack suite ran against."""
+    from postfit.sandbox import isolation
+
+    return f"postfit sandbox layers: {', '.join(isolation().layers)}"

@@ -19,9 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from postfit.errors import UserError
 
 SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format")
-# "none" evaluates the initialisation itself (the untrained baseline); "sft+rl" starts RL from the SFT run's model.
-RECIPES = ("none", "sft", "rl", "sft+rl")
-INITS = ("pretrained", "random")
 
 
 class Strict(BaseModel):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from postfit.config import EvalOptions, RLOptions
 from postfit.io import write_jsonl
-from postfit.training import train_and_save, trainer_kwargs
+from postfit.training import train_and_save, trl_kwargs
 from postfit.verify import extract_answer, score
 
 log = logging.getLogger(__name__)
@@ -101,21 +101,10 @@ def _heldout_callback(tokenizer, items: list[dict], opts: EvalOptions, every: in
 def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLOptions, eval_opts: EvalOptions,
              run_dir: Path, seed: int) -> dict:  # fmt: skip
     """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
-    import torch
     from trl import GRPOConfig
 
     args = GRPOConfig(
-        **trainer_kwargs(
-            run_dir / "checkpoints",
-            steps=opts.steps,
-            batch_size=opts.batch_size,
-            learning_rate=opts.learning_rate,
-            scheduler="constant_with_warmup",
-            warmup_ratio=opts.warmup_ratio,
-            checkpoint_steps=opts.checkpoint_steps,
-            logging_steps=opts.logging_steps,
-            seed=seed,
-        ),
+        **trl_kwargs(run_dir / "checkpoints", opts, seed, "constant_with_warmup"),
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         temperature=opts.temperature,
@@ -123,8 +112,6 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
         epsilon=opts.epsilon,
         loss_type=opts.loss_type,
         reward_weights=[1.0, opts.format_weight] if opts.format_weight else None,
-        activation_checkpointing=False,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     rewards = [correctness_reward, format_reward] if opts.format_weight else [correctness_reward]
     trainer = _trainer_class()(

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from postfit.config import SFTOptions
-from postfit.training import train_and_save, trainer_kwargs
+from postfit.training import train_and_save, trl_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +28,13 @@ def sft_dataset(items: list[dict]):
 
 def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Path, seed: int) -> dict:
     """Fine-tune `model` in place on `items`; final weights go to run_dir/model, the loss log to train_log.jsonl."""
-    import torch
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(
-        **trainer_kwargs(
-            run_dir / "checkpoints",
-            steps=opts.steps,
-            batch_size=opts.batch_size,
-            learning_rate=opts.learning_rate,
-            scheduler=opts.lr_scheduler,
-            warmup_ratio=opts.warmup_ratio,
-            checkpoint_steps=opts.checkpoint_steps,
-            logging_steps=opts.logging_steps,
-            seed=seed,
-            weight_decay=opts.weight_decay,
-        ),
+        **trl_kwargs(run_dir / "checkpoints", opts, seed, opts.lr_scheduler),
         max_length=opts.max_length,
         completion_only_loss=True,
         packing=False,
-        # TRL's defaults suit billion-parameter models on GPUs; tiny models train faster without them.
-        activation_checkpointing=False,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items), processing_class=tokenizer)
     return train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)

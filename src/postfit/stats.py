@@ -13,9 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from postfit.config import SPLITS
+
 log = logging.getLogger(__name__)
 
-SPLIT_ORDER = ("id_test", "ood_harder", "ood_family", "ood_format")
+SPLIT_ORDER = SPLITS  # the evaluation splits, in pipeline order
 GREEDY = -1  # the `sample` index of the greedy completion in samples.jsonl
 
 

@@ -46,6 +46,29 @@ def trainer_kwargs(
     )
 
 
+def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str) -> dict:
+    """`trainer_kwargs` from SFT or RL options, plus the settings every TRL config of postfit shares."""
+    import torch
+
+    return dict(
+        **trainer_kwargs(
+            output_dir,
+            steps=opts.steps,
+            batch_size=opts.batch_size,
+            learning_rate=opts.learning_rate,
+            scheduler=scheduler,
+            warmup_ratio=opts.warmup_ratio,
+            checkpoint_steps=opts.checkpoint_steps,
+            logging_steps=opts.logging_steps,
+            seed=seed,
+            weight_decay=getattr(opts, "weight_decay", 0.0),
+        ),
+        # TRL's defaults suit billion-parameter models on GPUs; tiny models train faster without them.
+        activation_checkpointing=False,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )
+
+
 def last_checkpoint(output_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 

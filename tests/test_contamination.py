@@ -11,7 +11,7 @@ from postfit.tasks import make_splits
 def test_stdlib_corpus_shares_no_task_prompt():
     study = load_study("default")[0]
     cfg = study.pretrain
-    docs = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+    docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
     assert sum(map(len, docs)) >= 3_000_000
     splits = make_splits(study.tasks)
     for name, items in splits.items():

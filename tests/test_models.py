@@ -63,3 +63,15 @@ def test_missing_hub_model_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="'no-such-org/no-such-model' is neither a local directory nor in the local"):
         build_variant("no-such-org/no-such-model", "pretrained", seed=0)
+
+
+def test_llama_arch_builds_the_same_shapes(base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postfit.models import preset_config
+
+    tok = AutoTokenizer.from_pretrained(base["random"])
+    qwen = AutoModelForCausalLM.from_config(preset_config("nano", "qwen3", tok, 64))
+    llama = AutoModelForCausalLM.from_config(preset_config("nano", "llama", tok, 64))
+    assert llama.config.model_type == "llama" and llama.config.eos_token_id == tok.eos_token_id
+    assert llama.config.hidden_size == qwen.config.hidden_size and llama.config.vocab_size == len(tok)

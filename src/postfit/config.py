@@ -70,6 +70,11 @@ class PretrainConfig(Strict):
     )
     checkpoint_steps: int = Field(100, gt=0, description="Save a resumable checkpoint every this many steps.")
 
+    @property
+    def corpus_chars(self) -> int:
+        """Characters of the corpus read: enough for the tokenizer and the token budget (< 5 characters a token)."""
+        return max(self.tokenizer_chars, self.tokens * 5)
+
 
 class TaskSpec(Strict):
     """One reasoning-gym task family with its generator settings."""

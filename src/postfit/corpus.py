@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import sysconfig
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from postfit.errors import UserError
@@ -69,13 +70,18 @@ def _hf_documents(name: str) -> Iterator[str]:
 
 def corpus_documents(spec: str, max_chars: int) -> list[str]:
     """Whole documents from the start of the corpus until `max_chars` characters are reached."""
+    return list(_read_documents(spec, max_chars))
+
+
+@lru_cache(maxsize=2)  # a study reads the same prefix for its tokenizer, its pre-training and its contamination check
+def _read_documents(spec: str, max_chars: int) -> tuple[str, ...]:
     docs, size = [], 0
     for doc in iter_documents(spec):
         docs.append(doc)
         size += len(doc)
         if size >= max_chars:
             break
-    return docs
+    return tuple(docs)
 
 
 def provenance(spec: str, docs: list[str]) -> dict:

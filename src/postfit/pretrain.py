@@ -75,7 +75,7 @@ def ensure_base(cfg: PretrainConfig, preset: str, arch: str, base_dir: Path, nee
     arch_dir, model_dir = base_dir / "architecture", base_dir / "pretrained"
     docs = None
     if not arch_dir.is_dir():
-        docs = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+        docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
         tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"])
         config = preset_config(preset, arch, tokenizer, cfg.seq_len)
         with atomic_dir(arch_dir) as tmp:
@@ -85,7 +85,7 @@ def ensure_base(cfg: PretrainConfig, preset: str, arch: str, base_dir: Path, nee
     dirs = {"random": arch_dir}
     if need_weights:
         if not model_dir.is_dir():
-            docs = docs or corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+            docs = docs or corpus_documents(cfg.corpus, cfg.corpus_chars)
             pretrain(cfg, arch_dir, model_dir, base_dir, docs)
         dirs["pretrained"] = model_dir
     return dirs

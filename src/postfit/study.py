@@ -106,7 +106,7 @@ def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict
         from postfit.corpus import corpus_documents
 
         cfg = study.pretrain
-        docs = corpus_documents(cfg.corpus, max(cfg.tokenizer_chars, cfg.tokens * 5))
+        docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
         for split in eval_splits:
             hits = overlapping_items(docs, {it["id"]: it["question"] for it in splits[split]}, DEFAULT_N)
             pairs.append({"source": "pretrain corpus", "check": f"word {DEFAULT_N}-gram", "split": split,

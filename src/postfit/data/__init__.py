@@ -1,0 +1,1 @@
+"""Data sources beyond the built-in reasoning-gym tasks: post-training sets and benchmarks, one item schema."""

@@ -1,30 +1,66 @@
-"""Answer extraction and scoring: the one verifier that evaluation (and later RL rewards) call."""
+"""The one verifier that evaluation and the GRPO reward call: `score(item, completion)`, dispatched on the
+item's domain (postfit.data.schema): procedural -> reasoning-gym's own scorer, math -> math-verify
+(verify_math.py), code -> the sandbox (verify_code.py). What each scores is extracted in postfit.extract.
+"""
 
 from __future__ import annotations
 
-import re
+from postfit.extract import extract_answer
+from postfit.tasks import scorer
 
-from postfit.tasks import ANSWER_PREFIX, scorer
-
-_ANSWER = re.compile(rf"{re.escape(ANSWER_PREFIX)}[ \t]*([^\n]*)")
-
-
-def extract_answer(completion: str) -> str | None:
-    """The text after the last 'Answer:' in the completion, without a trailing period; None if absent or empty."""
-    matches = _ANSWER.findall(completion)
-    if not matches:
-        return None
-    answer = matches[-1].strip().removesuffix(".").strip()
-    return answer or None
+__all__ = ["extract_answer", "is_correct", "score", "score_batch"]
 
 
-def score(item: dict, completion: str) -> tuple[str | None, float]:
-    """(extracted answer, reasoning-gym's score in [0, 1]) for one completion of one item."""
+def _reasoning_gym(item: dict, completion: str) -> tuple[str | None, float]:
+    """reasoning-gym's score of the 'Answer:' line. Study items carry task/config/metadata at top level,
+    benchmark items (`rg:<task>`) in `meta`."""
     answer = extract_answer(completion)
     if answer is None:
         return None, 0.0
-    entry = {"question": item["question"], "answer": item["answer"], "metadata": item["metadata"]}
-    return answer, float(scorer(item["task"], item["config"])(answer, entry))
+    src = item if "task" in item else item["meta"]
+    question = item.get("question") or src.get("question") or item.get("prompt", "")
+    entry = {"question": question, "answer": item["answer"], "metadata": src["metadata"]}
+    return answer, float(scorer(src["task"], src["config"])(answer, entry))
+
+
+def _math(item: dict, completion: str) -> tuple[str | None, float]:
+    from postfit.verify_math import score as math_score
+
+    return math_score(item, completion)
+
+
+def _code(item: dict, completion: str) -> tuple[str | None, float]:
+    from postfit.verify_code import score as code_score
+
+    return code_score(item, completion)
+
+
+VERIFIERS = {"procedural": _reasoning_gym, "math": _math, "code": _code}
+
+
+def score(item: dict, completion: str) -> tuple[str | None, float]:
+    """(extracted answer, score in [0, 1]) for one completion of one item; the answer of a code item is the
+    program that was run."""
+    domain = item.get("domain", "procedural")
+    if domain not in VERIFIERS:
+        raise ValueError(f"item {item.get('id')!r}: unknown domain {domain!r}; expected one of {sorted(VERIFIERS)}")
+    return VERIFIERS[domain](item, completion)
+
+
+def score_batch(items: list[dict], completions: list[str], workers: int | None = None) -> list[tuple]:
+    """`score` for many (item, completion) pairs, in order; code items run in the sandbox in parallel."""
+    out: list[tuple | None] = [None] * len(items)
+    code = [i for i, it in enumerate(items) if it.get("domain") == "code"]
+    if code:
+        from postfit.verify_code import score_batch as code_batch
+
+        for i, result in zip(code, code_batch([items[i] for i in code], [completions[i] for i in code],
+                                              workers=workers), strict=True):  # fmt: skip
+            out[i] = result
+    for i, (item, completion) in enumerate(zip(items, completions, strict=True)):
+        if out[i] is None:
+            out[i] = score(item, completion)
+    return out
 
 
 def is_correct(value: float) -> bool:

@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from postfit.config_scaling import ContaminationOptions, ProbesConfig, check_init, check_scaling
 from postfit.errors import UserError
 
 SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format")
@@ -126,8 +127,10 @@ class TasksConfig(Strict):
 class GridConfig(Strict):
     """The runs of the study: every combination of init x recipe x seed."""
 
-    inits: list[Literal["pretrained", "random"]] = Field(
-        ["pretrained", "random"], min_length=1, description="Initialisations of the same architecture."
+    inits: list[str] = Field(
+        ["pretrained", "random"], min_length=1, description="Initialisations of the same architecture: "
+        "`pretrained`, `random`, or `pretrained@TOKENS` (presets: the checkpoint of postfit's own pre-training "
+        "after TOKENS tokens; random counts as 0 tokens).",
     )
     recipes: list[Literal["none", "sft", "rl", "sft+rl"]] = Field(
         ["none", "sft"],
@@ -136,6 +139,22 @@ class GridConfig(Strict):
         "`sft+rl` runs GRPO from the `sft` run's model (reused if it exists).",
     )
     seeds: list[int] = Field([0], min_length=1, description="Run seeds (random init, data order, sampling).")
+    posttrain_examples: list[int] | None = Field(
+        None, description="Data-scaling axis: post-train on the first N training items for each N listed (same "
+        "steps, so fewer items means more epochs); null: all of them.",
+    )
+
+    @field_validator("inits")
+    @classmethod
+    def _known_inits(cls, v: list[str]) -> list[str]:
+        return [check_init(name) for name in v]
+
+    @field_validator("posttrain_examples")
+    @classmethod
+    def _positive_unique(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 1 or len(set(v)) != len(v)):
+            raise ValueError(f"expected distinct positive numbers of examples, got {v}")
+        return v
 
     @field_validator("inits", "recipes", "seeds")
     @classmethod
@@ -226,6 +245,8 @@ class Study(Strict):
     rl: RLOptions = Field(default_factory=RLOptions)
     eval: EvalOptions = Field(default_factory=EvalOptions)
     report: ReportOptions = Field(default_factory=ReportOptions)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    contamination: ContaminationOptions = Field(default_factory=ContaminationOptions)
 
     @model_validator(mode="after")
     def _pretrain_matches_model(self) -> Study:
@@ -233,6 +254,11 @@ class Study(Strict):
             raise ValueError("`pretrain` is required when `model.preset` is set")
         if self.model.name_or_path is not None and self.pretrain is not None:
             raise ValueError("`pretrain` applies only to presets; remove it for `model.name_or_path`")
+        return self
+
+    @model_validator(mode="after")
+    def _scaling_axes(self) -> Study:
+        check_scaling(self)
         return self
 
     def fingerprint(self) -> str:

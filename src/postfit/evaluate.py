@@ -11,9 +11,12 @@ from postfit.verify import is_correct, score
 log = logging.getLogger(__name__)
 
 
-def generate(model, tokenizer, prompts: list[str], opts: EvalOptions, *, n: int = 1, sample: bool = False,
-             seed: int = 0, label: str = "generating") -> list[list[str]]:  # fmt: skip
-    """`n` completions per prompt (chat template applied), in the prompts' order."""
+def generate(model, tokenizer, prompts: list[str] | list[list[dict]], opts: EvalOptions, *, n: int = 1,
+             sample: bool = False, seed: int = 0, label: str = "generating") -> list[list[str]]:  # fmt: skip
+    """`n` completions per prompt (chat template applied), in the prompts' order.
+
+    A prompt is a user message, or a whole conversation (a list of chat messages: the in-context probe's shots).
+    """
     import torch
     from transformers import GenerationConfig
 
@@ -28,7 +31,9 @@ def generate(model, tokenizer, prompts: list[str], opts: EvalOptions, *, n: int 
         pad_token_id=tokenizer.pad_token_id,
     )
     texts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}] if isinstance(p, str) else p, add_generation_prompt=True, tokenize=False
+        )
         for p in prompts
     ]
     # Similar lengths in a batch waste less padding; results go back to the prompts' order.

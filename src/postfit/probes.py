@@ -1,0 +1,185 @@
+"""Learning-to-learn probes: does a model learn a never-seen task from examples in its prompt, or from a few steps?
+
+Both run on every run's final model, so the `none` runs give the models before post-training and the others the
+models after it. Their items come from reasoning-gym families the study never post-trains on (checked by the study
+schema), drawn from `probes.seed`; every completion is stored like an evaluation sample (runs/*/probes.jsonl),
+with `probe`, `task` and `k` (shots) or `m` (adaptation steps) added, so the report recomputes every curve.
+
+In-context prompts: the query is the last user turn; before it come k solved examples as earlier chat turns
+(user: the example's prompt, assistant: `Answer: <its answer>`). The shots come from a pool generated apart from
+the queries (no shared question), and a shot whose answer the task's own verifier would accept for the query is
+never used: otherwise a model could score by copying an earlier answer without learning anything. The shots of the
+k-shot prompt are the first k of one fixed order per query, so the k-curve compares nested prompts.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+from postfit.config_scaling import AdaptProbe, ICLProbe, ProbesConfig
+from postfit.errors import UserError
+from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, _generate, _seed, normalise_question
+from postfit.verify import is_correct, score
+
+log = logging.getLogger(__name__)
+
+
+def _items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
+    items = _generate(name, config, n, seed, seen, split, key)
+    for it in items:
+        it["prompt"] = PROMPT_TEMPLATES["id"].format(question=it["question"])
+        it["target"] = f"{ANSWER_PREFIX} {it['answer']}"
+    return items
+
+
+def make_probe_data(probes: ProbesConfig) -> dict:
+    """{"icl": {task: {"queries": [...], "pool": [...]}}, "adapt": {"train": [...], "test": [...]}}; no question
+    appears twice anywhere in it."""
+    seen: set[str] = set()
+    out: dict = {"icl": {}, "adapt": None}
+    if probes.icl is not None:
+        for i, t in enumerate(probes.icl.tasks):
+            key = f"probes.icl.tasks[{i}]"
+            queries = _items(t.name, t.config, probes.icl.items, _seed(probes.seed, "icl", t.name), seen, "icl", key)
+            pool_seed = _seed(probes.seed, "icl_pool", t.name)
+            pool = _items(t.name, t.config, probes.icl.pool, pool_seed, seen, "icl_pool", key)
+            out["icl"][t.name] = {"queries": queries, "pool": pool}
+    if probes.adapt is not None:
+        a, key = probes.adapt, "probes.adapt.task"
+        test = _items(a.task.name, a.task.config, a.test_size, _seed(probes.seed, "adapt_test"), seen, "adapt", key)
+        train_seed = _seed(probes.seed, "adapt_train")
+        train = _items(a.task.name, a.task.config, a.train_size, train_seed, seen, "adapt_train", key)
+        out["adapt"] = {"train": train, "test": test}
+    return out
+
+
+def ensure_probe_data(probes: ProbesConfig, out_dir: Path) -> dict:
+    """The probe items of the study, generated once into DIR/data/probes.json."""
+    path = out_dir / "data" / "probes.json"
+    if path.exists():
+        return read_json(path)
+    data = make_probe_data(probes)
+    atomic_write_json(path, data)
+    return data
+
+
+def _leaks(query: dict, shot: dict) -> bool:
+    """True when the shot would give the query away: same question, or an answer the verifier accepts for it."""
+    if normalise_question(shot["question"]) == normalise_question(query["question"]):
+        return True
+    return score(query, shot["target"])[1] > 0
+
+
+def icl_prompts(queries: list[dict], pool: list[dict], ks: list[int], seed: int) -> list[dict]:
+    """One row per (query, k): item, task, k, shots (pool ids, in prompt order) and the chat messages."""
+    rows = []
+    k_max = max(ks)
+    for q in queries:
+        candidates = [s for s in pool if not _leaks(q, s)]
+        if len(candidates) < k_max:
+            raise UserError(
+                f"probes.icl: only {len(candidates)} shots of {q['task']!r} do not give away the answer of "
+                f"{q['id']}, {k_max} needed; raise probes.icl.pool or widen the task's config"
+            )
+        order = random.Random(f"{seed}/{q['id']}").sample(candidates, k_max)
+        for k in ks:
+            messages = []
+            for shot in order[:k]:
+                messages.append({"role": "user", "content": shot["prompt"]})
+                messages.append({"role": "assistant", "content": shot["target"]})
+            messages.append({"role": "user", "content": q["prompt"]})
+            rows.append({"item": q["id"], "task": q["task"], "k": k, "shots": [s["id"] for s in order[:k]],
+                         "messages": messages})  # fmt: skip
+    return rows
+
+
+def _sample_row(item: dict, completion: str, **extra) -> dict:
+    answer, value = score(item, completion)
+    return {**extra, "item": item["id"], "sample": -1, "prompt": item["prompt"], "completion": completion,
+            "answer": answer, "reference": item["answer"], "correct": is_correct(value), "score": value}  # fmt: skip
+
+
+def run_icl(model, tokenizer, data: dict, spec: ICLProbe, eval_opts, seed: int) -> list[dict]:
+    from postfit.evaluate import generate
+
+    opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
+    rows = []
+    for task, d in data.items():
+        prompts = icl_prompts(d["queries"], d["pool"], spec.k, seed)
+        completions = generate(model, tokenizer, [p["messages"] for p in prompts], opts, label=f"icl {task}")
+        by_id = {q["id"]: q for q in d["queries"]}
+        for p, (completion,) in zip(prompts, completions, strict=True):
+            rows.append(_sample_row(by_id[p["item"]], completion, probe="icl", task=task, split=f"icl:{task}",
+                                    k=p["k"], shots=p["shots"]))  # fmt: skip
+    return rows
+
+
+def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_dir: Path, seed: int) -> list[dict]:
+    """Fine-tune a copy of `model` on the new task with a constant learning rate, evaluating after each m steps."""
+    import torch
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from postfit.evaluate import generate
+    from postfit.sft import sft_dataset
+    from postfit.training import trl_kwargs
+
+    opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
+    test, rows = data["test"], []
+
+    def evaluate(m: int, net) -> None:
+        rng_state = torch.random.get_rng_state()  # evaluation must not change the training's random stream
+        side = tokenizer.padding_side
+        completions = generate(net, tokenizer, [it["prompt"] for it in test], opts, label=f"adapt m={m}")
+        tokenizer.padding_side = side
+        torch.random.set_rng_state(rng_state)
+        task = test[0]["task"]
+        rows.extend(_sample_row(it, c, probe="adapt", task=task, split=f"adapt:{task}", m=m)
+                    for it, (c,) in zip(test, completions, strict=True))  # fmt: skip
+        net.train()
+
+    work = copy.deepcopy(model)
+    if 0 in spec.steps:
+        evaluate(0, work)
+    m_max = max(spec.steps)
+    if m_max == 0:
+        return rows
+
+    class _EvalAt(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in spec.steps:
+                evaluate(state.global_step, model)
+
+    train_opts = SimpleNamespace(
+        steps=m_max, batch_size=spec.batch_size, learning_rate=spec.learning_rate, warmup_ratio=0.0,
+        checkpoint_steps=m_max + 1, logging_steps=max(1, m_max // 10),
+    )  # fmt: skip
+    args = SFTConfig(**trl_kwargs(work_dir, train_opts, seed, "constant"), max_length=256, completion_only_loss=True,
+                     packing=False, save_strategy="no")  # fmt: skip
+    trainer = SFTTrainer(model=work, args=args, train_dataset=sft_dataset(data["train"]), processing_class=tokenizer)
+    trainer.add_callback(_EvalAt())
+    trainer.train()
+    return rows
+
+
+def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, run_dir: Path, seed: int) -> list[dict]:
+    """Every probe on one run's final model, stored in run_dir/probes.jsonl (reused if it exists)."""
+    import shutil
+
+    path = run_dir / "probes.jsonl"
+    if path.exists():
+        return read_jsonl(path)
+    rows: list[dict] = []
+    if probes.icl is not None:
+        rows += run_icl(model, tokenizer, data["icl"], probes.icl, eval_opts, probes.seed)
+    if probes.adapt is not None:
+        work_dir = run_dir / "adapt_work"
+        rows += run_adapt(model, tokenizer, data["adapt"], probes.adapt, eval_opts, work_dir, seed)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    write_jsonl(path, rows)
+    return rows

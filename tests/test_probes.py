@@ -1,0 +1,84 @@
+"""In-context probe prompts never give the query away; the probe schema rejects families the study trains on."""
+
+from __future__ import annotations
+
+import pytest
+
+from postfit.config import parse_study
+from postfit.config_scaling import ICLProbe, ProbesConfig, ProbeTask
+from postfit.errors import UserError
+from postfit.probes import icl_prompts, make_probe_data
+from postfit.tasks import normalise_question
+from postfit.verify import score
+
+# gcd of small numbers is 1 most of the time, letter_counting's answers are 0-4: answers collide all the time,
+# so a prompt builder that only avoided the query itself would leak answers here.
+TASKS = [ProbeTask(name="gcd", config={"min_numbers": 2, "max_numbers": 2, "min_value": 1, "max_value": 30}),
+         ProbeTask(name="letter_counting", config={})]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_probe_data(ProbesConfig(icl=ICLProbe(tasks=TASKS, items=30, pool=150)))["icl"]
+
+
+def test_no_prompt_contains_its_query_or_its_answer(data):
+    for task, d in data.items():
+        queries, pool = {q["id"]: q for q in d["queries"]}, {s["id"]: s for s in d["pool"]}
+        assert not {normalise_question(q["question"]) for q in queries.values()} & {
+            normalise_question(s["question"]) for s in pool.values()
+        }, "shot pool and queries share a question"
+        rows = icl_prompts(d["queries"], d["pool"], [0, 1, 2, 4, 8, 16], seed=0)
+        assert len(rows) == 6 * len(queries)
+        for row in rows:
+            q, msgs = queries[row["item"]], row["messages"]
+            assert len(msgs) == 2 * row["k"] + 1 and msgs[-1] == {"role": "user", "content": q["prompt"]}
+            assert [m["role"] for m in msgs[:-1]] == ["user", "assistant"] * row["k"]
+            assert all(s in pool for s in row["shots"]) and len(set(row["shots"])) == row["k"]
+            for m in msgs[:-1]:
+                # Not the query's question, not its answer in any form the verifier accepts.
+                assert normalise_question(q["question"]) not in normalise_question(m["content"]), (task, row)
+                if m["role"] == "assistant":
+                    assert score(q, m["content"])[1] == 0.0, (task, q["answer"], m["content"])
+                    assert m["content"].removeprefix("Answer:").strip() != q["answer"].strip()
+        # Nested shots: the k-shot prompt extends the smaller ones, for every query.
+        by_item: dict[str, dict[int, list[str]]] = {}
+        for row in rows:
+            by_item.setdefault(row["item"], {})[row["k"]] = row["shots"]
+        for shots in by_item.values():
+            assert all(shots[k] == shots[16][:k] for k in shots)
+
+
+def test_answers_collide_often_so_the_filter_is_doing_work(data):
+    d = data["gcd"]
+    colliding = sum(s["answer"] == q["answer"] for q in d["queries"] for s in d["pool"])
+    assert colliding > 0.2 * len(d["queries"]) * len(d["pool"])
+
+
+def test_planted_leaks_are_never_used_as_shots(data):
+    d = data["gcd"]
+    q = d["queries"][0]
+    clones = [{**q, "id": f"icl_pool/clone{i}"} for i in range(20)]  # the query itself, under other ids
+    same_answer = [s for s in d["pool"] if s["answer"] == q["answer"]]
+    rows = icl_prompts([q], clones + same_answer + d["pool"], [16], seed=3)
+    used = set(rows[0]["shots"])
+    assert not used & {c["id"] for c in clones} and not used & {s["id"] for s in same_answer}
+    with pytest.raises(UserError, match="probes.icl: only 0 shots"):
+        icl_prompts([q], clones + same_answer, [1], seed=0)
+
+
+def test_schema_rejects_probe_families_the_study_trains_on():
+    base = {"name": "x", "model": {"preset": "nano"}, "pretrain": {"tokens": 1000},
+            "tasks": {"train": [{"name": "chain_sum"}], "ood_family": [{"name": "basic_arithmetic"}]}}  # fmt: skip
+    ok = parse_study({**base, "probes": {"icl": {"tasks": [{"name": "gcd"}]}}}, "s.yaml")
+    assert ok.probes.icl.k == [0, 1, 2, 4, 8, 16] and ok.probes.adapt is None
+    for probes, match in [
+        ({"icl": {"tasks": [{"name": "basic_arithmetic"}]}}, "post-training or ood_family tasks"),
+        ({"adapt": {"task": {"name": "chain_sum"}}}, "already used by the study"),
+        ({"icl": {"tasks": [{"name": "gcd"}]}, "adapt": {"task": {"name": "gcd"}}}, "already used by the study"),
+        ({"icl": {"tasks": [{"name": "no_such_task"}]}}, "unknown reasoning-gym task"),
+    ]:
+        with pytest.raises(UserError, match=match):
+            parse_study({**base, "probes": probes}, "s.yaml")
+    with pytest.raises(UserError, match="add `none` to grid.recipes"):
+        parse_study({**base, "grid": {"recipes": ["sft"]}, "probes": {"icl": {"tasks": [{"name": "gcd"}]}}}, "s.yaml")

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from postfit.report_render import (
     render_md,
     runs_loss_plot,
 )
+from postfit.report_rl import rl_blocks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Run:
     params: int | None
     samples: list[dict]
     train_log: list[dict]
+    heldout: list[dict] = field(default_factory=list)  # RL runs: greedy held-out rows during training
+    train: dict = field(default_factory=dict)  # run.json's training stats (times, tokens)
 
 
 @dataclass
@@ -106,7 +109,9 @@ def load_study(out_dir: Path) -> Study:
         meta = read_json(run_dir / "run.json")
         samples, train_log = read_jsonl(run_dir / "samples.jsonl"), _maybe(run_dir / "train_log.jsonl", read_jsonl)
         name, params = meta.get("run", run_dir.name), meta.get("params")
-        runs.append(Run(name, meta["init"], meta["recipe"], int(meta["seed"]), params, samples, train_log or []))
+        heldout = _maybe(run_dir / "heldout.jsonl", read_jsonl) or []
+        runs.append(Run(name, meta["init"], meta["recipe"], int(meta["seed"]), params, samples, train_log or [],
+                        heldout, meta.get("train") or {}))  # fmt: skip
     if not runs:
         raise UserError(f"{out_dir}: no run has a samples.jsonl yet; evaluate before reporting")
     pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []
@@ -312,6 +317,7 @@ def build_blocks(study: Study) -> list[Block]:
         text += f"seeds both share; {ci} CI from a bootstrap paired by seed and item."
         blocks += [Heading("Recovery ratio"), Para(text), rec]
     blocks += _loss_blocks(study)
+    blocks += rl_blocks(study)
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]

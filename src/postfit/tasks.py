@@ -1,9 +1,10 @@
 """Procedural reasoning tasks from reasoning-gym, cut into disjoint ID and OOD splits.
 
-Splits: `train` and `id_test` (the training families and settings), `ood_harder` (same family,
-harder settings), `ood_family` (related families never trained on), `ood_format` (the id_test
-items under another prompt wording). No question appears in two of train/id_test/ood_harder/
-ood_family; every item is generated from a fixed seed, so every run sees the same data.
+Splits: `train` and `id_test` (the training families and settings), `rl` (optional RL prompts of the
+training families, never seen in SFT), `ood_harder` (same family, harder settings), `ood_family`
+(related families never trained on), `ood_format` (the id_test items under another prompt wording).
+No question appears in two of train/rl/id_test/ood_harder/ood_family; every item is generated from a fixed
+seed, so every run sees the same data.
 """
 
 from __future__ import annotations
@@ -135,14 +136,15 @@ def make_splits(tasks) -> dict[str, list[dict]]:
     family = [(f"tasks.ood_family[{i}]", t.name, t.config) for i, t in enumerate(tasks.ood_family)]
     # Test splits are drawn first, so growing train_size never changes the evaluation items.
     plan = [("id_test", train, tasks.test_size), ("ood_harder", harder, tasks.test_size),
-            ("ood_family", family, tasks.test_size), ("train", train, tasks.train_size)]  # fmt: skip
+            ("ood_family", family, tasks.test_size), ("train", train, tasks.train_size),
+            ("rl", train, tasks.rl_size)]  # fmt: skip
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {}
     for split, specs, total in plan:
         items: list[dict] = []
         for j, (key, name, config) in enumerate(specs):
             n = _share(total, len(specs), j)
-            items += _generate(name, config, n, _seed(tasks.seed, split, name), seen, split, key)
+            items += [] if n == 0 else _generate(name, config, n, _seed(tasks.seed, split, name), seen, split, key)
         for item in items:
             item["prompt"] = PROMPT_TEMPLATES["id"].format(question=item["question"])
         if items:

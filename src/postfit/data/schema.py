@@ -17,7 +17,13 @@ An item is a plain dict (it goes to jsonl, to `datasets`, and across processes u
     difficulty  str | None the source's own label ("Level 5", "hard", "2024-I"), verbatim
     split       str    "train" | "test" | a postfit split name
     meta        dict   whatever else the verifier or the report needs (reasoning-gym task/config/metadata,
-                       a dataset's correctness flags, the code prefix a completion continues ...)
+                       a dataset's correctness flags, the code prefix a completion continues ...). Two keys have a
+                       fixed meaning for SFT (postfit.data.traces): "traces_correct", a list aligned with `traces`
+                       (True / False / None = not marked), and "messages_correct" (the same for `messages`).
+
+An SFT conversation (non-empty `messages`) may lack a reference answer or tests: some post-training sets
+carry none (OpenThoughts' `conversations` form, NuminaMath solutions without a \\boxed{} answer, interactive
+Codeforces problems without examples). Such an item trains but cannot be verified.
 """
 
 from __future__ import annotations
@@ -33,11 +39,19 @@ def make_item(*, id: str, source: str, domain: str, prompt: str, split: str, ans
     """A schema-valid item; raises ValueError naming the field that is wrong."""
     if domain not in DOMAINS:
         raise ValueError(f"{source}/{id}: domain must be one of {DOMAINS}, got {domain!r}")
+    for i, m in enumerate(messages or []):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValueError(f"{source}/{id}: messages[{i}] must be {{'role': str, 'content': str}}, got {m!r}")
+    conversation = bool(messages)  # an SFT conversation trains even when the source gives nothing to verify
+    if tests is not None and tests.get("style") not in TEST_STYLES:
+        raise ValueError(f"{source}/{id}: tests need a style in {TEST_STYLES}, got {tests.get('style')!r}")
     if domain == "code":
-        if not tests or tests.get("style") not in TEST_STYLES:
+        if tests is None and not conversation:
             raise ValueError(f"{source}/{id}: code items need tests with a style in {TEST_STYLES}")
-    elif answer is None or str(answer).strip() == "":
+    elif (answer is None or str(answer).strip() == "") and not conversation:
         raise ValueError(f"{source}/{id}: {domain} items need a reference answer")
+    if answer is not None and str(answer).strip() == "":
+        answer = None
     return {
         "id": str(id),
         "source": source,

@@ -1,0 +1,204 @@
+"""Reading data: Hugging Face datasets by name (the ordinary `datasets.load_dataset`) and local item files.
+
+Offline behaviour (HF_HUB_OFFLINE=1, or no network): `load_dataset` answers from its own cache (a dataset
+loaded once before). If that misses, the hub's file cache is tried -- a snapshot that `hf download NAME
+--repo-type dataset` put there -- and loaded as a local folder with the same configs. If neither holds the
+dataset, a UserError names it (id, config, split) and gives the command that fetches it. With
+HF_HUB_OFFLINE=1 the hub is never contacted, so the failure is immediate; without it and without network,
+`huggingface_hub` retries for about 20 s first.
+
+Local files (`.jsonl`, `.json`, `.parquet`) hold items already in postfit's schema (postfit.data.schema);
+`save_items` writes them. Errors name the file and the line (jsonl) or row and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from postfit.data.schema import FIELDS, make_item
+from postfit.errors import UserError
+
+log = logging.getLogger(__name__)
+
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """Where a dataset lives on the hub and how one of its rows becomes an item.
+
+    `map_row(row, source=, index=, split=)` returns a schema item (postfit.data.schema.make_item); `mapped` says
+    in words which columns go where (the README's dataset table is written from it).
+    """
+
+    path: str
+    config: str | None
+    split: str
+    domain: str
+    map_row: Callable[..., dict]
+    mapped: str
+
+
+def map_rows(name: str, spec: HubSpec, rows: Iterable[dict], *, split: str, limit: int | None = None) -> list[dict]:
+    """The items of the first `limit` rows; a missing column or a bad value is a UserError naming the dataset."""
+    items = []
+    for index, row in enumerate(rows):
+        if limit is not None and index >= limit:
+            break
+        try:
+            items.append(spec.map_row(row, source=name, index=index, split=split))
+        except KeyError as e:
+            raise UserError(
+                f"{name}: dataset {spec.path!r} row {index} has no column {e.args[0]!r} (columns: {sorted(row)}); "
+                "the hub's schema changed, or the file is not this dataset"
+            ) from None
+        except (ValueError, TypeError) as e:
+            raise UserError(f"{name}: dataset {spec.path!r} row {index}: {e}") from None
+    return items
+
+
+def is_local_file(name: str) -> bool:
+    return Path(name).suffix in LOCAL_SUFFIXES
+
+
+def describe(path: str, config: str | None, split: str) -> str:
+    return f"dataset {path!r}" + (f" config {config!r}" if config else "") + f" split {split!r}"
+
+
+def fetch_command(path: str, config: str | None, split: str) -> str:
+    """The command that puts a hub dataset where postfit finds it offline (run where the hub is reachable)."""
+    args = ", ".join([repr(path)] + ([repr(config)] if config else []) + [f"split={split!r}"])
+    return (
+        f'`hf download {path} --repo-type dataset` (or `python -c "import datasets; datasets.load_dataset({args})"`)'
+    )
+
+
+def _offline_errors() -> tuple[type[BaseException], ...]:
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    # ConnectionError: no network or HF_HUB_OFFLINE; FileNotFoundError/DatasetNotFoundError: not cached, unknown,
+    # or gated; HfHubHTTPError: the hub refused (rate limit, auth).
+    return (ConnectionError, FileNotFoundError, DatasetNotFoundError, OfflineModeIsEnabled, HfHubHTTPError)
+
+
+def _cached_snapshot(path: str) -> str | None:
+    """The local folder of a dataset repo in the hub's file cache (`hf download`), or None."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(path, repo_type="dataset", local_files_only=True, cache_dir=constants.HF_HUB_CACHE)
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+        return None
+
+
+def hub_dataset(path: str, config: str | None = None, split: str = "train"):
+    """`datasets.load_dataset(path, config, split=split)`, or a UserError saying how to fetch it."""
+    import datasets
+
+    what = describe(path, config, split)
+    try:
+        return datasets.load_dataset(path, config, split=split)
+    except _offline_errors() as e:
+        reason = f"{type(e).__name__}: {e}"
+    except ValueError as e:  # a config or split the dataset does not have
+        raise UserError(f"{what}: {e}") from None
+    snapshot = _cached_snapshot(path)
+    if snapshot is not None:
+        log.info("%s: not in the datasets cache, loading the hub snapshot %s", path, snapshot)
+        try:
+            return datasets.load_dataset(snapshot, config, split=split)
+        except (ValueError, FileNotFoundError) as e:
+            reason = f"the cached snapshot {snapshot} does not hold it ({type(e).__name__}: {e})"
+    raise UserError(
+        f"{what} is not cached on this machine and the Hugging Face Hub cannot be reached ({reason}). "
+        f"Fetch it with {fetch_command(path, config, split)} on a machine with network access, into the same "
+        "HF_HOME cache (default ~/.cache/huggingface; copy it here if that machine is another one)."
+    )
+
+
+def _decode_nested(row: dict) -> dict:
+    # Parquet cannot hold dicts of varying shape in one column, so `save_items` stores tests/meta as JSON text.
+    for key in ("tests", "meta"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """(location, row) pairs; location is 'FILE:LINE' for jsonl, 'FILE[row N]' otherwise."""
+    if path.suffix == ".jsonl":
+        out = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((f"{path}:{n}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        return out
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            data = data["data"]
+        if not isinstance(data, list):
+            raise UserError(f"{path}: expected a JSON list of items (or {{'data': [...]}}), got {type(data).__name__}")
+        return [(f"{path}[row {i}]", row) for i, row in enumerate(data)]
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise UserError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
+    return [(f"{path}[row {i}]", row) for i, row in enumerate(table.to_pylist())]
+
+
+def read_items(path: str | Path, *, limit: int | None = None) -> list[dict]:
+    """Schema items from a local .jsonl / .json / .parquet file, validated row by row."""
+    path = Path(path)
+    if path.suffix not in LOCAL_SUFFIXES:
+        raise UserError(f"{path}: expected a {' / '.join(LOCAL_SUFFIXES)} file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    items = []
+    for where, row in _rows(path)[:limit]:
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object with keys {list(FIELDS)}, got {type(row).__name__}")
+        unknown = sorted(set(row) - set(FIELDS))
+        if unknown:
+            raise UserError(f"{where}: unknown key {unknown[0]!r} (an item has {', '.join(FIELDS)})")
+        for key in ("id", "source", "domain", "prompt", "split"):
+            if not isinstance(row.get(key), str):
+                raise UserError(f"{where}: key {key!r} is required and must be a string")
+        try:
+            items.append(make_item(**_decode_nested(dict(row))))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise UserError(f"{where}: {e}") from None
+    return items
+
+
+def save_items(items: list[dict], path: str | Path) -> Path:
+    """Write items as .jsonl, .json or .parquet (tests/meta as JSON text in parquet); `read_items` reads them back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [{**it, "tests": json.dumps(it["tests"]), "meta": json.dumps(it["meta"])} for it in items]
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        raise UserError(f"{path}: expected a {' / '.join(LOCAL_SUFFIXES)} file")
+    return path

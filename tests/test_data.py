@@ -189,6 +189,37 @@ def test_hub_mapping_against_fixture(name, hub_snapshot):
     FIXTURE_CHECKS[name](hub_snapshot)
 
 
+# Reference programs for the LiveCodeBench fixture rows (the dataset ships no solutions).
+LCB_SOLUTIONS = [
+    "class Solution:\n    def countVowels(self, s: str) -> int:\n        return sum(c in 'aeiou' for c in s)\n",
+    "a, b = map(int, input().split())\nprint(a + b)\n",
+    "n = int(input())\nprint('YES' if n % 2 == 0 and n > 2 else 'NO')\n",
+]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in BENCHMARKS.items() if isinstance(s, HubSpec)) + ["humaneval"])
+def test_reference_answers_verify(name, hub_snapshot):
+    """The items meet postfit.verify's contract: reference answers and solutions score 1, wrong ones 0."""
+    from postfit.verify import score
+
+    if name == "humaneval":
+        items = load_benchmark(name, limit=3)
+    else:
+        hub_snapshot(BENCHMARKS[name].path)
+        items = load_benchmark(name)
+    for i, it in enumerate(items):
+        if it["domain"] == "math":
+            right = [f"The answer is $\\boxed{{{it['answer']}}}$."] + it["traces"]
+            wrong = "The answer is $\\boxed{123457}$."
+        else:
+            code = LCB_SOLUTIONS[i] if name == "livecodebench" else it["traces"][0]
+            right = [f"```python\n{code}\n```"]
+            wrong = "```python\nprint(0)\n```"
+        for completion in right:
+            assert score(it, completion)[1] == 1.0, (it["id"], completion)
+        assert score(it, wrong)[1] == 0.0, it["id"]
+
+
 def test_every_hub_entry_has_a_fixture_test():
     hub_entries = {n for table in (SOURCES, BENCHMARKS) for n, s in table.items() if isinstance(s, HubSpec)}
     assert hub_entries == set(FIXTURE_CHECKS)
@@ -250,11 +281,9 @@ def test_rg_benchmarks_are_deterministic_and_verifiable():
     assert it["domain"] == "procedural" and it["id"] == "rg:chain_sum/0"
     assert it["prompt"] == PROMPT_TEMPLATES["id"].format(question=it["meta"]["question"])
     assert json.loads(it["meta"]["config"]) == {} and it["meta"]["task"] == "chain_sum"
-    # the fields postfit.verify.score reads today score the reference answer 1 and a wrong one 0
-    legacy = {"question": it["meta"]["question"], "answer": it["answer"], "task": "chain_sum",
-              "config": it["meta"]["config"], "metadata": it["meta"]["metadata"]}  # fmt: skip
-    assert score(legacy, f"Answer: {it['answer']}")[1] == 1.0
-    assert score(legacy, f"Answer: {int(it['answer']) + 1}")[1] == 0.0
+    # postfit.verify.score reads task/config/metadata from meta: the reference scores 1, a wrong answer 0
+    assert score(it, f"Answer: {it['answer']}")[1] == 1.0
+    assert score(it, f"Answer: {int(it['answer']) + 1}")[1] == 0.0
 
 
 def test_unknown_names_list_the_valid_ones():

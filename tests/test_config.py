@@ -61,8 +61,18 @@ def test_trace_target_needs_a_tracer():
 
 def test_missing_required_key():
     data = _smoke()
+    del data["name"]
+    with pytest.raises(UserError, match="name: required key is missing"):
+        parse_study(data, "s.yaml")
+
+
+def test_without_tasks_every_stage_needs_real_data():
+    data = _smoke()
     del data["tasks"]
-    with pytest.raises(UserError, match="tasks: required key is missing"):
+    with pytest.raises(UserError, match="grid.recipes: recipe `sft` needs `tasks` or `data.sft`"):
+        parse_study(data, "s.yaml")
+    data["grid"]["recipes"] = ["none"]
+    with pytest.raises(UserError, match="eval.benchmarks: nothing to evaluate without `tasks`"):
         parse_study(data, "s.yaml")
 
 
@@ -86,7 +96,7 @@ def test_cli_yaml_syntax_error_names_line(tmp_path: Path):
 
 def test_cli_unknown_study_name_lists_builtins(tmp_path: Path):
     proc = postfit("run", "nonexistent", "--out", str(tmp_path / "o"), check=False)
-    assert proc.returncode == 2 and "['default', 'smoke']" in proc.stderr.replace("\n", " ")
+    assert proc.returncode == 2 and "['default', 'paper', 'smoke']" in proc.stderr.replace("\n", " ")
 
 
 def test_readme_option_table_is_generated_from_the_models():

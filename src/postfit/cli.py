@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from postfit.cli_eval import eval_command
 from postfit.cli_sandbox import app as sandbox_app
 from postfit.errors import UserError
 
@@ -56,7 +57,9 @@ def _setup_logging() -> None:
 @app.command()
 @_user_errors
 def run(
-    study: Annotated[str, typer.Argument(help="Built-in study (default, smoke) or path to a study YAML.")] = "default",
+    study: Annotated[
+        str, typer.Argument(help="Built-in study (default, smoke; paper needs a GPU) or path to a study YAML.")
+    ] = "default",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: runs/<study name>]")] = (
         None
     ),
@@ -90,11 +93,29 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A study's output direct
 
 
 @app.command()
+@_user_errors
+def plan(
+    study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, paper) or path to a study YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Validate a study offline and print its runs, token counts and FLOP estimate (no weights or data loaded)."""
+    from postfit.config import load_study
+    from postfit.plan import make_plan, plan_json, render
+
+    spec, path = load_study(study)
+    result = make_plan(spec, str(path))
+    print(plan_json(result) if as_json else render(result))
+
+
+@app.command()
 def options() -> None:
     """Print every study-file option with its type, default and meaning (the README table)."""
     from postfit.config import options_markdown
 
     print(options_markdown(), end="")
+
+
+app.command("eval")(_user_errors(eval_command))  # postfit eval MODEL --bench ... --out DIR (cli_eval.py)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from postfit.config_data import DataConfig
 from postfit.config_scaling import ContaminationOptions, ProbesConfig, check_init, check_scaling
 from postfit.errors import UserError
 
@@ -36,6 +37,10 @@ class ModelSpec(Strict):
         None, description="Hugging Face model id or local directory, instead of a preset (needs a cache offline)."
     )
     arch: Literal["qwen3", "llama"] = Field("qwen3", description="Architecture family of a preset.")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Dtype of the weights (and optimiser states): `bfloat16` halves the memory of "
+        "billion-parameter models, as open-r1's recipes do; training on a GPU uses bf16 autocast either way.",
+    )
 
     @field_validator("preset")
     @classmethod
@@ -164,7 +169,26 @@ class GridConfig(Strict):
         return v
 
 
-class SFTOptions(Strict):
+class MemoryOptions(Strict):
+    """What SFT and RL share for fitting large models in memory."""
+
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="Sequences per forward/backward pass; `batch_size` must be a multiple (the rest is "
+        "gradient accumulation; GRPO still generates the whole batch each step). null: the whole batch at once.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (less memory, ~30% slower): long sequences."
+    )
+
+    @model_validator(mode="after")
+    def _micro_divides(self) -> MemoryOptions:
+        if self.micro_batch_size and self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
+                             f"({self.micro_batch_size})")  # fmt: skip
+        return self
+
+
+class SFTOptions(MemoryOptions):
     """Supervised fine-tuning through TRL's SFTTrainer (completion-only loss, the model's chat template)."""
 
     steps: int = Field(600, gt=0, description="Optimiser steps.")
@@ -178,7 +202,7 @@ class SFTOptions(Strict):
     logging_steps: int = Field(10, gt=0, description="Log the training loss every this many steps.")
 
 
-class RLOptions(Strict):
+class RLOptions(MemoryOptions):
     """RL with verifiable rewards through TRL's GRPOTrainer; the reward is the evaluation verifier's score."""
 
     steps: int = Field(100, gt=0, description="Optimiser steps.")
@@ -216,6 +240,20 @@ class EvalOptions(Strict):
     k: list[int] = Field([4], description="k values for the unbiased pass@k estimator (each <= samples).")
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for pass@k.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling for pass@k.")
+    benchmarks: list[str] = Field(
+        default_factory=list, description="Benchmarks evaluated for every run, each a split of its own (`aime24`, "
+        "`math500`, `humaneval`, `rg:TASK`, ...; `postfit.data.benchmarks.benchmark_names()` lists them).",
+    )
+    benchmark_limit: int | None = Field(None, gt=0, description="Items per benchmark at most (null: all of them).")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, v: list[str]) -> list[str]:
+        from postfit.config_data import check_benchmark
+
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate entries in {v}")
+        return [check_benchmark(name) for name in v]
 
     @model_validator(mode="after")
     def _k_le_samples(self) -> EvalOptions:
@@ -239,7 +277,12 @@ class Study(Strict):
     description: str = Field("", description="Free text shown in the report.")
     model: ModelSpec
     pretrain: PretrainConfig | None = Field(None, description="Pre-training of a preset (required for presets).")
-    tasks: TasksConfig
+    tasks: TasksConfig | None = Field(None, description="Procedural tasks (post-training data and evaluation splits).")
+    data: DataConfig = Field(default_factory=DataConfig, description="Real post-training data (see config_data.py).")
+    requires_gpu: bool = Field(
+        False, description="GPU-scale study: `postfit run` refuses to start without a CUDA device (`postfit plan` "
+        "shows its cost).",
+    )
     grid: GridConfig = Field(default_factory=GridConfig)
     sft: SFTOptions = Field(default_factory=SFTOptions)
     rl: RLOptions = Field(default_factory=RLOptions)
@@ -254,6 +297,19 @@ class Study(Strict):
             raise ValueError("`pretrain` is required when `model.preset` is set")
         if self.model.name_or_path is not None and self.pretrain is not None:
             raise ValueError("`pretrain` applies only to presets; remove it for `model.name_or_path`")
+        return self
+
+    @model_validator(mode="after")
+    def _data_for_every_stage(self) -> Study:
+        """Each recipe needs its data and evaluation needs a split, from `tasks` or from `data`/`eval.benchmarks`."""
+        recipes = set(self.grid.recipes)
+        if self.tasks is None:
+            if recipes & {"sft", "sft+rl"} and self.data.sft is None:
+                raise ValueError("grid.recipes: recipe `sft` needs `tasks` or `data.sft`")
+            if recipes & {"rl", "sft+rl"} and self.data.rl is None:
+                raise ValueError("grid.recipes: recipe `rl` needs `tasks` or `data.rl`")
+            if not self.eval.benchmarks:
+                raise ValueError("eval.benchmarks: nothing to evaluate without `tasks`; name benchmarks here")
         return self
 
     @model_validator(mode="after")

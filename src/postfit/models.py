@@ -85,19 +85,20 @@ def load_tokenizer(name_or_path: str | Path):
     return tok
 
 
-def build_variant(base: str | Path, init: str, seed: int) -> Variant:
-    """Load `base` (a model directory or hub id) as is (`pretrained`) or re-initialised (`random`)."""
+def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32") -> Variant:
+    """Load `base` (a model directory or hub id) as is (`pretrained`) or re-initialised (`random`), in `dtype`."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
     tokenizer = load_tokenizer(base)
+    torch_dtype = getattr(torch, dtype)
     try:
-        if init == "pretrained":
-            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        if init.partition("@")[0] == "pretrained":  # pretrained@TOKENS: `base` is that checkpoint
+            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
         elif init == "random":
             config = AutoConfig.from_pretrained(str(base))
             set_seed(seed)
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
         else:
             raise UserError(f"grid.inits: unknown init {init!r}; expected one of ['pretrained', 'random']")
     except OSError as e:

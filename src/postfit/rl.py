@@ -43,10 +43,15 @@ def rl_dataset(items: list[dict]):
     """Conversational prompts plus the item itself (JSON), which the reward functions receive as a column."""
     from datasets import Dataset
 
-    keep = ("id", "task", "config", "question", "answer", "metadata")
+    # Everything the verifier may read (procedural task fields, or a schema item's domain/answer/tests/meta);
+    # not the SFT conversations and traces, which can be tens of thousands of characters per item.
+    heavy = ("messages", "traces", "target")
     return Dataset.from_list(
         [
-            {"prompt": [{"role": "user", "content": it["prompt"]}], "item": json.dumps({k: it[k] for k in keep})}
+            {
+                "prompt": [{"role": "user", "content": it["prompt"]}],
+                "item": json.dumps({k: v for k, v in it.items() if k not in heavy}),
+            }  # fmt: skip
             for it in items
         ]
     )

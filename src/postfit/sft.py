@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 from postfit.config import SFTOptions
+from postfit.config_data import SFTData
+from postfit.errors import UserError
 from postfit.training import train_and_save, trl_kwargs
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,31 @@ def sft_dataset(items: list[dict]):
     )
 
 
-def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Path, seed: int) -> dict:
-    """Fine-tune `model` in place on `items`; final weights go to run_dir/model, the loss log to train_log.jsonl."""
+def traces_dataset(items: list[dict], tokenizer, opts: SFTOptions, source: SFTData):
+    """Schema items' conversations, pre-tokenised with the model's chat template (postfit.data.traces).
+
+    Returns the dataset and the counts of what the length policy and the correctness filter did.
+    """
+    from datasets import Dataset
+
+    from postfit.data.traces import sft_examples
+
+    rows, counts = sft_examples(items, tokenizer, max_length=opts.max_length, policy=source.overlong,
+                                only_correct=source.verified_only)  # fmt: skip
+    log.info("data.sft (%s): %s", source.source, counts)
+    if not rows:
+        raise UserError(f"data.sft.source: no example of {source.source!r} is left for training ({counts}); "
+                        "raise sft.max_length, use overlong: truncate, or set verified_only: false")  # fmt: skip
+    keys = ("input_ids", "completion_mask")
+    return Dataset.from_list([{k: r[k] for k in keys} for r in rows]), counts
+
+
+def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Path, seed: int,
+              source: SFTData | None = None) -> dict:  # fmt: skip
+    """Fine-tune `model` in place on `items`; final weights go to run_dir/model, the loss log to train_log.jsonl.
+
+    `items` are procedural items with a `target`, or with `source` (the study's `data.sft`) schema items.
+    """
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(
@@ -36,5 +61,7 @@ def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Pa
         completion_only_loss=True,
         packing=False,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items), processing_class=tokenizer)
-    return train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)
+    dataset, counts = traces_dataset(items, tokenizer, opts, source) if source else (sft_dataset(items), None)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)
+    return {**stats, "sft_data": counts} if counts else stats

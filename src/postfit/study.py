@@ -64,7 +64,10 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
     manifest = data_dir / "manifest.json"
     if manifest.exists():
         return {split: read_jsonl(data_dir / f"{split}.jsonl") for split in read_json(manifest)["splits"]}
-    splits = make_splits(study.tasks)  # may raise UserError: nothing is written before it succeeds
+    from postfit.study_data import real_splits
+
+    # Either may raise UserError: nothing is written before both succeed.
+    splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
     atomic_write_text(out_dir / "study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     for split, items in splits.items():
         write_jsonl(data_dir / f"{split}.jsonl", items)
@@ -126,6 +129,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
 
     from postfit.rl import train_rl
     from postfit.sft import train_sft
+    from postfit.study_data import heldout_split
 
     run_dir = out_dir / "runs" / run.name
     if (run_dir / "train.json").exists():
@@ -134,13 +138,13 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     if run.recipe in ("sft", "sft+rl"):
         sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed).name
         if not (sft_dir / "train.json").exists():
-            sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed)
+            sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
             atomic_write_json(sft_dir / "train.json", sft_stats)
             if run.recipe == "sft":
                 return model, sft_stats
         model = AutoModelForCausalLM.from_pretrained(sft_dir / "model")
         stats["sft_from"] = str(sft_dir / "model")
-    heldout = splits["id_test"][: study.rl.heldout_items]
+    heldout = splits[heldout_split(study)][: study.rl.heldout_items]
     stats.update(train_rl(model, tokenizer, splits["train"], heldout, study.rl, study.eval, run_dir, run.seed))
     atomic_write_json(run_dir / "train.json", stats)
     return model, stats
@@ -152,9 +156,10 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     from postfit.evaluate import evaluate_splits
     from postfit.models import build_variant
     from postfit.stats import run_results
+    from postfit.study_data import eval_split_names
 
     run_dir = out_dir / "runs" / run.name
-    variant = build_variant(base, run.init, run.seed)
+    variant = build_variant(base, run.init, run.seed, study.model.dtype)
     meta = {"run": run.name, "init": run.init, "recipe": run.recipe, "seed": run.seed, "base": base,
             "params": variant.params, "config_hash": variant.config_hash}  # fmt: skip
     model = variant.model
@@ -162,7 +167,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
         model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, splits, out_dir)
     if torch.cuda.is_available():  # the trainer moved trained models already; untrained ones start on the CPU
         model.to("cuda")
-    eval_splits = {s: splits[s] for s in SPLITS if s in splits}
+    eval_splits = {s: splits[s] for s in eval_split_names(study, splits)}
     samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed)
     write_jsonl(run_dir / "samples.jsonl", samples)
     atomic_write_json(run_dir / "run.json", meta)
@@ -173,6 +178,11 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
 
 def run_study(study: Study, out_dir: Path) -> Path:
     """Run every unfinished run of the study into `out_dir`; return the path of report.md."""
+    import torch
+
+    if study.requires_gpu and not torch.cuda.is_available():
+        raise UserError(f"{study.name}: requires_gpu is set and no CUDA device is visible; this study would take "
+                        f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
     _check_same_study(study, out_dir)
     splits = ensure_data(study, out_dir)
     bases = ensure_bases(study, out_dir)

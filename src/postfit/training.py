@@ -50,11 +50,12 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str) -> dict:
     """`trainer_kwargs` from SFT or RL options, plus the settings every TRL config of postfit shares."""
     import torch
 
+    micro = getattr(opts, "micro_batch_size", None) or opts.batch_size
     return dict(
         **trainer_kwargs(
             output_dir,
             steps=opts.steps,
-            batch_size=opts.batch_size,
+            batch_size=micro,
             learning_rate=opts.learning_rate,
             scheduler=scheduler,
             warmup_ratio=opts.warmup_ratio,
@@ -63,8 +64,11 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str) -> dict:
             seed=seed,
             weight_decay=getattr(opts, "weight_decay", 0.0),
         ),
-        # TRL's defaults suit billion-parameter models on GPUs; tiny models train faster without them.
-        activation_checkpointing=False,
+        # Batches larger than memory allows accumulate gradients over micro-batches (GRPO still generates
+        # the whole batch per step: TRL's steps_per_generation follows gradient_accumulation_steps).
+        gradient_accumulation_steps=opts.batch_size // micro,
+        # TRL's default suits billion-parameter models on GPUs; tiny models train faster without it.
+        activation_checkpointing=getattr(opts, "gradient_checkpointing", False),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
 

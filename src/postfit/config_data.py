@@ -1,0 +1,85 @@
+"""Study-file blocks for real post-training data and benchmarks (part of the study schema in config.py).
+
+A study trains on reasoning-gym tasks (`tasks:`), on real data (`data:`), or both: `data.sft` and
+`data.rl` replace the tasks' train split for their recipe, and `eval.benchmarks` are evaluated next to
+(or, without `tasks:`, instead of) the procedural splits. Names are checked against the loaders' own
+tables, so a typo fails before anything runs and the message lists the valid names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_source(name: str) -> str:
+    """A name in `postfit.data.sources.SOURCES` or a local file of schema items; ValueError listing the names."""
+    from postfit.data.hub import LOCAL_SUFFIXES, is_local_file
+    from postfit.data.sources import SOURCES
+
+    if name in SOURCES or is_local_file(name):
+        return name
+    raise ValueError(f"unknown data source {name!r}; expected one of {sorted(SOURCES)} or a local "
+                     f"{'/'.join(LOCAL_SUFFIXES)} file of postfit items")  # fmt: skip
+
+
+def check_benchmark(name: str) -> str:
+    """A name `postfit.data.benchmarks.load_benchmark` accepts; ValueError listing the valid names."""
+    from postfit.data.benchmarks import BENCHMARKS, RG_PREFIX, benchmark_names
+
+    if name in benchmark_names():
+        return name
+    raise ValueError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)} or {RG_PREFIX}TASK for a "
+                     f"reasoning-gym task (e.g. {RG_PREFIX}chain_sum)")  # fmt: skip
+
+
+class SFTData(_Strict):
+    """Supervised fine-tuning examples from a post-training set: its reasoning traces, chat-templated."""
+
+    source: str = Field(description="A name in postfit's table of sources (see `postfit.data.sources.SOURCES`) or "
+                        "a local .jsonl/.json/.parquet file of postfit items.")  # fmt: skip
+    split: str = Field("train", description="The source's split to read.")
+    limit: int | None = Field(
+        None, gt=0, description="Read the source's first N items (the filters may keep fewer); null: all."
+    )
+    overlong: Literal["drop", "truncate"] = Field(
+        "drop",
+        description="Examples longer than `sft.max_length` tokens: `drop` them or `truncate` them "
+        "(counts go to the run's train.json).",
+    )
+    verified_only: bool = Field(
+        True, description="Keep only traces the dataset marks as verified correct (where it marks them)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        return check_source(v)
+
+
+class RLData(_Strict):
+    """RL prompts with reference answers (math, procedural) or tests (code); the reward is `verify.score`."""
+
+    source: str = Field(description="A name in postfit's table of sources or a local .jsonl/.json/.parquet file "
+                        "of postfit items.")  # fmt: skip
+    split: str = Field("train", description="The source's split to read.")
+    limit: int | None = Field(
+        None, gt=0, description="Read the source's first N items (those without answer or tests are left out)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        return check_source(v)
+
+
+class DataConfig(_Strict):
+    """Real post-training data: each block replaces the procedural train split for its recipe."""
+
+    sft: SFTData | None = Field(None, description="SFT data for recipes `sft` and `sft+rl`.")
+    rl: RLData | None = Field(None, description="RL prompts for recipes `rl` and `sft+rl`.")

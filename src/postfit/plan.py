@@ -1,0 +1,230 @@
+"""`postfit plan`: what a study will cost, from its file alone (no weights, no data are loaded).
+
+Runs are the study's own grid (`study.grid_runs`), so any grid axis shows up here. Token counts come
+from the config (steps x batch x lengths): upper bounds wherever a length is a maximum (SFT sequences,
+sampled completions). FLOPs use the usual dense-transformer estimate: 6·N·D to train on D tokens
+(forward and backward), 2·N·D to generate or score D tokens (forward only). Attention's extra cost at
+long context and prompt tokens during generation are left out, so long-context stages are
+underestimated by that part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from postfit.config import Study
+
+# Published shapes (each model's config.json on the Hub), used when no config.json is cached. The
+# `-Base` and post-trained checkpoints of one size share the architecture. Qwen3 uses head_dim 128
+# and ties its embeddings up to 4B.
+_QWEN3 = dict(model_type="qwen3", head_dim=128, num_key_value_heads=8, vocab_size=151936,
+              max_position_embeddings=32768)  # fmt: skip
+KNOWN_ARCHITECTURES: dict[str, dict] = {
+    "Qwen/Qwen3-0.6B": dict(_QWEN3, hidden_size=1024, num_hidden_layers=28, num_attention_heads=16,
+                            intermediate_size=3072, tie_word_embeddings=True),
+    "Qwen/Qwen3-1.7B": dict(_QWEN3, hidden_size=2048, num_hidden_layers=28, num_attention_heads=16,
+                            intermediate_size=6144, tie_word_embeddings=True),
+    "Qwen/Qwen3-4B": dict(_QWEN3, hidden_size=2560, num_hidden_layers=36, num_attention_heads=32,
+                          intermediate_size=9728, tie_word_embeddings=True),
+    "Qwen/Qwen3-8B": dict(_QWEN3, hidden_size=4096, num_hidden_layers=36, num_attention_heads=32,
+                          intermediate_size=12288, tie_word_embeddings=False),
+}  # fmt: skip
+
+# Test-set sizes as published, for the token bounds only (the loaders read the data itself): the splits
+# postfit.data.benchmarks loads (MBPP `full` test; LiveCodeBench `v4_v5`, the 268 problems of 2024-08 to 2025-01).
+BENCHMARK_SIZES: dict[str, int] = {
+    "gsm8k": 1319, "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "humaneval": 164, "mbpp": 500,
+    "livecodebench": 268,
+}  # fmt: skip
+
+TRAIN, FORWARD = 6, 2  # FLOPs per parameter per token
+
+
+@dataclass
+class Stage:
+    """One kind of work: `runs` times `tokens_each` tokens, each costing `flops_per_param` x N FLOPs."""
+
+    name: str
+    runs: int
+    tokens_each: int
+    flops_per_param: int
+    upper_bound: bool
+    note: str
+
+    @property
+    def tokens(self) -> int:
+        return self.runs * self.tokens_each
+
+    def flops(self, n_params: int | None) -> int | None:
+        return None if n_params is None else self.flops_per_param * n_params * self.tokens
+
+
+@dataclass
+class Plan:
+    study: str
+    source: str
+    requires_gpu: bool
+    model: str
+    params: int | None
+    params_from: str
+    axes: dict[str, int]
+    runs: list[str]
+    stages: list[Stage] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # work whose size the file alone does not fix
+
+    @property
+    def total_flops(self) -> int | None:
+        return None if self.params is None else sum(s.flops(self.params) for s in self.stages)
+
+    def to_json(self) -> dict:
+        stages = [{**dataclasses.asdict(s), "tokens": s.tokens, "flops": s.flops(self.params)} for s in self.stages]
+        return {**dataclasses.asdict(self), "stages": stages, "total_flops": self.total_flops}
+
+
+def _meta_count(config) -> int:
+    """Parameters of a config's model built on the meta device: shapes only, no memory, no weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())  # tied embeddings count once
+
+
+def parameter_count(study: Study) -> tuple[int | None, str]:
+    """(N, where it came from): a preset's config, a local or cached config.json, the table above, or unknown."""
+    from transformers import AutoConfig, LlamaConfig, Qwen3Config
+
+    from postfit.models import PRESETS
+
+    spec = study.model
+    if spec.preset is not None:
+        # postfit's BPE tokenizer is trained to the preset's vocab size, so this is the config pretrain.py builds.
+        cls = {"qwen3": Qwen3Config, "llama": LlamaConfig}[spec.arch]
+        config = cls(**PRESETS[spec.preset], tie_word_embeddings=True, max_position_embeddings=study.pretrain.seq_len)
+        return _meta_count(config), f"preset {spec.preset} ({spec.arch})"
+    name = spec.name_or_path
+    local = Path(name) / "config.json"
+    if local.is_file():
+        return _meta_count(AutoConfig.from_pretrained(str(local.parent))), f"{local}"
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return _meta_count(AutoConfig.from_pretrained(cached)), f"cached {cached}"
+    known = KNOWN_ARCHITECTURES.get(name.removesuffix("-Base"))
+    if known is not None:
+        values = dict(known)
+        config = AutoConfig.for_model(values.pop("model_type"), **values)
+        return _meta_count(config), f"postfit's table of published configs: {name.removesuffix('-Base')}"
+    return None, "unknown N: no config.json cached and not in postfit's table of known architectures"
+
+
+def pretrain_tokens(study: Study) -> int:
+    """Tokens postfit's pre-training trains on: whole batches of whole sequences within the budget (pretrain.py)."""
+    cfg = study.pretrain
+    blocks = max(1, cfg.tokens // cfg.seq_len)
+    return max(1, blocks // cfg.batch_size) * cfg.batch_size * cfg.seq_len
+
+
+def _procedural_items(study: Study) -> int:
+    """Items of the procedural evaluation splits: test_size each for id_test, ood_format and the optional two."""
+    tasks = study.tasks
+    if tasks is None:
+        return 0
+    splits = 2 + any(t.harder is not None for t in tasks.train) + bool(tasks.ood_family)
+    return splits * tasks.test_size
+
+
+def _benchmark_items(study: Study, unknown: list[str]) -> int:
+    """Items of `eval.benchmarks`: the published size (BENCHMARK_SIZES), capped by eval.benchmark_limit."""
+    from postfit.data.benchmarks import RG_PREFIX, RG_SIZE
+
+    total = 0
+    for name in study.eval.benchmarks:
+        size = RG_SIZE if name.startswith(RG_PREFIX) else BENCHMARK_SIZES.get(name)
+        limit = study.eval.benchmark_limit
+        if size is None and limit is None:
+            unknown.append(f"evaluation on {name}: its size is not fixed by the study (set eval.benchmark_limit)")
+            continue
+        total += min(x for x in (size, limit) if x is not None)
+    return total
+
+
+def _heldout_evaluations(steps: int, every: int) -> int:
+    """Held-out evaluations during RL: at step 0, every `every` steps and at the last step (rl.py's callback)."""
+    return 1 + steps // every + (1 if steps % every else 0)
+
+
+def make_plan(study: Study, source: str) -> Plan:
+    from postfit.study import grid_runs
+
+    runs = grid_runs(study)
+    axes = {k: len(v) for k, v in study.grid if isinstance(v, list)}
+    n, n_from = parameter_count(study)
+    plan = Plan(study.name, source, study.requires_gpu, study.model.preset or study.model.name_or_path, n, n_from,
+                axes, [r.name for r in runs])  # fmt: skip
+    if study.model.preset is not None and any(r.init.startswith("pretrained") for r in runs):
+        plan.stages.append(Stage("pre-train", 1, pretrain_tokens(study), TRAIN, False,
+                                 "once per study: steps x pretrain.batch_size x pretrain.seq_len"))  # fmt: skip
+    sft_runs = {dataclasses.replace(r, recipe="sft") for r in runs if r.recipe in ("sft", "sft+rl")}
+    if sft_runs:
+        s = study.sft
+        what = "sft.steps x sft.batch_size x sft.max_length (sft+rl reuses the sft run)"
+        plan.stages.append(Stage("SFT", len(sft_runs), s.steps * s.batch_size * s.max_length, TRAIN, True, what))
+    rl_runs = [r for r in runs if r.recipe in ("rl", "sft+rl")]
+    if rl_runs:
+        r, k = study.rl, len(rl_runs)
+        gen = r.steps * r.batch_size * r.max_completion_length
+        what = "rl.steps x rl.batch_size x rl.max_completion_length"
+        plan.stages.append(Stage("RL generation", k, gen, FORWARD, True, what + " (completions; prompts not counted)"))
+        plan.stages.append(Stage("RL update", k, gen, TRAIN, True, "the same completion tokens, trained on"))
+        if r.beta > 0:
+            what = "rl.beta > 0: the reference model scores them"
+            plan.stages.append(Stage("RL reference", k, gen, FORWARD, True, what))
+        held = _heldout_evaluations(r.steps, r.eval_steps) * r.heldout_items * study.eval.max_new_tokens
+        plan.stages.append(Stage("RL held-out eval", k, held, FORWARD, True,
+                                 "evaluations x rl.heldout_items x eval.max_new_tokens (greedy)"))  # fmt: skip
+    items = _procedural_items(study) + _benchmark_items(study, plan.unknown)
+    per_run = items * (1 + study.eval.samples) * study.eval.max_new_tokens
+    plan.stages.append(Stage("evaluation", len(runs), per_run, FORWARD, True,
+                             f"{items} items x (1 greedy + eval.samples) x eval.max_new_tokens"))  # fmt: skip
+    return plan
+
+
+def _sci(x: int | None) -> str:
+    return "unknown N" if x is None else f"{x:.3e}"
+
+
+def render(plan: Plan) -> str:
+    """The plan as plain text: runs, then one line per stage with its tokens, FLOPs and where they come from."""
+    n = "unknown N" if plan.params is None else f"{plan.params:,}"
+    lines = [
+        f"study {plan.study} ({plan.source}): valid" + ("; needs a GPU (requires_gpu)" if plan.requires_gpu else ""),
+        f"model {plan.model}: N = {n} parameters ({plan.params_from})",
+        f"{len(plan.runs)} runs = " + " x ".join(f"{v} {k}" for k, v in plan.axes.items()) + ":",
+        *(f"  {name}" for name in plan.runs),
+        "",
+        f"{'stage':<18}{'runs':>5}  {'tokens per run':>17}  {'tokens':>19}  {'FLOPs':>11}  how",
+    ]
+    for s in plan.stages:
+        le = "<=" if s.upper_bound else "  "
+        formula = "6·N·D" if s.flops_per_param == TRAIN else "2·N·D"
+        lines.append(f"{s.name:<18}{s.runs:>5}  {le}{s.tokens_each:>15,}  {le}{s.tokens:>17,}  "
+                     f"{_sci(s.flops(plan.params)):>11}  {formula}: {s.note}")  # fmt: skip
+    lines.append(f"{'total':<18}{'':>5}  {'':>17}  {'':>19}  {_sci(plan.total_flops):>11}")
+    lines += [f"not counted: {u}" for u in plan.unknown]
+    lines += [
+        "",
+        "FLOPs: 6·N·D to train on D tokens (forward + backward), 2·N·D to generate or score D tokens (forward",
+        "only); N = parameters. '<=' marks upper bounds (every sequence at its maximum length). Attention's",
+        "extra cost at long context and prompt tokens during generation are not included.",
+    ]
+    return "\n".join(lines)
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2)

@@ -1,0 +1,53 @@
+"""A study's real data: `data.sft` / `data.rl` items and one evaluation split per `eval.benchmarks` name.
+
+The items keep postfit's schema (postfit.data.schema) and take the runner's split names: SFT items become
+the `train` split and RL prompts the `rl` split, replacing the procedural ones, so every later stage
+(grid.posttrain_examples, contamination checks, the trainers) reads them the way it reads tasks. Each item
+also gets `question`, the text the contamination checks compare (a procedural benchmark's question, else
+the prompt), as procedural items have.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from postfit.config import SPLITS, Study
+from postfit.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _with_question(items: list[dict]) -> list[dict]:
+    return [{**it, "question": (it.get("meta") or {}).get("question") or it["prompt"]} for it in items]
+
+
+def real_splits(study: Study) -> dict[str, list[dict]]:
+    """{"train": SFT items, "rl": verifiable RL prompts, <benchmark>: its items}, for the blocks that are set."""
+    from postfit.data.benchmarks import load_benchmark
+    from postfit.data.sources import load_source
+
+    out: dict[str, list[dict]] = {}
+    if (sft := study.data.sft) is not None:
+        out["train"] = _with_question(load_source(sft.source, split=sft.split, limit=sft.limit))
+    if (rl := study.data.rl) is not None:
+        items = load_source(rl.source, split=rl.split, limit=rl.limit)
+        # Conversations without a reference answer or tests train SFT but give GRPO no reward to compute.
+        usable = [it for it in items if it.get("answer") is not None or it.get("tests") is not None]
+        if not usable:
+            raise UserError(f"data.rl.source: none of the {len(items)} items of {rl.source!r} has a reference "
+                            "answer or tests, so no reward can be computed")  # fmt: skip
+        log.info("data.rl: %d of %d items of %s have a reference answer or tests", len(usable), len(items), rl.source)
+        out["rl"] = _with_question(usable)
+    for name in study.eval.benchmarks:
+        out[name] = _with_question(load_benchmark(name, limit=study.eval.benchmark_limit))
+    return out
+
+
+def eval_split_names(study: Study, splits: dict[str, list[dict]]) -> list[str]:
+    """The splits every run is evaluated on: the procedural ones present, then the benchmarks in study order."""
+    return [s for s in SPLITS if s in splits] + list(study.eval.benchmarks)
+
+
+def heldout_split(study: Study) -> str:
+    """Where RL's held-out curve comes from: id_test, or without tasks the first benchmark."""
+    return "id_test" if study.tasks is not None else study.eval.benchmarks[0]

@@ -1,0 +1,146 @@
+"""`postfit plan`: runs, tokens and FLOPs of a study from its file alone, offline, checked by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import postfit
+from postfit.config import builtin_studies, load_study, parse_study
+from postfit.plan import make_plan
+
+
+@pytest.fixture
+def empty_hf_home(tmp_path: Path, monkeypatch) -> Path:
+    """No Hugging Face cache at all: the plan must not need one (nor the network)."""
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+def _plan_json(*args: str) -> dict:
+    return json.loads(postfit("plan", *args, "--json").stdout)
+
+
+def test_smoke_numbers_equal_a_hand_computation():
+    # nano (Qwen3): hidden 64, 2 layers, 4 heads x 16, 2 kv heads, MLP 192, vocab 512, tied embeddings.
+    per_layer = 64 * 64 + 2 * (64 * 32) + 64 * 64 + 2 * 16 + 3 * 64 * 192 + 2 * 64  # attention, q/k norms, MLP, norms
+    n = 512 * 64 + 2 * per_layer + 64
+    assert n == 131_456
+    pretrain = (150_000 // 128 // 16) * 16 * 128  # whole batches of whole 128-token sequences: 73 steps
+    sft = 600 * 16 * 256  # steps x batch x max_length (the default), per SFT run
+    evaluation = 4 * 32 * (1 + 2) * 24  # 4 splits x 32 items x (greedy + 2 samples) x 24 new tokens, per run
+    flops = 6 * n * pretrain + 6 * n * 2 * sft + 2 * n * 4 * evaluation
+
+    plan = _plan_json("smoke")
+    assert plan["params"] == n
+    assert plan["runs"] == ["pretrained-none-s0", "pretrained-sft-s0", "random-none-s0", "random-sft-s0"]
+    stages = {s["name"]: s for s in plan["stages"]}
+    assert set(stages) == {"pre-train", "SFT", "evaluation"}
+    assert (stages["pre-train"]["runs"], stages["pre-train"]["tokens"]) == (1, pretrain)
+    assert (stages["SFT"]["runs"], stages["SFT"]["tokens_each"]) == (2, sft)
+    assert (stages["evaluation"]["runs"], stages["evaluation"]["tokens_each"]) == (4, evaluation)
+    assert plan["total_flops"] == flops
+
+    text = postfit("plan", "smoke").stdout
+    assert "N = 131,456 parameters" in text
+    assert f"{flops:.3e}" in text and "6·N·D" in text and "2·N·D" in text
+    assert f"<={2 * sft:>17,}" in text  # SFT tokens are an upper bound
+
+
+def test_rl_stages_count_generation_update_and_heldout(tmp_path: Path):
+    data = yaml.safe_load(builtin_studies()["smoke"].read_text())
+    data["grid"]["recipes"] = ["sft", "sft+rl"]
+    data["rl"] = {"steps": 30, "batch_size": 16, "num_generations": 4, "max_completion_length": 20, "eval_steps": 25,
+                  "heldout_items": 10, "beta": 0.1}  # fmt: skip
+    plan = make_plan(parse_study(data, "s.yaml"), "s.yaml")
+    stages = {s.name: s for s in plan.stages}
+    assert stages["SFT"].runs == 2  # sft+rl reuses the sft run's model
+    assert stages["RL generation"].runs == 2 and stages["RL generation"].tokens_each == 30 * 16 * 20
+    assert stages["RL update"].flops_per_param == 6 and stages["RL reference"].flops_per_param == 2
+    # held-out evaluations at steps 0, 25 and 30 (the last), 10 items, eval.max_new_tokens 24 each
+    assert stages["RL held-out eval"].tokens_each == 3 * 10 * 24
+
+
+def test_builtin_studies_plan_offline(empty_hf_home: Path):
+    for name in ("smoke", "default", "paper"):
+        proc = postfit("plan", name)
+        assert f"study {name} (" in proc.stdout and ": valid" in proc.stdout
+        assert "FLOPs: 6·N·D to train" in proc.stdout
+    assert not any(empty_hf_home.rglob("*.safetensors")), "plan must not download or load weights"
+
+
+def test_paper_plan(empty_hf_home: Path):
+    study, _ = load_study("paper")
+    assert study.requires_gpu and study.model.name_or_path.startswith("Qwen/Qwen3-")
+    plan = _plan_json("paper")
+    # Qwen3-1.7B from the published config: 151936 x 2048 tied embeddings + 28 layers.
+    per_layer = 2048 * 2048 * 2 + 2048 * 1024 * 2 + 2 * 128 + 3 * 2048 * 6144 + 2 * 2048
+    assert plan["params"] == 151_936 * 2048 + 28 * per_layer + 2048 == 1_720_574_976
+    assert "published configs" in plan["params_from"]
+    assert len(plan["runs"]) == 6 and "random-sft+rl-s0" in plan["runs"]
+    stages = {s["name"]: s for s in plan["stages"]}
+    assert "pre-train" not in stages, "a hub model is not pre-trained by postfit"
+    assert stages["SFT"]["runs"] == 2 and stages["RL generation"]["runs"] == 2
+    s = study.sft
+    assert stages["SFT"]["tokens_each"] == s.steps * s.batch_size * s.max_length
+    items = 500 + 30 + 30 + 268  # math500, aime24, aime25, livecodebench (v4_v5)
+    assert stages["evaluation"]["tokens_each"] == items * (1 + study.eval.samples) * study.eval.max_new_tokens
+    assert plan["total_flops"] == sum(st["flops"] for st in plan["stages"])
+
+
+def test_hub_model_from_a_local_config_and_unknown_model(tmp_path: Path, empty_hf_home: Path):
+    from transformers import Qwen3Config
+
+    local = tmp_path / "tiny"
+    Qwen3Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                intermediate_size=64, vocab_size=100, tie_word_embeddings=False).save_pretrained(local)  # fmt: skip
+    data = yaml.safe_load(builtin_studies()["smoke"].read_text())
+    del data["pretrain"]
+    data["model"] = {"name_or_path": str(local)}
+    per_layer = 32 * 32 + 32 * 16 * 2 + 32 * 32 + 2 * 16 + 3 * 32 * 64 + 2 * 32
+    assert make_plan(parse_study(data, "s.yaml"), "s.yaml").params == 2 * 100 * 32 + per_layer + 32
+
+    data["model"] = {"name_or_path": "some-org/never-heard-of-it"}
+    study_file = tmp_path / "unknown.yaml"
+    study_file.write_text(yaml.safe_dump(data))
+    proc = postfit("plan", str(study_file))  # HF_HOME: the empty cache (fixture)
+    assert "unknown N" in proc.stdout and "2,457,600" in proc.stdout  # tokens still printed
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("eval", {"benchmarks": ["aime2099"]}, "eval.benchmarks: unknown benchmark 'aime2099'; expected one of"),
+        ("data", {"sft": {"source": "no-such-set"}}, "data.sft.source: unknown data source 'no-such-set'"),
+        ("sft", {"batch_size": 16, "micro_batch_size": 5}, "sft: batch_size (16) must be a multiple"),
+        ("grid", {"recipes": ["rl"]}, "recipe `rl` needs `tasks` or `data.rl`"),
+    ],
+)
+def test_invalid_study_exits_2_naming_file_and_key(tmp_path: Path, key, value, expected):
+    data = yaml.safe_load(builtin_studies()["smoke"].read_text())
+    data[key] = value
+    if key == "grid":
+        del data["tasks"]
+        data["eval"]["benchmarks"] = ["math500"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    proc = postfit("plan", str(bad), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert str(bad) in message and expected in message
+
+
+def test_paper_never_runs_on_a_cpu(tmp_path: Path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the paper study would start")
+    out = tmp_path / "paper"
+    proc = postfit("run", "paper", "--out", str(out), check=False)
+    assert proc.returncode == 2 and "requires_gpu" in proc.stderr and not out.exists()
+    assert "paper needs a GPU" in " ".join(postfit("run", "--help").stdout.split())

@@ -36,3 +36,66 @@ def overlapping_items(source_texts: Iterable[str], items: dict[str, str], n: int
         if seq and any(g in index[m] for g in _grams(seq, m)):
             hits.append(key)
     return sorted(hits)
+
+
+# ---- per (training source, evaluation split) pair --------------------------------------------------------------
+
+# Splits a model is trained on; every other split of a study is evaluated.
+TRAINING_SPLITS = ("train", "rl")
+
+
+def _row(source: str, check: str, split: str, hits: list[str], total: int) -> dict:
+    return {"source": source, "check": check, "split": split, "overlapping": len(hits), "total": total, "items": hits}
+
+
+def exact_pairs(source: str, train_items: list[dict], evals: dict[str, list[dict]]) -> list[dict]:
+    """Evaluation items whose question (whitespace and case normalised) is a training item's question.
+
+    Used for procedural training data: reasoning-gym questions share a long fixed template, so an n-gram check
+    would flag every item whose expression merely starts like a training one.
+    """
+    from postfit.tasks import normalise_question
+
+    trained = {normalise_question(it["question"]) for it in train_items}
+    return [
+        _row(source, "exact question", split,
+             sorted(it["id"] for it in items if normalise_question(it["question"]) in trained), len(items))
+        for split, items in evals.items()
+    ]  # fmt: skip
+
+
+def ngram_pairs(source: str, texts: Iterable[str], evals: dict[str, list[dict]], n: int = DEFAULT_N) -> list[dict]:
+    """Evaluation items sharing a word n-gram with the source's texts (read once for all splits)."""
+    every = {it["id"]: it["question"] for items in evals.values() for it in items}
+    hits = set(overlapping_items(texts, every, n))
+    return [_row(source, f"word {n}-gram", split, sorted(it["id"] for it in items if it["id"] in hits), len(items))
+            for split, items in evals.items()]  # fmt: skip
+
+
+def study_contamination(study, splits: dict[str, list[dict]]) -> dict:
+    """Every (training source, evaluation split) pair of a study, and the items to drop when `contamination.drop`.
+
+    Sources: each procedural training split (exact question) and, when a pre-trained init is in the grid, the
+    pre-training corpus (word n-grams, n = `contamination.n`).
+    """
+    n = study.contamination.n
+    evals = {s: items for s, items in splits.items() if s not in TRAINING_SPLITS}
+    pairs = [p for s in TRAINING_SPLITS if s in splits for p in exact_pairs(s, splits[s], evals)]
+    corpus = None
+    if study.pretrain is not None and any(i.startswith("pretrained") for i in study.grid.inits):
+        from postfit.corpus import corpus_documents
+
+        corpus = study.pretrain.corpus
+        pairs += ngram_pairs("pretrain corpus", corpus_documents(corpus, study.pretrain.corpus_chars), evals, n)
+    dropped: dict[str, list[str]] = {}
+    if study.contamination.drop:
+        for p in pairs:
+            if p["items"]:
+                dropped[p["split"]] = sorted(set(dropped.get(p["split"], [])) | set(p["items"]))
+    return {"n": n, "corpus": corpus, "pairs": pairs, "drop": study.contamination.drop, "dropped": dropped}
+
+
+def drop_items(splits: dict[str, list[dict]], report: dict) -> dict[str, list[dict]]:
+    """The splits without the evaluation items the contamination report says to drop."""
+    dropped = {split: set(ids) for split, ids in (report.get("dropped") or {}).items()}
+    return {s: [it for it in items if it["id"] not in dropped.get(s, ())] for s, items in splits.items()}

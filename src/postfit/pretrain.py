@@ -65,10 +65,13 @@ def pack(tokenizer, docs: list[str], seq_len: int, n_tokens: int) -> list[list[i
     return [stream[i * seq_len : (i + 1) * seq_len] for i in range(n_blocks)]
 
 
-def ensure_base(cfg: PretrainConfig, preset: str, arch: str, base_dir: Path, need_weights: bool) -> dict[str, Path]:
+def ensure_base(
+    cfg: PretrainConfig, preset: str, arch: str, base_dir: Path, need_weights: bool, snapshots: list[int] = ()
+) -> dict[str, Path]:
     """Build (or reuse) the preset's architecture directory and, if needed, its pre-trained weights.
 
-    Returns {"random": dir with config + tokenizer, "pretrained": dir with weights} (the second only if needed).
+    Returns {"random": dir with config + tokenizer, "pretrained": dir with weights} (the second only if needed),
+    plus "pretrained@T": the weights after T tokens of the same run, for each T in `snapshots`.
     """
     from postfit.models import PRESETS, preset_config
 
@@ -86,13 +89,56 @@ def ensure_base(cfg: PretrainConfig, preset: str, arch: str, base_dir: Path, nee
     if need_weights:
         if not model_dir.is_dir():
             docs = docs or corpus_documents(cfg.corpus, cfg.corpus_chars)
-            pretrain(cfg, arch_dir, model_dir, base_dir, docs)
+            pretrain(cfg, arch_dir, model_dir, base_dir, docs, snapshots)
         dirs["pretrained"] = model_dir
+    for t in snapshots:
+        dirs[f"pretrained@{t}"] = base_dir / f"pretrained@{t}"
+        if not dirs[f"pretrained@{t}"].is_dir():  # a finished pre-training run that did not save it
+            raise RuntimeError(f"{base_dir}: no checkpoint pretrained@{t}; delete {model_dir} to pre-train again")
     return dirs
 
 
-def pretrain(cfg: PretrainConfig, arch_dir: Path, model_dir: Path, base_dir: Path, docs: list[str]) -> dict:
-    """Train the architecture in `arch_dir` on `docs` for `cfg.tokens` tokens; resumable from checkpoints."""
+def snapshot_steps(cfg: PretrainConfig, snapshots: list[int]) -> dict[int, int]:
+    """tokens T -> the optimiser step after which the model has seen (about) T tokens."""
+    per_step = cfg.batch_size * cfg.seq_len
+    return {t: max(1, round(t / per_step)) for t in snapshots}
+
+
+def pretrain_tokens(init: str, base: str | Path) -> int | None:
+    """Tokens of postfit's pre-training behind a run's initial weights: 0 for random, None for outside models."""
+    if init == "random":
+        return 0
+    base = Path(base)
+    for meta in (base / "snapshot.json", base.parent / "meta.json"):
+        if meta.is_file():
+            return int(read_json(meta)["tokens"])
+    return None
+
+
+def _snapshot_callback(steps: dict[int, int], out: Path, tokenizer, tokens_per_step: int):
+    """Saves the weights at each snapshot step (before any checkpoint of that step, so a resume never skips one)."""
+    from transformers import TrainerCallback
+
+    class Snapshots(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            for t, step in steps.items():
+                target = out / f"pretrained@{t}"
+                if step == state.global_step and not target.is_dir():
+                    with atomic_dir(target) as tmp:
+                        model.save_pretrained(tmp)
+                        tokenizer.save_pretrained(tmp)
+                        atomic_write_json(tmp / "snapshot.json", {"tokens": step * tokens_per_step, "step": step})
+
+    return Snapshots()
+
+
+def pretrain(
+    cfg: PretrainConfig, arch_dir: Path, model_dir: Path, base_dir: Path, docs: list[str], snapshots: list[int] = ()
+) -> dict:
+    """Train the architecture in `arch_dir` on `docs` for `cfg.tokens` tokens; resumable from checkpoints.
+
+    Saves base_dir/pretrained@T after about T tokens for each T in `snapshots` (the pre-training-budget axis).
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
@@ -118,6 +164,9 @@ def pretrain(cfg: PretrainConfig, arch_dir: Path, model_dir: Path, base_dir: Pat
         )
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset)
+    if snapshots:
+        per_step = cfg.batch_size * cfg.seq_len
+        trainer.add_callback(_snapshot_callback(snapshot_steps(cfg, snapshots), base_dir, tokenizer, per_step))
     tokens = steps * cfg.batch_size * cfg.seq_len
     log.info("pre-training %s parameters on %d tokens (%d steps)", model.num_parameters(), tokens, steps)
     ckpts, train_log = base_dir / "pretrain_checkpoints", base_dir / "pretrain_log.jsonl"

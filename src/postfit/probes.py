@@ -123,6 +123,7 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     """Fine-tune a copy of `model` on the new task with a constant learning rate, evaluating after each m steps."""
     import torch
     from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from postfit.evaluate import generate
@@ -162,6 +163,7 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     args = SFTConfig(**trl_kwargs(work_dir, train_opts, seed, "constant"), max_length=256, completion_only_loss=True,
                      packing=False, save_strategy="no")  # fmt: skip
     trainer = SFTTrainer(model=work, args=args, train_dataset=sft_dataset(data["train"]), processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)  # the probe's loss is not a result; its accuracy is
     trainer.add_callback(_EvalAt())
     trainer.train()
     return rows

@@ -34,6 +34,7 @@ from postfit.report_render import (
     runs_loss_plot,
 )
 from postfit.report_rl import rl_blocks
+from postfit.report_scaling import scaling_blocks
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ class Run:
     train_log: list[dict]
     heldout: list[dict] = field(default_factory=list)  # RL runs: greedy held-out rows during training
     train: dict = field(default_factory=dict)  # run.json's training stats (times, tokens)
+    examples: int | None = None  # grid.posttrain_examples: trained on the first N items
+
+    @property
+    def label(self) -> str:
+        """The recipe, with N when the study scales the post-training data (runs of different N never pool)."""
+        return self.recipe if self.examples is None else f"{self.recipe} N={self.examples}"
 
 
 @dataclass
@@ -86,9 +93,15 @@ class Study:
 
         out: dict[tuple[str, str], list[Run]] = {}
         for run in sorted(
-            self.runs, key=lambda r: (rank(self.grid("inits"), r.init), rank(self.grid("recipes"), r.recipe), r.seed)
+            self.runs,
+            key=lambda r: (
+                rank(self.grid("inits"), r.init),
+                rank(self.grid("recipes"), r.recipe),
+                r.examples or 0,
+                r.seed,
+            ),  # fmt: skip
         ):
-            out.setdefault((run.init, run.recipe), []).append(run)
+            out.setdefault((run.init, run.label), []).append(run)
         return out
 
 
@@ -112,6 +125,7 @@ def load_study(out_dir: Path) -> Study:
         heldout = _maybe(run_dir / "heldout.jsonl", read_jsonl) or []
         runs.append(Run(name, meta["init"], meta["recipe"], int(meta["seed"]), params, samples, train_log or [],
                         heldout, meta.get("train") or {}))  # fmt: skip
+        runs[-1].examples = meta.get("examples")
     if not runs:
         raise UserError(f"{out_dir}: no run has a samples.jsonl yet; evaluate before reporting")
     pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []
@@ -242,6 +256,15 @@ def _number(v: object) -> str:
     return f"{v:,}" if isinstance(v, int) else (f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}")
 
 
+def _planned(study: Study, inits: list, recipes: list, seeds: list) -> str:
+    """The grid's run count; with grid.posttrain_examples every recipe but `none` runs once per N."""
+    sizes = study.grid("posttrain_examples")
+    if not sizes:
+        return str(len(inits) * len(recipes) * len(seeds))
+    per_init = sum(1 if r == "none" else len(sizes) for r in recipes)
+    return f"{len(inits) * per_init * len(seeds)} (post-training recipes once per N in {sizes})"
+
+
 def _summary(study: Study) -> str:
     inits = study.grid("inits") or sorted({r.init for r in study.runs})
     recipes = study.grid("recipes") or sorted({r.recipe for r in study.runs})
@@ -250,7 +273,7 @@ def _summary(study: Study) -> str:
     text = (
         f"Grid: {len(inits)} inits ({', '.join(map(str, inits))}) × {len(recipes)} recipes "
         f"({', '.join(map(str, recipes))}) × {len(seeds)} seeds ({', '.join(map(str, seeds))}) = "
-        f"{len(inits) * len(recipes) * len(seeds)} planned runs, {len(study.runs)} evaluated. "
+        f"{_planned(study, inits, recipes, seeds)} planned runs, {len(study.runs)} evaluated. "
         f"Model: {' / '.join(_number(p) for p in params) or 'unknown'} parameters (from run.json). "
         f"Intervals are {study.ci:.0%} percentile bootstrap CIs with {study.n_boot} resamples, "
         f"drawing seeds and then items within each seed."
@@ -285,7 +308,18 @@ def _contamination_blocks(c: dict) -> list[Block]:
     text += f"pre-training corpus ({c.get('corpus')}) by shared word {c.get('n')}-gram. Overlapping item ids are "
     text += "listed in data/contamination.json."
     header = ["source", "check", "split", "overlapping", "total", "overlapping (%)"]
-    return [Heading("Contamination"), Para(text), Table(header, rows)]
+    blocks: list[Block] = [Heading("Contamination"), Para(text), Table(header, rows)]
+    if c.get("drop"):
+        dropped = c.get("dropped") or {}
+        listed = "; ".join(f"{split}: {', '.join(ids)}" for split, ids in dropped.items())
+        blocks.append(
+            Para(
+                f"contamination.drop is on: overlapping items were left out of evaluation ({listed})."
+                if dropped
+                else "contamination.drop is on: no evaluation item overlapped, none dropped."
+            )
+        )
+    return blocks
 
 
 def build_blocks(study: Study) -> list[Block]:
@@ -321,6 +355,7 @@ def build_blocks(study: Study) -> list[Block]:
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
+    blocks += scaling_blocks(study)
     if study.contamination:
         blocks += _contamination_blocks(study.contamination)
     # Relative paths: a copied or moved study directory regenerates the identical report.

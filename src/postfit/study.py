@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from postfit.config import SPLITS, Study
+from postfit.config import Study
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
 
@@ -35,15 +35,20 @@ class Run:
     init: str
     recipe: str
     seed: int
+    examples: int | None = None  # grid.posttrain_examples: post-trained on the first N training items
 
     @property
     def name(self) -> str:
-        return f"{self.init}-{self.recipe}-s{self.seed}"
+        size = "" if self.examples is None else f"-n{self.examples}"
+        return f"{self.init}-{self.recipe}{size}-s{self.seed}"
 
 
 def grid_runs(study: Study) -> list[Run]:
     g = study.grid
-    return [Run(i, r, s) for i in g.inits for r in g.recipes for s in g.seeds]
+    sizes = g.posttrain_examples or [None]
+    # `none` trains on nothing: one run per init and seed, whatever the data-scaling axis says.
+    return [Run(i, r, s, n) for i in g.inits for r in g.recipes for n in (sizes if r != "none" else [None])
+            for s in g.seeds]  # fmt: skip
 
 
 def _check_same_study(study: Study, out_dir: Path) -> None:
@@ -79,42 +84,24 @@ def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
     """init -> what `build_variant` loads: a directory postfit built, or the user's model id/path."""
     if study.model.name_or_path is not None:
         return {init: study.model.name_or_path for init in study.grid.inits}
+    from postfit.config_scaling import init_tokens
     from postfit.pretrain import ensure_base
 
+    snapshots = sorted({t for i in study.grid.inits if (t := init_tokens(i))})  # pretrained@TOKENS checkpoints
+    need = "pretrained" in study.grid.inits or bool(snapshots)
     dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, out_dir / "base",
-                       need_weights="pretrained" in study.grid.inits)  # fmt: skip
+                       need_weights=need, snapshots=snapshots)  # fmt: skip
     return {init: str(dirs[init]) for init in study.grid.inits}
 
 
 def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> dict:
-    """Evaluation items found in the SFT data (exact question) or the pre-training corpus (word 13-grams).
-
-    The SFT data is checked by exact question: reasoning-gym questions share a long fixed template, so a
-    13-gram check would flag every item whose expression merely starts like a training one.
-    """
-    from postfit.contamination import DEFAULT_N, overlapping_items
-    from postfit.tasks import normalise_question
+    """Overlap of every training source with every evaluation split (postfit.contamination), computed once."""
+    from postfit.contamination import study_contamination
 
     path = out_dir / "data" / "contamination.json"
     if path.exists():
         return read_json(path)
-    eval_splits = [s for s in SPLITS if s in splits]
-    trained = {normalise_question(it["question"]) for it in splits["train"]}
-    pairs = []
-    for split in eval_splits:
-        hits = sorted(it["id"] for it in splits[split] if normalise_question(it["question"]) in trained)
-        pairs.append({"source": "train", "check": "exact question", "split": split, "overlapping": len(hits),
-                      "total": len(splits[split]), "items": hits})  # fmt: skip
-    if study.pretrain is not None and "pretrained" in study.grid.inits:
-        from postfit.corpus import corpus_documents
-
-        cfg = study.pretrain
-        docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
-        for split in eval_splits:
-            hits = overlapping_items(docs, {it["id"]: it["question"] for it in splits[split]}, DEFAULT_N)
-            pairs.append({"source": "pretrain corpus", "check": f"word {DEFAULT_N}-gram", "split": split,
-                          "overlapping": len(hits), "total": len(splits[split]), "items": hits})  # fmt: skip
-    report = {"n": DEFAULT_N, "corpus": study.pretrain.corpus if study.pretrain else None, "pairs": pairs}
+    report = study_contamination(study, splits)
     atomic_write_json(path, report)
     return report
 
@@ -136,7 +123,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
         return AutoModelForCausalLM.from_pretrained(run_dir / "model"), read_json(run_dir / "train.json")
     stats: dict = {}
     if run.recipe in ("sft", "sft+rl"):
-        sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed).name
+        sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name
         if not (sft_dir / "train.json").exists():
             sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
             atomic_write_json(sft_dir / "train.json", sft_stats)
@@ -155,6 +142,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
 
     from postfit.evaluate import evaluate_splits
     from postfit.models import build_variant
+    from postfit.pretrain import pretrain_tokens
     from postfit.stats import run_results
     from postfit.study_data import eval_split_names
 
@@ -162,14 +150,21 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     variant = build_variant(base, run.init, run.seed, study.model.dtype)
     meta = {"run": run.name, "init": run.init, "recipe": run.recipe, "seed": run.seed, "base": base,
             "params": variant.params, "config_hash": variant.config_hash}  # fmt: skip
+    meta.update(examples=run.examples, pretrain_tokens=pretrain_tokens(run.init, base))
     model = variant.model
     if run.recipe != "none":
-        model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, splits, out_dir)
+        train = {**splits, "train": splits["train"][: run.examples]} if run.examples else splits
+        model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, train, out_dir)
     if torch.cuda.is_available():  # the trainer moved trained models already; untrained ones start on the CPU
         model.to("cuda")
     eval_splits = {s: splits[s] for s in eval_split_names(study, splits)}
     samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed)
     write_jsonl(run_dir / "samples.jsonl", samples)
+    if study.probes.enabled:
+        from postfit.probes import ensure_probe_data, run_probes
+
+        data = ensure_probe_data(study.probes, out_dir)
+        run_probes(study.probes, data, model, variant.tokenizer, study.eval, run_dir, run.seed)
     atomic_write_json(run_dir / "run.json", meta)
     rows = run_results(meta, samples, study.eval.k, study.report.bootstrap, study.report.ci)
     write_jsonl(run_dir / "results.jsonl", rows)  # last: marks the run as done
@@ -186,7 +181,13 @@ def run_study(study: Study, out_dir: Path) -> Path:
     _check_same_study(study, out_dir)
     splits = ensure_data(study, out_dir)
     bases = ensure_bases(study, out_dir)
-    check_contamination(study, out_dir, splits)
+    from postfit.contamination import drop_items
+
+    splits = drop_items(splits, check_contamination(study, out_dir, splits))  # contamination.drop
+    if study.probes.enabled:
+        from postfit.probes import ensure_probe_data
+
+        ensure_probe_data(study.probes, out_dir)  # fails before any training if a probe cannot be built
     rows: list[dict] = []
     for run in grid_runs(study):
         run_dir = out_dir / "runs" / run.name

@@ -1,0 +1,95 @@
+"""Report section of the learning-to-learn probes: in-context k-curves and adaptation curves, side by side.
+
+Rows come from runs/*/probes.jsonl. The `none` runs are the models before post-training ("before"), the others
+after it. Scores pool the probe's families (an item is `task/id`); the comparisons stated in words are paired
+over the same items and seeds.
+"""
+
+from __future__ import annotations
+
+from postfit.report_render import Block, Heading, Para, Plot, Table
+from postfit.report_scaling import Info, _aligned, _estimate, _pct, paired_difference
+from postfit.report_scaling_plots import curves_plot
+
+
+def _scores(info: Info, probe: str, key: str, value: int) -> dict[str, float]:
+    return {f"{r['task']}/{r['item']}": float(r["correct"]) for r in info.probes
+            if r["probe"] == probe and r[key] == value and r["sample"] == -1}  # fmt: skip
+
+
+def _by_seed(infos: list[Info], probe: str, key: str, value: int) -> dict[int, dict[str, float]]:
+    return {i.run.seed: _scores(i, probe, key, value) for i in infos}
+
+
+def _name(init: str, label: str) -> str:
+    return f"{init} (before)" if label == "none" else f"{init} {label} (after)"
+
+
+def probe_blocks(study, infos: list[Info]) -> list[Block]:
+    probed = [i for i in infos if i.probes]
+    if not probed:
+        return []
+    groups: dict[tuple[str, str], list[Info]] = {}
+    for i in probed:
+        groups.setdefault((i.run.init, i.label), []).append(i)
+    # Plot the models before post-training and the final ones (largest N); the table has every group.
+    top = {}
+    for i in probed:
+        top[(i.run.init, i.run.recipe)] = max(top.get((i.run.init, i.run.recipe), 0), i.examples or 0)
+    shown = [key for key, g in groups.items() if (g[0].examples or 0) == top[(g[0].run.init, g[0].run.recipe)]]
+    panels: dict[str, list] = {}
+    columns: list[tuple[str, str, int]] = []
+    for probe, key, title in (
+        ("icl", "k", "in-context: k solved examples"),
+        ("adapt", "m", "adaptation: m SFT steps"),
+    ):
+        values = sorted({r[key] for i in probed for r in i.probes if r["probe"] == probe})
+        columns += [(probe, key, v) for v in values]
+        for g in shown:
+            est = [(v, _aligned([d for d in _by_seed(groups[g], probe, key, v).values() if d])) for v in values]
+            est = [(v, _estimate(study, a)) for v, a in est if a]
+            if est:
+                panels.setdefault(title, []).append((_name(*g), [v for v, _ in est], [e for _, e in est]))
+    blocks: list[Block] = [Heading("Learning to learn")]
+    text = ("Greedy accuracy (%) on task families never post-trained on: left, with k solved examples as earlier "
+            "chat turns (no shot shares the query's question or an answer the verifier accepts for it); right, after "
+            "m SFT steps on a new task (constant learning rate, the same for every model). Dashed: before "
+            f"post-training (`none` runs); solid: after. Bands: {study.ci:.0%} CI over seeds and items.")  # fmt: skip
+    blocks.append(Para(text))
+    if panels:
+        png = curves_plot(panels, "k or m (symlog)", "greedy accuracy (%)", "Learning to learn", xscale="symlog")
+        blocks.append(Plot("probes", "In-context and adaptation curves", png))
+    header = ["init", "model"] + [f"{probe} {key}={v}" for probe, key, v in columns]
+    rows = []
+    for (init, label), g in groups.items():
+        cells = []
+        for probe, key, v in columns:
+            arrays = _aligned([d for d in _by_seed(g, probe, key, v).values() if d])
+            cells.append(_pct(_estimate(study, arrays)) if arrays else "—")
+        rows.append([init, label, *cells])
+    blocks.append(Table(header, rows))
+    blocks += _statements(study, groups, columns)
+    return blocks
+
+
+def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[tuple[str, str, int]]) -> list[Block]:
+    """In words, with CI and n: the in-context gain of each model, and what post-training did to adaptation."""
+    lines = []
+    icl = [v for p, _, v in columns if p == "icl"]
+    if len(icl) > 1:
+        for (init, label), g in groups.items():
+            d = paired_difference(study, _by_seed(g, "icl", "k", icl[-1]), _by_seed(g, "icl", "k", icl[0]))
+            if d:
+                lines.append(f"{_name(init, label)}: k={icl[-1]} minus k={icl[0]} = {d}.")
+    adapt = [v for p, _, v in columns if p == "adapt"]
+    if adapt:
+        m = adapt[-1]
+        for (init, label), g in groups.items():
+            before = groups.get((init, "none"))
+            if label == "none" or not before:
+                continue
+            d = paired_difference(study, _by_seed(g, "adapt", "m", m), _by_seed(before, "adapt", "m", m))
+            if d:
+                lines.append(f"{init}: adaptation after m={m} steps, {label} model minus the model before "
+                             f"post-training = {d}.")  # fmt: skip
+    return [Para(" ".join(lines))] if lines else []

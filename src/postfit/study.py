@@ -132,7 +132,8 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
         model = AutoModelForCausalLM.from_pretrained(sft_dir / "model")
         stats["sft_from"] = str(sft_dir / "model")
     heldout = splits[heldout_split(study)][: study.rl.heldout_items]
-    stats.update(train_rl(model, tokenizer, splits["train"], heldout, study.rl, study.eval, run_dir, run.seed))
+    prompts = splits.get("rl") or splits["train"]
+    stats.update(train_rl(model, tokenizer, prompts, heldout, study.rl, study.eval, run_dir, run.seed))
     atomic_write_json(run_dir / "train.json", stats)
     return model, stats
 

@@ -24,6 +24,7 @@ from postfit.errors import UserError
 from postfit.io import atomic_write_json, write_jsonl
 
 log = logging.getLogger(__name__)
+_GENERATION = {"batch_size", "max_new_tokens", "samples", "k", "temperature", "top_p"}  # the options eval uses
 
 
 def eval_options(*, samples: int, k: list[int] | None = None, **values) -> EvalOptions:
@@ -113,7 +114,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     out_dir = Path(out_dir)
     write_jsonl(out_dir / "samples.jsonl", samples)
     write_jsonl(out_dir / "results.jsonl", rows)
-    atomic_write_json(out_dir / "eval.json", {"model": model_name, "benchmarks": {b: len(v) for b, v in data.items()},
-                                              "limit": limit, "seed": seed, "options": opts.model_dump(),
-                                              "seconds": round(seconds, 2)})  # fmt: skip
+    meta = {"model": model_name, "benchmarks": {b: len(v) for b, v in data.items()}, "limit": limit, "seed": seed,
+            "options": opts.model_dump(include=_GENERATION), "seconds": round(seconds, 2)}  # fmt: skip
+    atomic_write_json(out_dir / "eval.json", meta)
     return rows

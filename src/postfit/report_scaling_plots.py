@@ -14,12 +14,16 @@ Curve = tuple[str, list[float], list[tuple[float, float, float]]]  # label, x, (
 
 
 def _style(label: str, labels: list[str]) -> dict:
-    return {"color": f"C{labels.index(label) % 10}"}
+    """Colour by the label's first word (the init), so one model's before and after share a colour."""
+    heads = list(dict.fromkeys(x.split(" ")[0] for x in labels))
+    return {"color": f"C{heads.index(label.split(' ')[0]) % 10}"}
 
 
 def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title: str, xscale: str = "log",
                 linthresh: float = 1.0) -> bytes:  # fmt: skip
     """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent."""
+    from matplotlib.ticker import FuncFormatter
+
     fig = _figure(4.2 * len(panels) + 1.2, 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
     labels = list(dict.fromkeys(c[0] for curves in panels.values() for c in curves))
@@ -34,6 +38,7 @@ def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title:
             ax.set_xscale("symlog", linthresh=linthresh)
         else:
             ax.set_xscale(xscale)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 200, not 2x10^2
         ax.set(title=name, xlabel=xlabel, ylim=(-2, 102))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)

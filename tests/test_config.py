@@ -96,7 +96,7 @@ def test_cli_yaml_syntax_error_names_line(tmp_path: Path):
 
 def test_cli_unknown_study_name_lists_builtins(tmp_path: Path):
     proc = postfit("run", "nonexistent", "--out", str(tmp_path / "o"), check=False)
-    assert proc.returncode == 2 and "['default', 'paper', 'smoke']" in proc.stderr.replace("\n", " ")
+    assert proc.returncode == 2 and "['default', 'paper', 'scaling', 'smoke']" in proc.stderr.replace("\n", " ")
 
 
 def test_readme_option_table_is_generated_from_the_models():

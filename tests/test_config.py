@@ -39,7 +39,7 @@ def _set(data: dict, dotted: str, value) -> dict:
         ("sft.steps", "many", "sft.steps: Input should be a valid integer"),
         ("sft.steps", 0, "sft.steps: Input should be greater than 0"),
         ("model.preset", "giant", "model.preset: unknown preset 'giant'"),
-        ("grid.inits", ["pretrained", "warm"], "grid.inits[1]: Input should be 'pretrained' or 'random'"),
+        ("grid.inits", ["pretrained", "warm"], "grid.inits: unknown init 'warm'; expected `pretrained`, `random` or"),
         ("eval.k", [8], "eval: k values [8] must lie in 1..samples"),
         ("tasks.train.0.name", "no_such_task", "tasks.train[0]: unknown reasoning-gym task 'no_such_task'"),
         ("tasks.train.0.config", {"min_termz": 2}, "tasks.train[0]: reasoning-gym rejects config"),

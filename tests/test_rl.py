@@ -80,3 +80,36 @@ def test_sft_plus_rl_reuses_the_sft_model(tmp_path, monkeypatch):
     assert sorted({r["step"] for r in heldout}) == [0, 2, 4] and len(heldout) == 12
     log = read_jsonl(tmp_path / "runs" / "random-sft+rl-s0" / "train_log.jsonl")
     assert any("frac_reward_zero_std" in r and "completions/mean_length" in r for r in log)
+
+
+def _sampled_reward(model_dir, items: list[dict], temperature: float, n: int = 8) -> float:
+    """Mean verifier score of n sampled completions per item (fixed sampling seed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postfit.config import EvalOptions
+    from postfit.evaluate import generate
+
+    model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    opts = EvalOptions(batch_size=64, max_new_tokens=24, samples=n, k=[n], temperature=temperature)
+    outs = generate(model, tok, [it["prompt"] for it in items], opts, n=n, sample=True, seed=123)
+    return sum(score(it, c)[1] for it, cs in zip(items, outs, strict=True) for c in cs) / (n * len(items))
+
+
+# Measured (2026-11-24, smoke SFT model, random init): after 40 GRPO steps the reward on the RL prompts was
+# 0.566 / 0.628 / 0.569 for RL seeds 0 / 1 / 2 (sd 0.035, range 0.062), from 0.419 before.
+SEED_NOISE = 0.062
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("init", ["pretrained", "random"])
+def test_grpo_raises_in_distribution_reward(smoke_dir, init):
+    """The smoke study's SFT model is partly right on its RL prompts (never seen in SFT); its sft+rl model, GRPO
+    on those prompts, scores higher than the SFT model it started from by more than the seed-to-seed spread."""
+    from postfit.io import read_jsonl
+
+    study = load_study("smoke")[0]
+    prompts = read_jsonl(smoke_dir / "data" / "rl.jsonl")
+    before = _sampled_reward(smoke_dir / "runs" / f"{init}-sft-s0" / "model", prompts, study.rl.temperature)
+    after = _sampled_reward(smoke_dir / "runs" / f"{init}-sft+rl-s0" / "model", prompts, study.rl.temperature)
+    assert 0.1 < before < 0.9, f"the SFT model should be partly right, got reward {before:.3f}"
+    assert after - before > SEED_NOISE, (before, after)

@@ -18,7 +18,7 @@ from postfit.io import read_jsonl
 from postfit.stats import run_results
 
 pytestmark = pytest.mark.slow
-RUNS = ["pretrained-none-s0", "pretrained-sft-s0", "random-none-s0", "random-sft-s0"]
+RUNS = [f"{init}-{recipe}-s0" for init in ("pretrained", "random") for recipe in ("none", "sft", "sft+rl")]
 RESULT_KEYS = {"run", "init", "recipe", "seed", "split", "metric", "value", "n", "ci_low", "ci_high"}
 
 

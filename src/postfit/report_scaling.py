@@ -184,7 +184,7 @@ def transfer_blocks(study, infos: list[Info]) -> list[Block]:
 
 def budget_blocks(study, infos: list[Info]) -> list[Block]:
     known = [i for i in infos if i.tokens is not None]
-    if len({i.tokens for i in known}) < 2:
+    if len({i.tokens for i in known}) < 3:  # random vs pretrained alone is the main table already
         return []
     top = {}  # per recipe, the largest N: the final post-trained model
     for i in known:

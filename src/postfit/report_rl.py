@@ -72,13 +72,15 @@ def pass_at_k_curve(run: Run, split: str, items: list[str] | None = None) -> lis
 
 
 def before_after(study: Study) -> list[tuple[Run, Run]]:
-    """(starting run, RL run) pairs with the same init and seed."""
-    by_key = {(r.init, r.recipe, r.seed): r for r in study.runs}
+    """(starting run, RL run) pairs: same init and seed (and, for sft+rl, the same `grid.posttrain_examples`)."""
+    by_name = {r.name: r for r in study.runs}
     pairs = []
-    for run in study.runs:
-        start = by_key.get((run.init, RL_RECIPES.get(run.recipe, ""), run.seed))
-        if run.recipe in RL_RECIPES and start is not None:
-            pairs.append((start, run))
+    for run in (r for r in study.runs if r.recipe in RL_RECIPES):
+        start = RL_RECIPES[run.recipe]
+        rest = run.name.removeprefix(f"{run.init}-{run.recipe}")  # "-s0" or "-n128-s0"
+        name = f"{run.init}-{start}{rest if start != 'none' else f'-s{run.seed}'}"  # `none` runs have no N
+        if name in by_name:
+            pairs.append((by_name[name], run))
     return pairs
 
 

@@ -54,7 +54,7 @@ def test_study_contamination_check_reports_none_then_a_planted_leak(tmp_path):
     report = check_contamination(study, tmp_path / "clean", splits)
     evals = ["id_test", "ood_harder", "ood_family", "ood_format"]
     assert {(p["source"], p["split"]) for p in report["pairs"]} == {
-        (src, split) for src in ["train", "pretrain corpus"] for split in evals
+        (src, split) for src in ["train", "rl", "pretrain corpus"] for split in evals
     }
     assert all(p["overlapping"] == 0 and p["total"] == len(splits[p["split"]]) for p in report["pairs"])
     leaked = {**splits, "id_test": [*splits["id_test"], {**splits["train"][0], "id": "id_test/leak"}]}

@@ -51,7 +51,7 @@ def test_drop_records_and_removes_the_overlapping_items():
     splits = make_splits(study.tasks)
     clean = study_contamination(study, splits)
     assert clean["drop"] is True and clean["dropped"] == {} and clean["n"] == 13
-    assert {p["source"] for p in clean["pairs"]} == {"train", "pretrain corpus"}
+    assert {p["source"] for p in clean["pairs"]} == {"train", "rl", "pretrain corpus"}
     leak = {**splits["train"][0], "id": "id_test/leak"}
     leaked = {**splits, "id_test": [*splits["id_test"], leak]}
     report = study_contamination(study, leaked)

@@ -34,16 +34,20 @@ def test_smoke_numbers_equal_a_hand_computation():
     pretrain = (150_000 // 128 // 16) * 16 * 128  # whole batches of whole 128-token sequences: 73 steps
     sft = 600 * 16 * 256  # steps x batch x max_length (the default), per SFT run
     evaluation = 4 * 32 * (1 + 2) * 24  # 4 splits x 32 items x (greedy + 2 samples) x 24 new tokens, per run
-    flops = 6 * n * pretrain + 6 * n * 2 * sft + 2 * n * 4 * evaluation
+    rl = 40 * 32 * 24  # RL steps x completions per step x max completion length, per sft+rl run
+    heldout = 3 * 32 * 24  # held-out evaluations at steps 0, 20, 40 x 32 items x 24 new tokens
+    flops = 6 * n * pretrain + 6 * n * 2 * sft + (2 + 6) * n * 2 * rl + 2 * n * 2 * heldout + 2 * n * 6 * evaluation
 
     plan = _plan_json("smoke")
     assert plan["params"] == n
-    assert plan["runs"] == ["pretrained-none-s0", "pretrained-sft-s0", "random-none-s0", "random-sft-s0"]
+    assert plan["runs"] == [f"{i}-{r}-s0" for i in ("pretrained", "random") for r in ("none", "sft", "sft+rl")]
     stages = {s["name"]: s for s in plan["stages"]}
-    assert set(stages) == {"pre-train", "SFT", "evaluation"}
+    assert set(stages) == {"pre-train", "SFT", "RL generation", "RL update", "RL held-out eval", "evaluation"}
     assert (stages["pre-train"]["runs"], stages["pre-train"]["tokens"]) == (1, pretrain)
-    assert (stages["SFT"]["runs"], stages["SFT"]["tokens_each"]) == (2, sft)
-    assert (stages["evaluation"]["runs"], stages["evaluation"]["tokens_each"]) == (4, evaluation)
+    assert (stages["SFT"]["runs"], stages["SFT"]["tokens_each"]) == (2, sft)  # sft+rl reuses the sft model
+    assert (stages["RL generation"]["runs"], stages["RL generation"]["tokens_each"]) == (2, rl)
+    assert (stages["RL held-out eval"]["runs"], stages["RL held-out eval"]["tokens_each"]) == (2, heldout)
+    assert (stages["evaluation"]["runs"], stages["evaluation"]["tokens_each"]) == (6, evaluation)
     assert plan["total_flops"] == flops
 
     text = postfit("plan", "smoke").stdout

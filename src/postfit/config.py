@@ -38,7 +38,8 @@ class ModelSpec(Strict):
     )
     arch: Literal["qwen3", "llama"] = Field("qwen3", description="Architecture family of a preset.")
     dtype: Literal["float32", "bfloat16"] = Field(
-        "float32", description="Dtype of the weights (and optimiser states): `bfloat16` halves the memory of "
+        "float32",
+        description="Dtype of the weights (and optimiser states): `bfloat16` halves the memory of "
         "billion-parameter models, as open-r1's recipes do; training on a GPU uses bf16 autocast either way.",
     )
 
@@ -110,7 +111,9 @@ class TasksConfig(Strict):
     )
     train_size: int = Field(2000, gt=0, description="Post-training examples (split evenly over train tasks).")
     rl_size: int = Field(
-        0, ge=0, description="RL prompts of the train families disjoint from every other split (the `rl` split); "
+        0,
+        ge=0,
+        description="RL prompts of the train families disjoint from every other split (the `rl` split); "
         "0: RL reuses the SFT items, which an SFT model may have memorised (little reward signal).",
     )
     test_size: int = Field(200, gt=0, description="Items per evaluation split.")
@@ -137,7 +140,9 @@ class GridConfig(Strict):
     """The runs of the study: every combination of init x recipe x seed."""
 
     inits: list[str] = Field(
-        ["pretrained", "random"], min_length=1, description="Initialisations of the same architecture: "
+        ["pretrained", "random"],
+        min_length=1,
+        description="Initialisations of the same architecture: "
         "`pretrained`, `random`, or `pretrained@TOKENS` (presets: the checkpoint of postfit's own pre-training "
         "after TOKENS tokens; random counts as 0 tokens).",
     )
@@ -149,7 +154,8 @@ class GridConfig(Strict):
     )
     seeds: list[int] = Field([0], min_length=1, description="Run seeds (random init, data order, sampling).")
     posttrain_examples: list[int] | None = Field(
-        None, description="Data-scaling axis: post-train on the first N training items for each N listed (same "
+        None,
+        description="Data-scaling axis: post-train on the first N training items for each N listed (same "
         "steps, so fewer items means more epochs); null: all of them.",
     )
 
@@ -177,7 +183,9 @@ class MemoryOptions(Strict):
     """What SFT and RL share for fitting large models in memory."""
 
     micro_batch_size: int | None = Field(
-        None, gt=0, description="Sequences per forward/backward pass; `batch_size` must be a multiple (the rest is "
+        None,
+        gt=0,
+        description="Sequences per forward/backward pass; `batch_size` must be a multiple (the rest is "
         "gradient accumulation; GRPO still generates the whole batch each step). null: the whole batch at once.",
     )
     gradient_checkpointing: bool = Field(
@@ -245,7 +253,8 @@ class EvalOptions(Strict):
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for pass@k.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling for pass@k.")
     benchmarks: list[str] = Field(
-        default_factory=list, description="Benchmarks evaluated for every run, each a split of its own (`aime24`, "
+        default_factory=list,
+        description="Benchmarks evaluated for every run, each a split of its own (`aime24`, "
         "`math500`, `humaneval`, `rg:TASK`, ...; `postfit.data.benchmarks.benchmark_names()` lists them).",
     )
     benchmark_limit: int | None = Field(None, gt=0, description="Items per benchmark at most (null: all of them).")
@@ -284,7 +293,8 @@ class Study(Strict):
     tasks: TasksConfig | None = Field(None, description="Procedural tasks (post-training data and evaluation splits).")
     data: DataConfig = Field(default_factory=DataConfig, description="Real post-training data (see config_data.py).")
     requires_gpu: bool = Field(
-        False, description="GPU-scale study: `postfit run` refuses to start without a CUDA device (`postfit plan` "
+        False,
+        description="GPU-scale study: `postfit run` refuses to start without a CUDA device (`postfit plan` "
         "shows its cost).",
     )
     grid: GridConfig = Field(default_factory=GridConfig)

@@ -39,6 +39,23 @@ def test_reward_is_the_evaluation_verifier(items):
         assert rewards[0] == 1.0 and rewards[2] == 0.0 and rewards[4] == 0.0  # right, wrong, malformed
 
 
+def test_reward_is_the_evaluation_verifier_for_math_and_code():
+    from postfit.data.schema import make_item
+
+    math = make_item(id="m", source="t", domain="math", prompt="Half of 1?", split="test", answer="\\frac{1}{2}")
+    code = make_item(id="c", source="t", domain="code", prompt="Write add.", split="test",
+                     tests={"style": "assert", "code": "assert add(2, 3) == 5", "entry_point": "add"})  # fmt: skip
+    cases = [
+        (math, ["\\boxed{\\frac{1}{2}}", "Answer: 0.5", "\\boxed{2}", "\\boxed{", "", "1/2 maybe"]),
+        (code, ["```python\ndef add(a, b):\n    return a + b\n```", "```python\ndef add(a, b):\n    return a - b\n```",
+               "```python\ndef add(a, b) return\n```", "no code", "```python\nimport os\nos._exit(0)\n```"]),
+    ]  # fmt: skip
+    for item, completions in cases:
+        rewards = correctness_reward(completions, [json.dumps(item)] * len(completions))
+        assert rewards == [score(item, c)[1] for c in completions]
+        assert rewards[0] == 1.0 and rewards[1:].count(1.0) == (1 if item is math else 0), rewards
+
+
 def test_format_reward_literals():
     assert format_reward(["12 + 7 = 19. Answer: 19", "Answer: 19\nmore text", "Answer:", "19"]) == [1, 0, 0, 0]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from postfit.config import EvalOptions, RLOptions
 from postfit.io import write_jsonl
 from postfit.training import train_and_save, trl_kwargs
-from postfit.verify import extract_answer, score
+from postfit.verify import extract_answer, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ def _text(completion) -> str:
 
 
 def correctness_reward(completions: list, item: list[str], **_) -> list[float]:
-    """reasoning-gym's score of the extracted answer: the evaluation verifier itself (verify.score)."""
-    return [score(json.loads(it), _text(c))[1] for c, it in zip(completions, item, strict=True)]
+    """The evaluation verifier's score of each completion (postfit.verify: procedural, math or code items)."""
+    # score_batch is score() item by item, except that code items run in the sandbox in parallel.
+    scored = score_batch([json.loads(it) for it in item], [_text(c) for c in completions])
+    return [value for _, value in scored]
 
 
 def format_reward(completions: list, **_) -> list[float]:

@@ -27,8 +27,20 @@ def _study(tmp_path: Path) -> Path:
             "batch_size": 16,
             "tokenizer_chars": 200000,
         },  # fmt: skip
-        "data": {"sft": {"source": str(FIXTURE), "overlong": "drop", "verified_only": True}},
-        "grid": {"inits": ["random"], "recipes": ["none", "sft"], "seeds": [0]},  # no pre-training: fast
+        "data": {
+            "sft": {"source": str(FIXTURE), "overlong": "drop", "verified_only": True},
+            "rl": {"source": str(FIXTURE), "limit": 16},  # math items: the reward is math-verify's verdict
+        },
+        "grid": {"inits": ["random"], "recipes": ["none", "sft", "sft+rl"], "seeds": [0]},  # no pre-training
+        "rl": {
+            "steps": 4,
+            "batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 16,
+            "eval_steps": 2,
+            "heldout_items": 4,
+            "logging_steps": 1,
+        },  # fmt: skip
         "sft": {"steps": 60, "batch_size": 16, "learning_rate": 0.005, "max_length": 128, "logging_steps": 10},
         "eval": {
             "benchmarks": BENCHMARKS,
@@ -56,7 +68,12 @@ def test_sft_on_a_local_source_evaluated_on_benchmarks(tmp_path: Path):
         assert losses[-1] < 0.5 * losses[0], (run, losses)  # it trained on the chat-templated traces
         counts = yaml.safe_load((out / "runs" / run / "train.json").read_text())["sft_data"]
         assert counts["kept"] == 48 and counts["dropped"] == 0
-    for run in ["random-none-s0", "random-sft-s0"]:
+    rl = yaml.safe_load((out / "runs" / "random-sft+rl-s0" / "train.json").read_text())
+    assert rl["sft_from"].endswith("random-sft-s0/model") and rl["generated_tokens"] > 0
+    log = [r for r in read_jsonl(out / "runs" / "random-sft+rl-s0" / "train_log.jsonl") if "reward" in r]
+    assert len(log) == 4 and all(0.0 <= r["rewards/correctness_reward/mean"] <= 1.0 for r in log)
+    assert len(read_jsonl(out / "data" / "rl.jsonl")) == 16
+    for run in ["random-none-s0", "random-sft-s0", "random-sft+rl-s0"]:
         samples = read_jsonl(out / "runs" / run / "samples.jsonl")
         assert {s["split"] for s in samples} == set(BENCHMARKS)  # no tasks: benchmarks only
         assert sum(s["split"] == "humaneval" and s["sample"] == -1 for s in samples) == 4
@@ -73,3 +90,4 @@ def test_sft_on_a_local_source_evaluated_on_benchmarks(tmp_path: Path):
     postfit("report", str(copy))
     report = (copy / "report.md").read_text()
     assert report == (out / "report.md").read_text() and "rg:chain_sum" in report and "humaneval" in report
+    assert "## What RL changed" in report

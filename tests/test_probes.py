@@ -82,3 +82,36 @@ def test_schema_rejects_probe_families_the_study_trains_on():
             parse_study({**base, "probes": probes}, "s.yaml")
     with pytest.raises(UserError, match="add `none` to grid.recipes"):
         parse_study({**base, "grid": {"recipes": ["sft"]}, "probes": {"icl": {"tasks": [{"name": "gcd"}]}}}, "s.yaml")
+
+
+@pytest.mark.slow
+def test_adaptation_trains_a_model_a_trainer_has_trained(smoke_dir, tmp_path):
+    """The adaptation probe must fine-tune its copy even of a model fresh out of SFT (as the runner passes it)."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postfit.config import load_study
+    from postfit.config_scaling import AdaptProbe
+    from postfit.probes import run_adapt
+    from postfit.sft import train_sft
+
+    study = load_study("smoke")[0]
+    path = smoke_dir / "runs" / "random-sft-s0" / "model"
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    train = [json.loads(line) for line in (smoke_dir / "data" / "train.jsonl").read_text().splitlines()][:16]
+    train_sft(model, tok, train, study.sft.model_copy(update={"steps": 2}), tmp_path / "sft", 0)  # now "trained"
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = AdaptProbe(task=ProbeTask(name="letter_counting", config={}), steps=[0, 10], train_size=64,
+                      test_size=16, learning_rate=0.005)  # fmt: skip
+    data = make_probe_data(ProbesConfig(adapt=spec))["adapt"]
+    rows = run_adapt(model, tok, data, spec, study.eval, tmp_path / "adapt", 0)
+    completions = {m: [r["completion"] for r in rows if r["m"] == m] for m in (0, 10)}
+    assert completions[0] != completions[10], "10 steps of SFT on the new task changed nothing"
+    assert all(torch_equal(before[k], v) for k, v in model.state_dict().items()), "the probe must train a copy"
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

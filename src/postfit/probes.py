@@ -144,7 +144,12 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
                     for it, (c,) in zip(test, completions, strict=True))  # fmt: skip
         net.train()
 
-    work = copy.deepcopy(model)
+    # A fresh module with the same weights, not copy.deepcopy: a model a Trainer has trained carries an instance
+    # `forward` bound to itself (accelerate's wrapper), which a deep copy would keep calling, so the copy's
+    # own weights would neither train nor be evaluated.
+    work = type(model)(copy.deepcopy(model.config))
+    work.load_state_dict(model.state_dict())
+    work.generation_config = copy.deepcopy(model.generation_config)
     if 0 in spec.steps:
         evaluate(0, work)
     m_max = max(spec.steps)

@@ -57,7 +57,8 @@ def test_rl_sections_from_stored_logs_and_samples(tmp_path):
     assert row[1:] == ["40", "0.250 → 0.600", "0.0 → 50.0 (n=8)", "28.8 → 20.0", "0.50", "12.5", "7.5", "1.0",
                        "48,000", "3840.0"]  # fmt: skip
     row = _table_row(md, "What RL changed", ["id_test", "random", "0", "sft+rl"])
-    assert row[4:] == ["10", "25.0 → 50.0", "100.0 → 50.0 (k=4)"]
+    assert row[4:6] == ["10", "25.0 → 50.0"] and row[7] == "100.0 → 50.0 (k=4)"
+    assert row[6].startswith("+25.0 [")
     for plot in ("rl_reward", "rl_length_signal", "rl_pass_at_k"):
         assert f"plots/{plot}.png" in md and (md_path.parent / "plots" / f"{plot}.png").stat().st_size > 1000
     assert html_path.read_text(encoding="utf-8").count("data:image/png;base64,") >= 3

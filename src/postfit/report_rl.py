@@ -71,6 +71,14 @@ def pass_at_k_curve(run: Run, split: str, items: list[str] | None = None) -> lis
     return curve
 
 
+def _paired_change(study: Study, start: Run, run: Run, split: str, items: list[str]) -> str:
+    """After minus before in sampled pass@1, percentage points, with a bootstrap CI paired over the same items."""
+    a, b = stats.per_item_pass(run.samples, split, 1), stats.per_item_pass(start.samples, split, 1)
+    est = stats.paired_diff_ci([np.array([a[i] for i in items])], [np.array([b[i] for i in items])], study.n_boot,
+                               study.ci, np.random.default_rng(0))  # fmt: skip
+    return f"{100 * est[0]:+.1f} [{100 * est[1]:+.1f}, {100 * est[2]:+.1f}]"
+
+
 def before_after(study: Study) -> list[tuple[Run, Run]]:
     """(starting run, RL run) pairs: same init and seed (and, for sft+rl, the same `grid.posttrain_examples`)."""
     by_name = {r.name: r for r in study.runs}
@@ -102,16 +110,18 @@ def _pass_k_blocks(study: Study, pairs: list[tuple[Run, Run]]) -> list:
             ax.plot(ks, [100 * after[k - 1] for k in ks], marker="o", ms=3, label=f"{run.init} s{run.seed} after "
                     f"({run.recipe})", **{**style, "ls": "-"})  # fmt: skip
             k_max = len(ks)
+            change = _paired_change(study, start, run, split, items)
             rows.append([split, run.init, str(run.seed), run.recipe, str(len(items)),
-                         f"{100 * before[0]:.1f} → {100 * after[0]:.1f}",
+                         f"{100 * before[0]:.1f} → {100 * after[0]:.1f}", change,
                          f"{100 * before[k_max - 1]:.1f} → {100 * after[k_max - 1]:.1f} (k={k_max})"])  # fmt: skip
         ax.set(xlabel="k", ylabel="pass@k (%)", title=split, ylim=(0, 100))
         ax.set_xticks(range(1, max(len(pass_at_k_curve(r, split)) for p in pairs for r in p) + 1))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     text = ("Unbiased pass@k from the sampled completions of the model RL started from (before) and of the RL "
-            "model (after), on the same items: does RL lift pass@1 only, or pass@k at large k too?")  # fmt: skip
-    header = ["split", "init", "seed", "recipe", "n", "pass@1 sampled (%)", "pass@K (%)"]
+            "model (after), on the same items: does RL lift pass@1 only, or pass@k at large k too? The change in "
+            f"pass@1 carries a {study.ci:.0%} bootstrap interval paired over the n items.")  # fmt: skip
+    header = ["split", "init", "seed", "recipe", "n", "pass@1 sampled (%)", "change (pp, paired CI)", "pass@K (%)"]
     return [Heading("pass@k before and after RL", 3), Para(text), Plot("rl_pass_at_k", "pass@k before/after RL",
             _png(fig)), Table(header, rows)]  # fmt: skip
 

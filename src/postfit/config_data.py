@@ -38,12 +38,22 @@ def check_benchmark(name: str) -> str:
                      f"reasoning-gym task (e.g. {RG_PREFIX}chain_sum)")  # fmt: skip
 
 
-class SFTData(_Strict):
-    """Supervised fine-tuning examples from a post-training set: its reasoning traces, chat-templated."""
+class _SourceRef(_Strict):
+    """Where items come from: a source name or a local file, and its split."""
 
     source: str = Field(description="A name in postfit's table of sources (see `postfit.data.sources.SOURCES`) or "
                         "a local .jsonl/.json/.parquet file of postfit items.")  # fmt: skip
     split: str = Field("train", description="The source's split to read.")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        return check_source(v)
+
+
+class SFTData(_SourceRef):
+    """Supervised fine-tuning examples from a post-training set: its reasoning traces, chat-templated."""
+
     limit: int | None = Field(
         None, gt=0, description="Read the source's first N items (the filters may keep fewer); null: all."
     )
@@ -56,26 +66,13 @@ class SFTData(_Strict):
         True, description="Keep only traces the dataset marks as verified correct (where it marks them)."
     )
 
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, v: str) -> str:
-        return check_source(v)
 
-
-class RLData(_Strict):
+class RLData(_SourceRef):
     """RL prompts with reference answers (math, procedural) or tests (code); the reward is `verify.score`."""
 
-    source: str = Field(description="A name in postfit's table of sources or a local .jsonl/.json/.parquet file "
-                        "of postfit items.")  # fmt: skip
-    split: str = Field("train", description="The source's split to read.")
     limit: int | None = Field(
         None, gt=0, description="Read the source's first N items (those without answer or tests are left out)."
     )
-
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, v: str) -> str:
-        return check_source(v)
 
 
 class DataConfig(_Strict):

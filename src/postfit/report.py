@@ -124,8 +124,7 @@ def load_study(out_dir: Path) -> Study:
         name, params = meta.get("run", run_dir.name), meta.get("params")
         heldout = _maybe(run_dir / "heldout.jsonl", read_jsonl) or []
         runs.append(Run(name, meta["init"], meta["recipe"], int(meta["seed"]), params, samples, train_log or [],
-                        heldout, meta.get("train") or {}))  # fmt: skip
-        runs[-1].examples = meta.get("examples")
+                        heldout, meta.get("train") or {}, meta.get("examples")))  # fmt: skip
     if not runs:
         raise UserError(f"{out_dir}: no run has a samples.jsonl yet; evaluate before reporting")
     pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []

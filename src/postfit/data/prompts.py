@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from postfit import extract
+
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 CODE_BLOCK = "Give your solution as a single ```python code block."
 
@@ -51,24 +53,13 @@ def mbpp_prompt(text: str, tests: list[str]) -> str:
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{...} (or \\fbox{...}) in `text`, braces balanced; None if there is none.
+    """The content of the last complete \\boxed{...} (or \\fbox{...}) in `text`; None if there is none.
 
-    Used only to read *reference* answers out of dataset solutions; completions are scored by postfit.verify.
+    Used only to read *reference* answers out of dataset solutions, with the extraction that scores completions
+    (postfit.extract), so a reference and a model's answer are read the same way.
     """
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    if not starts:
-        return None
-    i = start = starts[-1]
-    depth = 1
-    while i < len(text):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i].strip() or None
-        i += 1
-    return None
+    found = extract.last_boxed(text)
+    return found[1] if found else None
 
 
 def gsm8k_answer(solution: str) -> str:

@@ -115,7 +115,7 @@ def _pass_k_blocks(study: Study, pairs: list[tuple[Run, Run]]) -> list:
                          f"{100 * before[0]:.1f} → {100 * after[0]:.1f}", change,
                          f"{100 * before[k_max - 1]:.1f} → {100 * after[k_max - 1]:.1f} (k={k_max})"])  # fmt: skip
         ax.set(xlabel="k", ylabel="pass@k (%)", title=split, ylim=(0, 100))
-        ax.set_xticks(range(1, max(len(pass_at_k_curve(r, split)) for p in pairs for r in p) + 1))
+        ax.set_xticks(range(1, max(stats.samples_per_item(r.samples, split) for p in pairs for r in p) + 1))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     text = ("Unbiased pass@k from the sampled completions of the model RL started from (before) and of the RL "

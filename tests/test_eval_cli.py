@@ -100,7 +100,9 @@ def test_missing_model_exits_2_naming_it(tmp_path):
     proc = postfit("eval", "no-such-org/no-such-model", "--bench", "rg:chain_sum", "--limit", "1",
                    "--out", str(tmp_path / "out"), check=False)  # fmt: skip
     assert proc.returncode == 2
-    assert "hf download no-such-org/no-such-model" in " ".join(proc.stderr.split())
+    message = " ".join(proc.stderr.split())
+    assert "hf download no-such-org/no-such-model" in message
+    assert "MODEL: 'no-such-org/no-such-model'" in message and "model.name_or_path" not in message
 
 
 def test_model_without_chat_template_gets_the_raw_prompt(smoke_dir):

@@ -61,7 +61,7 @@ def test_missing_hub_model_is_a_clear_error(monkeypatch):
     from postfit.errors import UserError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(UserError, match="'no-such-org/no-such-model' is neither a local directory nor in the local"):
+    with pytest.raises(UserError, match="model.name_or_path: 'no-such-org/no-such-model' is neither a local"):
         build_variant("no-such-org/no-such-model", "pretrained", seed=0)
 
 

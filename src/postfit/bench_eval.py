@@ -57,7 +57,7 @@ def load_checkpoint(name_or_path: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from postfit.models import _hub_error
+    from postfit.models import hub_error
 
     cuda = torch.cuda.is_available()
     try:
@@ -65,7 +65,7 @@ def load_checkpoint(name_or_path: str):
         # On a GPU the checkpoint's own dtype (bf16 for most); on the CPU float32, which its kernels are made for.
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto" if cuda else torch.float32)
     except OSError as e:
-        raise _hub_error(name_or_path, e) from None
+        raise hub_error(name_or_path, e, key="MODEL") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:

@@ -61,11 +61,12 @@ def config_hash(config) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _hub_error(name: str, err: Exception) -> UserError:
+def hub_error(name: str, err: Exception, key: str = "model.name_or_path") -> UserError:
+    """The model `name` (given at `key`: a study-file key or a command argument) can be neither found nor fetched."""
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub is not reachable from here"
     return UserError(
-        f"model.name_or_path: {name!r} is neither a local directory nor in the local Hugging Face cache, and {why}. "
+        f"{key}: {name!r} is neither a local directory nor in the local Hugging Face cache, and {why}. "
         f"Fetch it where there is network (`hf download {name}`) and copy the cache (HF_HOME), or give a local "
         f"path. ({type(err).__name__}: {err})"
     )
@@ -77,7 +78,7 @@ def load_tokenizer(name_or_path: str | Path):
     try:
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
-        raise _hub_error(str(name_or_path), e) from None
+        raise hub_error(str(name_or_path), e) from None
     if tok.chat_template is None:
         raise UserError(f"model.name_or_path: the tokenizer of {name_or_path!r} has no chat template")
     if tok.pad_token is None:
@@ -102,6 +103,6 @@ def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32"
         else:
             raise UserError(f"grid.inits: unknown init {init!r}; expected one of ['pretrained', 'random']")
     except OSError as e:
-        raise _hub_error(str(base), e) from None
+        raise hub_error(str(base), e) from None
     params = sum(p.numel() for p in model.parameters())
     return Variant(model, tokenizer, params, config_hash(model.config))

@@ -58,7 +58,7 @@ def _setup_logging() -> None:
 @_user_errors
 def run(
     study: Annotated[
-        str, typer.Argument(help="Built-in study (default, smoke; paper needs a GPU) or path to a study YAML.")
+        str, typer.Argument(help="Built-in study (default, smoke, scaling; paper needs a GPU) or a study YAML path.")
     ] = "default",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: runs/<study name>]")] = (
         None
@@ -95,7 +95,7 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A study's output direct
 @app.command()
 @_user_errors
 def plan(
-    study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, paper) or path to a study YAML.")],
+    study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, scaling, paper) or a YAML path.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Validate a study offline and print its runs, token counts and FLOP estimate (no weights or data loaded)."""

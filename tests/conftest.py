@@ -12,6 +12,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def full_sandbox() -> bool:
+    """True where the code sandbox has every required layer (bubblewrap works); code then runs without opt-in."""
+    from postfit.sandbox import missing_layers
+
+    return not missing_layers()
+
+
+def weak_flags() -> tuple[str, ...]:
+    """The opt-in a CLI test of model-written code needs on a machine without the full sandbox (none in CI)."""
+    return () if full_sandbox() else ("--unsafe-weak-sandbox",)
+
+
 def postfit(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run the `postfit` CLI as a user would, in a subprocess."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
@@ -27,6 +39,18 @@ def smoke_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "study"
     postfit("run", "smoke", "--out", str(out))
     return out
+
+
+@pytest.fixture
+def benign():
+    """Our own harmless programs (reference solutions, verdict cases) may run under weaker sandbox layers, as with
+    --unsafe-weak-sandbox, so the code verifier is tested on machines without bubblewrap too; with it (CI) nothing
+    changes. Hostile programs never get this (tests/test_sandbox.py checks they are refused there)."""
+    from postfit.sandbox import allow_weak
+
+    allow_weak(True)
+    yield
+    allow_weak(False)
 
 
 def pytest_report_header(config) -> str:

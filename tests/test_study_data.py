@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, postfit
+from conftest import ROOT, full_sandbox, postfit
 from postfit.io import read_jsonl
 
 pytestmark = pytest.mark.slow
@@ -52,6 +52,8 @@ def _study(tmp_path: Path) -> Path:
         },  # fmt: skip
         "report": {"bootstrap": 100},
     }
+    if not full_sandbox():  # humaneval runs the model's code: opt in where bubblewrap is missing (not in CI)
+        study["sandbox"] = {"allow_weak": True}
     path = tmp_path / "realdata.yaml"
     path.write_text(yaml.safe_dump(study))
     return path
@@ -91,3 +93,4 @@ def test_sft_on_a_local_source_evaluated_on_benchmarks(tmp_path: Path):
     report = (copy / "report.md").read_text()
     assert report == (out / "report.md").read_text() and "rg:chain_sum" in report and "humaneval" in report
     assert "## What RL changed" in report
+    assert ("Weak sandbox" in report) is (not full_sandbox())  # the report says when code ran without its layers

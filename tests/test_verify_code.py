@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from postfit.extract import code_block, program, truncate_continuation
+from postfit.sandbox import allow_weak, missing_layers
 from postfit.verify import score, score_batch
 from postfit.verify_code import score_batch as code_batch
+
+# Hostile programs need the full layer set; without it (no bubblewrap) only our own programs run, opted in.
+FULL = not missing_layers()
+KINDS = ["right", "wrong", "crashing", "timing-out"] + (["hostile"] if FULL else [])
 
 
 def fence(code: str) -> str:
@@ -81,18 +86,24 @@ ITEMS = {it["id"]: it for it in (ASSERT, HUMANEVAL_STYLE, STDIO, FUNCTIONAL)}
 def verdicts() -> dict[tuple[str, str], float]:
     """Every (kind of program, item) scored in one parallel batch, with a 1 s limit per test."""
     kinds = {"right": RIGHT, "wrong": WRONG, "crashing": CRASHING, "timing-out": TIMING_OUT, "hostile": HOSTILE}
-    keys = [(kind, iid) for kind in kinds for iid in ITEMS]
-    results = code_batch([ITEMS[i] for _, i in keys], [kinds[k][i] for k, i in keys], timeout=1.0)
+    keys = [(kind, iid) for kind in KINDS for iid in ITEMS]
+    allow_weak(not FULL)
+    try:
+        results = code_batch([ITEMS[i] for _, i in keys], [kinds[k][i] for k, i in keys], timeout=1.0)
+    finally:
+        allow_weak(False)
     return {key: value for key, (_, value) in zip(keys, results, strict=True)}
 
 
 @pytest.mark.parametrize("iid", list(ITEMS))
 @pytest.mark.parametrize("kind", ["right", "wrong", "crashing", "timing-out", "hostile"])
 def test_each_style(verdicts, kind, iid):
+    if kind not in KINDS:
+        pytest.skip("hostile programs need the sandbox's full layer set (bubblewrap; CI installs it)")
     assert verdicts[(kind, iid)] == (1.0 if kind == "right" else 0.0)
 
 
-def test_score_entry_point_and_batch_agree():
+def test_score_entry_point_and_batch_agree(benign):
     """verify.score (one item, the path GRPO's reward takes) and verify.score_batch give the same results."""
     items = [ASSERT, STDIO, {"id": "m", "domain": "math", "answer": "4"}]
     completions = [RIGHT["add"], WRONG["sum"], "\\boxed{4}"]
@@ -102,7 +113,7 @@ def test_score_entry_point_and_batch_agree():
     assert batch[0][0] == "def add(a, b):\n    return a + b\n"  # the program that ran is the answer
 
 
-def test_memory_limit_per_test():
+def test_memory_limit_per_test(benign):
     hog = fence("x = bytearray(4 << 30)\na, b = map(int, input().split())\nprint(a + b)")
     assert code_batch([STDIO], [hog], memory_mb=512)[0][1] == 0.0
 

@@ -4,7 +4,8 @@
                         sample (-1 greedy, 0..n-1 sampled), prompt, completion, answer, reference, correct, score
     DIR/results.jsonl   one row per benchmark x metric: run (the model as given), init, recipe (null: not a
                         study run), seed, split, metric, value, n, ci_low, ci_high
-    DIR/eval.json       what was evaluated: model, benchmarks, item counts, options, seconds
+    DIR/eval.json       what was evaluated: model, benchmarks, item counts, options, seconds, and for code
+                        benchmarks the sandbox's layers (`weak: true` when run with --unsafe-weak-sandbox)
 
 Metrics: `pass@1` is the greedy completion's correctness; with --samples n, `avg@n` is the mean correctness of
 the n sampled completions and `pass@k` the unbiased estimator of Chen et al. (2021), both averaged over items,
@@ -105,6 +106,11 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     from postfit.evaluate import evaluate_splits
 
     data = load_benchmarks(benches, limit)
+    sandbox = None
+    if any(it.get("domain") == "code" for items in data.values() for it in items):
+        from postfit.sandbox import check
+
+        sandbox = check("postfit eval --bench " + ",".join(benches))  # before the model is loaded
     model, tokenizer = load_checkpoint(model_name)
     start = time.perf_counter()
     samples = evaluate_splits(model, tokenizer, data, opts, seed)
@@ -115,6 +121,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     write_jsonl(out_dir / "samples.jsonl", samples)
     write_jsonl(out_dir / "results.jsonl", rows)
     meta = {"model": model_name, "benchmarks": {b: len(v) for b, v in data.items()}, "limit": limit, "seed": seed,
-            "options": opts.model_dump(include=_GENERATION), "seconds": round(seconds, 2)}  # fmt: skip
+            "options": opts.model_dump(include=_GENERATION), "seconds": round(seconds, 2),
+            "sandbox": sandbox}  # fmt: skip
     atomic_write_json(out_dir / "eval.json", meta)
     return rows

@@ -63,6 +63,13 @@ def run(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: runs/<study name>]")] = (
         None
     ),
+    unsafe: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-weak-sandbox",
+            help="Run code items even where the sandbox lacks a required isolation layer (as sandbox.allow_weak).",
+        ),
+    ] = False,
 ) -> None:
     """Run a study (skipping runs that finished before) and write its report.
 
@@ -74,6 +81,8 @@ def run(
     _setup_logging()
     from postfit.study import run_study
 
+    if unsafe:
+        spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
     target = out_dir or Path("runs") / spec.name
     out.print(f"study [bold]{spec.name}[/] from {path} -> {target}")
     report = run_study(spec, target)

@@ -15,6 +15,12 @@ BENCH_HELP = (
 )
 
 
+UNSAFE_HELP = (
+    "Run code benchmarks even where the sandbox lacks a required isolation layer (otherwise exit 2). Unsafe; "
+    "eval.json records the missing layers."
+)
+
+
 def _ints(text: str | None, option: str) -> list[int] | None:
     if text is None:
         return None
@@ -43,6 +49,7 @@ def eval_command(
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling of the samples.")] = 0.95,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per generate() call.")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled completions.")] = 0,
+    unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:
     """Evaluate a checkpoint on benchmarks: greedy pass@1, and avg@n / pass@k with --samples."""
     from rich.console import Console
@@ -55,6 +62,10 @@ def eval_command(
     opts = eval_options(samples=samples, k=_ints(k, "--k"), max_new_tokens=max_new_tokens, temperature=temperature,
                         top_p=top_p, batch_size=batch_size)  # fmt: skip
     _setup_logging()
+    if unsafe:
+        from postfit.sandbox import allow_weak
+
+        allow_weak(True)
     rows = evaluate_checkpoint(model, names, out_dir, opts, limit=limit, seed=seed)
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     table = Table("benchmark", "n", *metrics, title=f"{model} ({out_dir})")

@@ -1,6 +1,8 @@
 """`postfit sandbox`: run untrusted programs in the sandbox and print verdicts as JSON.
 
-Exit codes: 0 whatever the verdict, 2 for bad arguments.
+Exit codes: 0 whatever the verdict, 2 for bad arguments or when the sandbox refuses to run code because a
+required isolation layer is missing (the verdicts, status `error`, name the layers; `--unsafe-weak-sandbox`
+runs the program anyway under the weaker layers, and its verdicts say `weak: true`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,25 @@ def _check_limits(timeout: float, memory: int) -> None:
         raise _bad("--memory must be at least 32 (MB)")
 
 
+UNSAFE_HELP = "Run even when required isolation layers are missing (verdicts then say weak: true). Unsafe."
+
+
+def _policy(unsafe: bool) -> bool:
+    """Apply --unsafe-weak-sandbox; True when programs will be refused (a required layer missing, no opt-in)."""
+    from postfit.sandbox import allow_weak, missing_layers
+
+    allow_weak(unsafe)
+    return bool(missing_layers()) and not unsafe
+
+
+def _refused(refused: bool) -> None:
+    if refused:
+        from postfit.sandbox import missing_layers
+        from postfit.sandbox.policy import refusal
+
+        raise _bad(refusal(missing_layers()))
+
+
 def _emit(obj: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(obj))
@@ -52,6 +73,7 @@ def run(
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds for the run.")] = 5.0,
     memory: Annotated[int, typer.Option(help="Address-space limit per process, in MB.")] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:
     """Run one program and print its verdict: status (passed, failed, timeout, memory, error) and detail."""
     from postfit.sandbox import run_program
@@ -59,9 +81,11 @@ def run(
     _check_limits(timeout, memory)
     if tests is not None and (stdin is not None or expect is not None):
         raise _bad("give --tests or --stdin/--expect, not both")
+    refused = _policy(unsafe)
     v = run_program(_read(program, "program"), tests=_read(tests, "tests"), stdin=_read(stdin, "stdin"),
                     expect=_read(expect, "expected output"), timeout=timeout, memory_mb=memory)  # fmt: skip
     _emit(v.to_dict(), as_json)
+    _refused(refused)
 
 
 @app.command()
@@ -71,6 +95,7 @@ def batch(
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds per item (an item's `timeout` wins).")] = 5.0,
     memory: Annotated[int, typer.Option(help="Address-space limit per process, in MB.")] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per item.")] = False,
+    unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:
     """Run every item of a JSONL file in parallel; one verdict line per item, in input order."""
     from postfit.sandbox import Item, run_batch
@@ -95,6 +120,8 @@ def batch(
             parsed.append(Item(str(d["id"]), d["program"], d.get("tests"), d.get("stdin"), d.get("expect"), **limits))
         except (ValueError, TypeError) as e:
             raise _bad(f"{items}:{n}: {e}") from None
+    refused = _policy(unsafe)
     for it, v in zip(parsed, run_batch(parsed, workers), strict=True):
         _emit({"id": it.id, **v.to_dict()}, as_json)
     sys.stdout.flush()
+    _refused(refused)

@@ -283,6 +283,17 @@ class ReportOptions(Strict):
     ci: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
 
 
+class SandboxOptions(Strict):
+    """How model-written code (code items of the data or the benchmarks) is run."""
+
+    allow_weak: bool = Field(
+        False,
+        description="Run code even where the sandbox lacks a required layer (its network, PID or mount namespace; "
+        'README "Code sandbox"). Unsafe; the report then names the missing layers. Without it such a study '
+        "exits 2 before training.",
+    )
+
+
 class Study(Strict):
     """A study: one architecture, several initialisations, the same post-training, ID and OOD evaluation."""
 
@@ -304,6 +315,7 @@ class Study(Strict):
     report: ReportOptions = Field(default_factory=ReportOptions)
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
     contamination: ContaminationOptions = Field(default_factory=ContaminationOptions)
+    sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
 
     @model_validator(mode="after")
     def _pretrain_matches_model(self) -> Study:
@@ -332,8 +344,8 @@ class Study(Strict):
         return self
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines results (the description does not)."""
-        data = self.model_dump(mode="json", exclude={"description"})
+        """Hash of everything that determines results (the description and the sandbox opt-in do not)."""
+        data = self.model_dump(mode="json", exclude={"description", "sandbox"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

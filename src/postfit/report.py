@@ -69,6 +69,7 @@ class Study:
     pretrain_log: list[dict]
     base_meta: dict | None
     contamination: dict | None
+    sandbox: dict | None = None  # sandbox.json: the layers model-written code ran under (study.py)
 
     def grid(self, key: str) -> list:
         return list((self.config.get("grid") or {}).get(key) or [])
@@ -130,7 +131,8 @@ def load_study(out_dir: Path) -> Study:
     pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []
     base_meta = _maybe(out_dir / "base" / "meta.json", read_json)
     contamination = _maybe(out_dir / "data" / "contamination.json", read_json)
-    return Study(out_dir, config, runs, unevaluated, pretrain_log, base_meta, contamination)
+    sandbox = _maybe(out_dir / "sandbox.json", read_json)
+    return Study(out_dir, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox)
 
 
 # ---- numbers --------------------------------------------------------------------------------------------------
@@ -328,6 +330,10 @@ def build_blocks(study: Study) -> list[Block]:
     description = str(study.config.get("description") or "").strip()
     blocks: list[Block] = [Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1)]
     blocks += [Para(description)] if description else []
+    if study.sandbox and study.sandbox.get("weak"):
+        missing = ", ".join(study.sandbox.get("missing") or [])
+        blocks.append(Para(f"Weak sandbox: model-written code ran without the layers {missing} "
+                           "(sandbox.allow_weak / --unsafe-weak-sandbox); see sandbox.json."))  # fmt: skip
     blocks += [
         Para(_summary(study)),
         Heading("Greedy pass@1 (%)"),

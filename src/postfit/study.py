@@ -106,6 +106,18 @@ def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict
     return report
 
 
+def check_sandbox(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> None:
+    """Before any training: code items need the sandbox's required layers, or the study's opt-in
+    (`sandbox.allow_weak`); the layers used are stored in sandbox.json for the report."""
+    if not any(item.get("domain") == "code" for items in splits.values() for item in items):
+        return
+    from postfit.sandbox import allow_weak, check
+
+    if study.sandbox.allow_weak:
+        allow_weak(True)
+    atomic_write_json(out_dir / "sandbox.json", check(f"study {study.name!r} (its code items)"))
+
+
 def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[dict]], out_dir: Path):
     """(post-trained model, training stats) for recipes sft, rl and sft+rl.
 
@@ -181,6 +193,7 @@ def run_study(study: Study, out_dir: Path) -> Path:
                         f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
     _check_same_study(study, out_dir)
     splits = ensure_data(study, out_dir)
+    check_sandbox(study, out_dir, splits)
     bases = ensure_bases(study, out_dir)
     from postfit.contamination import drop_items
 

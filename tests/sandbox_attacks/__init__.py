@@ -71,8 +71,13 @@ ATTACKS = [
            "print('connected')\n", FAILS, {}, ("connected",)),
     Attack("udp-loopback", "network", "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
            "s.sendto(b'x', ('127.0.0.1', {port}))\nprint('sent')\n", FAILS, {}, ("sent",)),
-    Attack("connect-external", "network", "import socket\nsocket.create_connection(('1.1.1.1', 53), 2)\n"
-           "print('connected')\n", FAILS, {}, ("connected",)),
+    # No traffic off the machine, ever (tests/test_no_external_traffic.py): instead of connecting out, the program
+    # looks for any way out, an interface other than lo or a route, which a network namespace leaves none of.
+    Attack("find-a-way-out", "network", "import socket\n"
+           "ifaces = [l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:]]\n"
+           "routes = open('/proc/net/route').read().splitlines()[1:]\n"
+           "if [i for i in ifaces if i != 'lo'] or routes:\n    print('way out', ifaces, len(routes))\n"
+           "raise SystemExit(1)\n", FAILS, {}, ("way out",)),
     Attack("ipv6-loopback", "network", "import socket\nsocket.create_connection(('::1', {port}), 2)\n"
            "print('connected')\n", FAILS, {}, ("connected",)),
     # processes that detach and outlive the run

@@ -9,7 +9,11 @@ See README ("Code sandbox") for the layers, the threat model and what it does no
 
 from postfit.sandbox.api import Item, run_batch, run_program
 from postfit.sandbox.layers import Isolation, isolation
+from postfit.sandbox.policy import allow_weak, check, missing_layers
 from postfit.sandbox.run import Limits
 from postfit.sandbox.verdict import STATUSES, Verdict
 
-__all__ = ["Isolation", "Item", "Limits", "STATUSES", "Verdict", "isolation", "run_batch", "run_program"]
+__all__ = [
+    "Isolation", "Item", "Limits", "STATUSES", "Verdict", "allow_weak", "check", "isolation", "missing_layers",
+    "run_batch", "run_program",
+]  # fmt: skip

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from postfit.sandbox.launcher import encode
 from postfit.sandbox.layers import isolation
+from postfit.sandbox.policy import missing_layers, refusal, weak_allowed
 from postfit.sandbox.run import Limits, execute
 from postfit.sandbox.server import close_orphans, server_for
 from postfit.sandbox.verdict import Verdict, classify, plain
@@ -40,6 +41,9 @@ def run_program(
       calls   [(function name, [args...], expected value)], plain data only; passes when every call returns a
               value of the expected type equal to the expected value.
     `timeout` is wall-clock seconds for the whole run; `memory_mb` the address-space limit of each process.
+    Fails closed: where the sandbox lacks a required layer (policy.py) the program is not run and the verdict is
+    `error` naming the missing layers, unless this process opted in with `policy.allow_weak()`; verdicts run under
+    the weaker layers carry `weak=True`.
     `reuse`: run it as a fresh fork of this thread's long-lived, already-restricted sandbox (server.py) where the
     machine allows one, instead of starting a new sandbox (~20 ms more). After an infrastructure error the retry
     always gets a new sandbox of its own.
@@ -48,6 +52,9 @@ def run_program(
         raise ValueError("give at most one of tests=, calls=, expect=")
     limits = limits or Limits(timeout=timeout, memory_mb=memory_mb)
     iso = isolation()
+    missing = missing_layers(iso)
+    if missing and not weak_allowed():
+        return Verdict("error", "not run: " + refusal(missing, iso), list(iso.layers))
     if calls is not None:
         mode, wire = "calls", [[name, encode(list(args))] for name, args, _ in calls]
         expected = [plain(want) for _, _, want in calls]
@@ -61,7 +68,7 @@ def run_program(
         status, detail = classify(raw, mode, expect=expect, expected_values=expected)
         verdict = Verdict(
             status, detail, list(iso.layers), round(raw.seconds, 4),
-            raw.stdout[:2000].decode(errors="replace"), raw.stderr[-2000:].decode(errors="replace"),
+            raw.stdout[:2000].decode(errors="replace"), raw.stderr[-2000:].decode(errors="replace"), bool(missing),
         )  # fmt: skip
         if status != "error":
             break

@@ -38,6 +38,7 @@ class Isolation:
     uid: int | None = None  # drop to this uid/gid before exec (only when running as root)
     layers: tuple[str, ...] = field(default=())
     fork_server: bool = False  # programs may run as forks of a long-lived sandbox (server.py): verified like the rest
+    problems: tuple[str, ...] = ()  # why a stronger candidate was not used (named in refusals, policy.py)
 
     def env(self, home: str) -> dict[str, str]:
         # MALLOC_ARENA_MAX: each glibc arena reserves 64 MiB of address space, so under RLIMIT_AS threads fail early
@@ -185,20 +186,21 @@ def isolation() -> Isolation:
     if bwrap:
         candidates.append(Isolation(python, bwrap, seccomp.supported(), uid))
     candidates.append(Isolation(python, None, False, uid))
-    problems = [] if bwrap else ["bubblewrap (`bwrap`) not found: install the Debian/Ubuntu package `bubblewrap`"]
+    problems = [] if bwrap else ["bubblewrap (`bwrap`) is not installed."]
     for cand in candidates:
         try:
             layers = _verify(cand)
         except Exception as e:  # noqa: BLE001 - a failed layer is reported, and the next candidate tried
             problems.append(f"{'bubblewrap' if cand.bwrap else 'plain subprocess'} sandbox failed its probe: {e}")
             continue
-        iso = Isolation(cand.python, cand.bwrap, cand.seccomp, cand.uid, layers)
+        iso = Isolation(cand.python, cand.bwrap, cand.seccomp, cand.uid, layers, problems=tuple(problems))
         expected = [x for x in STRONGEST if not (x == "uid-drop" and not root)]
         missing = [x for x in expected if x not in layers]
         if missing or problems:
             log.warning(
-                "SANDBOX IS WEAKER THAN IT SHOULD BE: missing layers %s. %s Untrusted code may reach the network, "
-                "host files or other processes.", ", ".join(missing) or "none", " ".join(problems),
+                "SANDBOX IS WEAKER THAN IT SHOULD BE: missing layers %s. %s Model-written code is refused (verdict "
+                "`error`) unless the user opts in to the weaker layers (postfit.sandbox.policy).",
+                ", ".join(missing) or "none", " ".join(problems),
             )  # fmt: skip
         if iso.bwrap and "pidns" in layers:
             iso = _with_fork_server(iso)

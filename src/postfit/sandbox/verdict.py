@@ -21,7 +21,8 @@ SHOWN = 2000  # characters of stdout/stderr kept in a verdict
 
 @dataclass
 class Verdict:
-    """One program's result. `error` means the sandbox itself failed (retried; never a wrong answer)."""
+    """One program's result. `error` means the sandbox itself failed or refused to run it (never a wrong answer);
+    `weak`: it ran without a required layer, because the user opted in (policy.py)."""
 
     status: str
     detail: str
@@ -29,6 +30,7 @@ class Verdict:
     seconds: float = 0.0
     stdout: str = ""
     stderr: str = ""
+    weak: bool = False
 
     @property
     def passed(self) -> bool:

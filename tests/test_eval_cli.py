@@ -46,7 +46,7 @@ def test_files_have_the_study_formats(evaluated):
     assert meta["sandbox"]["weak"] is (not full_sandbox())  # humaneval ran model-written code: its layers recorded
 
 
-def test_scores_agree_with_rescoring_the_stored_samples(evaluated):
+def test_scores_agree_with_rescoring_the_stored_samples(evaluated, benign):
     """Every stored verdict is what the verifier says of the stored completion, and every result is what the
     stored verdicts give (pass@k by the literal formula of Chen et al.)."""
     from postfit.data.benchmarks import load_benchmark

@@ -39,7 +39,7 @@ def test_reward_is_the_evaluation_verifier(items):
         assert rewards[0] == 1.0 and rewards[2] == 0.0 and rewards[4] == 0.0  # right, wrong, malformed
 
 
-def test_reward_is_the_evaluation_verifier_for_math_and_code():
+def test_reward_is_the_evaluation_verifier_for_math_and_code(benign):
     from postfit.data.schema import make_item
 
     math = make_item(id="m", source="t", domain="math", prompt="Half of 1?", split="test", answer="\\frac{1}{2}")

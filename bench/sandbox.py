@@ -46,7 +46,7 @@ def postfit(problems: dict, workers: int, reuse: bool = True) -> tuple[float, in
     """The canonical solutions as postfit's code verifier runs them (HumanEval items, verify_code's programs)."""
     from postfit.data.benchmarks import load_benchmark
     from postfit.sandbox import run_batch
-    from postfit.verify_code import program_for, sandbox_items
+    from postfit.verify.code import program_for, sandbox_items
 
     humaneval = load_benchmark("humaneval")
     items = [test for it in humaneval for test in sandbox_items(it, program_for(it, it["traces"][0]))]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from postfit.analysis.contamination import overlapping_items
 from postfit.config import load_study
-from postfit.contamination import overlapping_items
-from postfit.corpus import corpus_documents
 from postfit.tasks import make_splits
+from postfit.train.corpus import corpus_documents
 
 
 def test_stdlib_corpus_shares_no_task_prompt():
@@ -47,7 +47,7 @@ def test_local_corpus_and_missing_hf_corpus(tmp_path, monkeypatch):
 
 
 def test_study_contamination_check_reports_none_then_a_planted_leak(tmp_path):
-    from postfit.study import check_contamination
+    from postfit.study.runner import check_contamination
 
     study = load_study("smoke")[0]
     splits = make_splits(study.tasks)

@@ -3,8 +3,8 @@ disjoint data, n configurable, and `contamination.drop` leaves the overlapping i
 
 from __future__ import annotations
 
+from postfit.analysis.contamination import drop_items, exact_pairs, ngram_pairs, study_contamination
 from postfit.config import load_study
-from postfit.contamination import drop_items, exact_pairs, ngram_pairs, study_contamination
 from postfit.tasks import make_splits
 
 EVALS = {

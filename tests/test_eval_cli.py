@@ -112,7 +112,7 @@ def test_model_without_chat_template_gets_the_raw_prompt(smoke_dir):
     import torch
 
     from postfit.config import EvalOptions
-    from postfit.evaluate import generate
+    from postfit.evaluation.generate import generate
     from postfit.models import load_tokenizer
 
     path = smoke_dir / "runs" / "pretrained-sft-s0" / "model"
@@ -130,7 +130,7 @@ def test_model_without_chat_template_gets_the_raw_prompt(smoke_dir):
 
 def test_avg_and_pass_at_k_from_samples():
     """Two items, three samples each: literal values of every metric."""
-    from postfit.bench_eval import results
+    from postfit.evaluation.benchmarks import results
 
     def rows(item, greedy, sampled):
         return [{"split": "b", "item": item, "sample": -1, "correct": greedy}] + [
@@ -143,7 +143,7 @@ def test_avg_and_pass_at_k_from_samples():
 
 
 def test_help_lists_every_benchmark():
-    from postfit.cli_eval import BENCH_HELP
+    from postfit.cli.eval import BENCH_HELP
     from postfit.data.benchmarks import BENCHMARKS
 
     assert all(name in BENCH_HELP for name in BENCHMARKS), "postfit eval --help is missing a benchmark"

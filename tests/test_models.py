@@ -7,7 +7,7 @@ import torch
 
 from postfit.config import PretrainConfig
 from postfit.models import build_variant
-from postfit.pretrain import ensure_base
+from postfit.train.pretrain import ensure_base
 
 
 @pytest.fixture(scope="module")

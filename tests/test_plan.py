@@ -10,7 +10,7 @@ import yaml
 
 from conftest import postfit
 from postfit.config import builtin_studies, load_study, parse_study
-from postfit.plan import make_plan
+from postfit.study.plan import make_plan
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from postfit.report import write_report
+from postfit.report.build import write_report
 
 SPLITS = ["id_test", "ood_harder", "ood_family", "ood_format"]
 N_ITEMS, N_SAMPLES, SEEDS = 20, 4, [0, 1]

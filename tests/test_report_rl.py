@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from postfit.report import write_report
+from postfit.report.build import write_report
 from test_report import _table_row, _write_jsonl
 
 N_ITEMS, N_SAMPLES = 10, 4

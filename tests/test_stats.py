@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from postfit.stats import (
+from postfit.analysis.stats import (
     bootstrap_ci,
     drop_ci,
     paired_diff_ci,

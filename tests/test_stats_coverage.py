@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postfit.stats import bootstrap_ci, paired_diff_ci
+from postfit.analysis.stats import bootstrap_ci, paired_diff_ci
 
 TRIALS = 200
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from conftest import postfit
+from postfit.analysis.stats import run_results
 from postfit.io import read_jsonl
-from postfit.stats import run_results
 
 pytestmark = pytest.mark.slow
 RUNS = [f"{init}-{recipe}-s0" for init in ("pretrained", "random") for recipe in ("none", "sft", "sft+rl")]

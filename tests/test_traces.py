@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from postfit.pretrain import train_tokenizer
+    from postfit.train.pretrain import train_tokenizer
 
     text = "Find all real x such that 2^{x+1} = 32. We need x + 1 = 5, so x = 4. The answer is \\boxed{4}. " * 50
     return train_tokenizer(text, vocab_size=400)

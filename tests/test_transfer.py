@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from postfit.transfer import BELOW, FLAT, NOT_REACHED, REACHED, describe, effective_data, fit_batch
+from postfit.analysis.transfer import BELOW, FLAT, NOT_REACHED, REACHED, describe, effective_data, fit_batch
 
 NS = [100, 200, 400, 800, 1600, 3200]
 

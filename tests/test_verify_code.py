@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from postfit.extract import code_block, program, truncate_continuation
 from postfit.sandbox import allow_weak, missing_layers
 from postfit.verify import score, score_batch
-from postfit.verify_code import score_batch as code_batch
+from postfit.verify.code import score_batch as code_batch
+from postfit.verify.extract import code_block, program, truncate_continuation
 
 # Hostile programs need the full layer set; without it (no bubblewrap) only our own programs run, opted in.
 FULL = not missing_layers()

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from postfit.extract import math_answer
 from postfit.verify import score
+from postfit.verify.extract import math_answer
 
 # (reference, completion, expected value). Every group has both outcomes, so a verifier that always says
 # yes or always says no fails it.

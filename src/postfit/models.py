@@ -17,7 +17,7 @@ from postfit.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Tiny Qwen3/Llama-style shapes. Digits are single tokens (see pretrain.py), so a small vocab suffices.
+# Tiny Qwen3/Llama-style shapes. Digits are single tokens (see train/pretrain.py), so a small vocab suffices.
 PRESETS: dict[str, dict] = {
     "nano": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  head_dim=16, intermediate_size=192, vocab_size=512),

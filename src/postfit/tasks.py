@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 
 from postfit.errors import UserError
 
-# The one answer convention: the last "Answer: ..." line of a completion (see verify.py).
+# The one answer convention: the last "Answer: ..." line of a completion (see verify/__init__.py).
 ANSWER_PREFIX = "Answer:"
 PROMPT_TEMPLATES = {
     "id": "{question}\nGive the final answer as 'Answer: <answer>'.",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from postfit import extract
+from postfit.verify import extract
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 CODE_BLOCK = "Give your solution as a single ```python code block."
@@ -56,7 +56,7 @@ def last_boxed(text: str) -> str | None:
     """The content of the last complete \\boxed{...} (or \\fbox{...}) in `text`; None if there is none.
 
     Used only to read *reference* answers out of dataset solutions, with the extraction that scores completions
-    (postfit.extract), so a reference and a model's answer are read the same way.
+    (postfit.verify.extract), so a reference and a model's answer are read the same way.
     """
     found = extract.last_boxed(text)
     return found[1] if found else None

@@ -8,8 +8,9 @@ See README ("Code sandbox") for the layers, the threat model and what it does no
 """
 
 from postfit.sandbox.api import Item, run_batch, run_program
-from postfit.sandbox.layers import Isolation, isolation
+from postfit.sandbox.layers import Isolation
 from postfit.sandbox.policy import allow_weak, check, missing_layers
+from postfit.sandbox.probe import isolation
 from postfit.sandbox.run import Limits
 from postfit.sandbox.verdict import STATUSES, Verdict
 

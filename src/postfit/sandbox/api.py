@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from postfit.sandbox.launcher import encode
-from postfit.sandbox.layers import isolation
 from postfit.sandbox.policy import missing_layers, refusal, weak_allowed
+from postfit.sandbox.probe import isolation
 from postfit.sandbox.run import Limits, execute
 from postfit.sandbox.server import close_orphans, server_for
 from postfit.sandbox.verdict import Verdict, classify, plain

@@ -10,7 +10,8 @@ infrastructure failure: neither a pass nor the model's fault), unless the proces
 from __future__ import annotations
 
 from postfit.errors import UserError
-from postfit.sandbox.layers import Isolation, isolation
+from postfit.sandbox.layers import Isolation
+from postfit.sandbox.probe import isolation
 
 REQUIRED = {
     "netns": "network access",

@@ -5,57 +5,22 @@ Exit codes: 0 done, 2 bad input (study file, data, missing model), 1 anything el
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from postfit.cli_eval import eval_command
-from postfit.cli_sandbox import app as sandbox_app
+from postfit.cli.common import out, setup_logging, user_errors
+from postfit.cli.eval import eval_command
+from postfit.cli.sandbox import app as sandbox_app
 from postfit.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 app.add_typer(sandbox_app, name="sandbox")
-err = Console(stderr=True)
-out = Console()
-
-
-def _user_errors(fn):
-    """UserError -> its message on stderr and exit code 2, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def _setup_logging() -> None:
-    from rich.logging import RichHandler
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    # TRL 1.16 still calls the deprecated name on every step; the warning says nothing about the user's study.
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    transformers.utils.logging.disable_progress_bar()  # rich bars instead of tqdm
-    datasets.disable_progress_bars()
 
 
 @app.command()
-@_user_errors
+@user_errors
 def run(
     study: Annotated[
         str, typer.Argument(help="Built-in study (default, smoke, scaling; paper needs a GPU) or a study YAML path.")
@@ -78,8 +43,8 @@ def run(
     from postfit.config import load_study
 
     spec, path = load_study(study)
-    _setup_logging()
-    from postfit.study import run_study
+    setup_logging()
+    from postfit.study.runner import run_study
 
     if unsafe:
         spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
@@ -90,10 +55,10 @@ def run(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def report(out_dir: Annotated[Path, typer.Argument(help="A study's output directory.")]) -> None:
     """Regenerate report.md and report.html from a study's stored samples (no model is loaded)."""
-    from postfit.report import write_report
+    from postfit.report.build import write_report
 
     if not (out_dir / "study.yaml").is_file():
         raise UserError(f"{out_dir}: not a study output directory (no study.yaml)")
@@ -102,14 +67,14 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A study's output direct
 
 
 @app.command()
-@_user_errors
+@user_errors
 def plan(
     study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, scaling, paper) or a YAML path.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Validate a study offline and print its runs, token counts and FLOP estimate (no weights or data loaded)."""
     from postfit.config import load_study
-    from postfit.plan import make_plan, plan_json, render
+    from postfit.study.plan import make_plan, plan_json, render
 
     spec, path = load_study(study)
     result = make_plan(spec, str(path))
@@ -124,7 +89,7 @@ def options() -> None:
     print(options_markdown(), end="")
 
 
-app.command("eval")(_user_errors(eval_command))  # postfit eval MODEL --bench ... --out DIR (cli_eval.py)
+app.command("eval")(user_errors(eval_command))  # postfit eval MODEL --bench ... --out DIR (cli/eval.py)
 
 
 def main() -> None:

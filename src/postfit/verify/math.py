@@ -1,4 +1,4 @@
-"""Math answers: equivalence by Hugging Face's math-verify (sympy), after extraction in postfit.extract.
+"""Math answers: equivalence by Hugging Face's math-verify (sympy), after extraction in postfit.verify.extract.
 
 The completion's final answer (last \\boxed{} or final-answer line, see `extract.math_answer`) and the reference
 are both parsed with `math_verify.parse` as LaTeX, then compared with `math_verify.verify` (numeric, symbolic,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 
-from postfit.extract import math_answer
+from postfit.verify.extract import math_answer
 
 # math-verify bounds parsing and comparison with signal.alarm, which only works in the main thread;
 # elsewhere (reward functions in a thread pool) it runs without a time bound.

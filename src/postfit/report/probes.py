@@ -7,9 +7,9 @@ over the same items and seeds.
 
 from __future__ import annotations
 
-from postfit.report_render import Block, Heading, Para, Plot, Table
-from postfit.report_scaling import Info, _aligned, _estimate, _pct, paired_difference
-from postfit.report_scaling_plots import curves_plot
+from postfit.report.blocks import Block, Heading, Para, Plot, Table
+from postfit.report.plots import curves_plot
+from postfit.report.scaling import Info, _aligned, _estimate, _pct, paired_difference
 
 
 def _scores(info: Info, probe: str, key: str, value: int) -> dict[str, float]:

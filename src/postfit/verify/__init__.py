@@ -1,12 +1,12 @@
 """The one verifier that evaluation and the GRPO reward call: `score(item, completion)`, dispatched on the
 item's domain (postfit.data.schema): procedural -> reasoning-gym's own scorer, math -> math-verify
-(verify_math.py), code -> the sandbox (verify_code.py). What each scores is extracted in postfit.extract.
+(verify/math.py), code -> the sandbox (verify/code.py). What each scores is extracted in postfit.verify.extract.
 """
 
 from __future__ import annotations
 
-from postfit.extract import extract_answer
 from postfit.tasks import scorer
+from postfit.verify.extract import extract_answer
 
 __all__ = ["extract_answer", "is_correct", "score", "score_batch"]
 
@@ -24,13 +24,13 @@ def _reasoning_gym(item: dict, completion: str) -> tuple[str | None, float]:
 
 
 def _math(item: dict, completion: str) -> tuple[str | None, float]:
-    from postfit.verify_math import score as math_score
+    from postfit.verify.math import score as math_score
 
     return math_score(item, completion)
 
 
 def _code(item: dict, completion: str) -> tuple[str | None, float]:
-    from postfit.verify_code import score as code_score
+    from postfit.verify.code import score as code_score
 
     return code_score(item, completion)
 
@@ -52,7 +52,7 @@ def score_batch(items: list[dict], completions: list[str], workers: int | None =
     out: list[tuple | None] = [None] * len(items)
     code = [i for i, it in enumerate(items) if it.get("domain") == "code"]
     if code:
-        from postfit.verify_code import score_batch as code_batch
+        from postfit.verify.code import score_batch as code_batch
 
         for i, result in zip(code, code_batch([items[i] for i in code], [completions[i] for i in code],
                                               workers=workers), strict=True):  # fmt: skip

@@ -1,8 +1,10 @@
-"""Report sections of the scaling analyses: data scaling, effective data transferred, pre-training budget, probes.
+"""Report sections of the scaling analyses: data scaling, effective data transferred, pre-training budget (the
+probes' section, probes.py, reads the same `Info` rows).
 
 Read from the stored files only (runs/*/run.json for N and pre-training tokens, samples.jsonl, probes.jsonl).
-Every estimate is a mean over seeds of per-seed item means with the hierarchical bootstrap of postfit.stats; every
-comparison stated in words is a paired bootstrap over the seeds and items both sides share, with its n.
+Every estimate is a mean over seeds of per-seed item means with the hierarchical bootstrap of
+postfit.analysis.stats; every comparison stated in words is a paired bootstrap over the seeds and items both
+sides share, with its n.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from postfit import stats
+from postfit.analysis import stats
 from postfit.io import read_json, read_jsonl
-from postfit.report_render import Block, Heading, Para, Plot, Table
-from postfit.report_scaling_plots import curves_plot, transfer_plot
+from postfit.report.blocks import Block, Heading, Para, Plot, Table
+from postfit.report.plots import curves_plot, transfer_plot
 
 BOOT_SEED = 0
 
@@ -139,7 +141,7 @@ def data_scaling_blocks(study, infos: list[Info]) -> list[Block]:
 
 
 def transfer_blocks(study, infos: list[Info]) -> list[Block]:
-    from postfit.transfer import describe, effective_data
+    from postfit.analysis.transfer import describe, effective_data
 
     blocks: list[Block] = []
     scaled = [i for i in infos if i.examples is not None and i.run.init in ("pretrained", "random")]
@@ -174,9 +176,9 @@ def transfer_blocks(study, infos: list[Info]) -> list[Block]:
         if table:
             text = (f"What pre-training is worth in `{recipe}` examples (Hernandez et al. 2021): N_eff is the number "
                     "of examples the random-init model needs to reach the pre-trained model's accuracy at N, from "
-                    "logistic fits of accuracy against ln N (postfit.transfer); D_T = N_eff - N. Fits are never "
-                    "extrapolated: beyond the largest N measured the table says so. CIs: bootstrap over seeds and "
-                    "items, paired across inits and N, refitting both curves each time.")  # fmt: skip
+                    "logistic fits of accuracy against ln N (postfit.analysis.transfer); D_T = N_eff - N. Fits are "
+                    "never extrapolated: beyond the largest N measured the table says so. CIs: bootstrap over seeds "
+                    "and items, paired across inits and N, refitting both curves each time.")  # fmt: skip
             blocks = [Heading(f"Effective data transferred ({recipe})"), Para(text), *blocks]
             blocks.append(Table(["split", "N", "pretrained fit (%)", "N_eff", "reading"], table))
     return blocks
@@ -211,14 +213,6 @@ def budget_blocks(study, infos: list[Info]) -> list[Block]:
             Table(["split", "recipe", "pre-training tokens", "pass@1 (%)"], table)]  # fmt: skip
 
 
-def scaling_blocks(study) -> list[Block]:
+def scaling_blocks(study, infos: list[Info]) -> list[Block]:
     """Every scaling section that the study's stored runs support (none for a study without these axes)."""
-    from postfit.report_probes import probe_blocks
-
-    infos = load_infos(study)
-    return [
-        *data_scaling_blocks(study, infos),
-        *transfer_blocks(study, infos),
-        *budget_blocks(study, infos),
-        *probe_blocks(study, infos),
-    ]
+    return [*data_scaling_blocks(study, infos), *transfer_blocks(study, infos), *budget_blocks(study, infos)]

@@ -83,7 +83,7 @@ def study_contamination(study, splits: dict[str, list[dict]]) -> dict:
     pairs = [p for s in TRAINING_SPLITS if s in splits for p in exact_pairs(s, splits[s], evals)]
     corpus = None
     if study.pretrain is not None and any(i.startswith("pretrained") for i in study.grid.inits):
-        from postfit.corpus import corpus_documents
+        from postfit.train.corpus import corpus_documents
 
         corpus = study.pretrain.corpus
         pairs += ngram_pairs("pretrain corpus", corpus_documents(corpus, study.pretrain.corpus_chars), evals, n)

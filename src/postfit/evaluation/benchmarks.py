@@ -75,7 +75,7 @@ def load_checkpoint(name_or_path: str):
 
 
 def _row(run: dict, split: str, metric: str, values: np.ndarray, n_boot: int, ci: float) -> dict:
-    from postfit.stats import bootstrap_ci
+    from postfit.analysis.stats import bootstrap_ci
 
     value, lo, hi = bootstrap_ci([values], n_boot, ci, rng=np.random.default_rng(0))
     return {**run, "split": split, "metric": metric, "value": value, "n": int(values.size), "ci_low": lo,
@@ -87,7 +87,7 @@ def results(run: dict, samples: list[dict], ks: list[int], n_boot: int = 1000, c
 
     avg@n is the unbiased pass@1 estimate from the n sampled completions, i.e. their mean correctness.
     """
-    from postfit.stats import per_item_pass, run_results, samples_per_item, splits_of
+    from postfit.analysis.stats import per_item_pass, run_results, samples_per_item, splits_of
 
     rows = run_results(run, samples, ks, n_boot, ci)
     base = {key: run.get(key) for key in ("run", "init", "recipe", "seed")}
@@ -103,7 +103,7 @@ def results(run: dict, samples: list[dict], ks: list[int], n_boot: int = 1000, c
 def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts: EvalOptions, *,
                         limit: int | None = None, seed: int = 0) -> list[dict]:  # fmt: skip
     """Generate and score on every benchmark; write samples.jsonl, results.jsonl and eval.json to `out_dir`."""
-    from postfit.evaluate import evaluate_splits
+    from postfit.evaluation.generate import evaluate_splits
 
     data = load_benchmarks(benches, limit)
     sandbox = None

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from postfit import stats
-from postfit.report_render import Heading, Para, Plot, Table, _figure, _png
+from postfit.analysis import stats
+from postfit.report.blocks import Heading, Para, Plot, Table, _figure, _png
+from postfit.study.grid import Run
 
 if TYPE_CHECKING:
-    from postfit.report import Run, Study
+    from postfit.report.results import RunResults, StudyResults
 
 RL_RECIPES = {"rl": "none", "sft+rl": "sft"}  # RL recipe -> the recipe whose model it starts from
 TIME_KEYS = ("generate_s", "update_s", "heldout_eval_s", "generated_tokens", "generated_tokens_per_s")
@@ -26,7 +27,7 @@ def _series(log: list[dict], key: str) -> list[tuple[int, float]]:
     return [(r["step"], float(r[key])) for r in log if key in r and "step" in r]
 
 
-def heldout_curve(run: Run) -> list[tuple[int, float, int]]:
+def heldout_curve(run: RunResults) -> list[tuple[int, float, int]]:
     """(step, greedy accuracy, items) from heldout.jsonl."""
     by_step: dict[int, list[bool]] = {}
     for row in run.heldout:
@@ -34,12 +35,12 @@ def heldout_curve(run: Run) -> list[tuple[int, float, int]]:
     return [(s, float(np.mean(v)), len(v)) for s, v in sorted(by_step.items())]
 
 
-def _style(run: Run, runs: list[Run]) -> dict:
+def _style(run: RunResults, runs: list[RunResults]) -> dict:
     inits = sorted({r.init for r in runs})
     return {"color": f"C{inits.index(run.init) % 10}", "ls": "- -- : -.".split()[run.seed % 4]}
 
 
-def _curves_plot(runs: list[Run], panels: list[tuple[str, str]], title: str) -> bytes | None:
+def _curves_plot(runs: list[RunResults], panels: list[tuple[str, str]], title: str) -> bytes | None:
     """One panel per (log key or "heldout", y label); one line per run."""
     fig = _figure(4.2 * len(panels), 3.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -60,7 +61,7 @@ def _curves_plot(runs: list[Run], panels: list[tuple[str, str]], title: str) -> 
     return _png(fig)
 
 
-def pass_at_k_curve(run: Run, split: str, items: list[str] | None = None) -> list[float]:
+def pass_at_k_curve(run: RunResults, split: str, items: list[str] | None = None) -> list[float]:
     """Mean unbiased pass@k over the split's items for k = 1..n (n = sampled completions per item)."""
     n = stats.samples_per_item(run.samples, split)
     curve = []
@@ -71,7 +72,7 @@ def pass_at_k_curve(run: Run, split: str, items: list[str] | None = None) -> lis
     return curve
 
 
-def _paired_change(study: Study, start: Run, run: Run, split: str, items: list[str]) -> str:
+def _paired_change(study: StudyResults, start: RunResults, run: RunResults, split: str, items: list[str]) -> str:
     """After minus before in sampled pass@1, percentage points, with a bootstrap CI paired over the same items."""
     a, b = stats.per_item_pass(run.samples, split, 1), stats.per_item_pass(start.samples, split, 1)
     est = stats.paired_diff_ci([np.array([a[i] for i in items])], [np.array([b[i] for i in items])], study.n_boot,
@@ -79,20 +80,20 @@ def _paired_change(study: Study, start: Run, run: Run, split: str, items: list[s
     return f"{100 * est[0]:+.1f} [{100 * est[1]:+.1f}, {100 * est[2]:+.1f}]"
 
 
-def before_after(study: Study) -> list[tuple[Run, Run]]:
+def before_after(study: StudyResults) -> list[tuple[RunResults, RunResults]]:
     """(starting run, RL run) pairs: same init and seed (and, for sft+rl, the same `grid.posttrain_examples`)."""
     by_name = {r.name: r for r in study.runs}
     pairs = []
     for run in (r for r in study.runs if r.recipe in RL_RECIPES):
         start = RL_RECIPES[run.recipe]
-        rest = run.name.removeprefix(f"{run.init}-{run.recipe}")  # "-s0" or "-n128-s0"
-        name = f"{run.init}-{start}{rest if start != 'none' else f'-s{run.seed}'}"  # `none` runs have no N
+        examples = run.examples if start != "none" else None  # `none` runs have no N
+        name = Run(run.init, start, run.seed, examples).name
         if name in by_name:
             pairs.append((by_name[name], run))
     return pairs
 
 
-def _pass_k_blocks(study: Study, pairs: list[tuple[Run, Run]]) -> list:
+def _pass_k_blocks(study: StudyResults, pairs: list[tuple[RunResults, RunResults]]) -> list:
     splits = [s for s in study.splits if all(stats.samples_per_item(r.samples, s) for p in pairs for r in p)]
     if not splits:
         return []
@@ -126,7 +127,7 @@ def _pass_k_blocks(study: Study, pairs: list[tuple[Run, Run]]) -> list:
             _png(fig)), Table(header, rows)]  # fmt: skip
 
 
-def _summary_table(runs: list[Run]) -> Table:
+def _summary_table(runs: list[RunResults]) -> Table:
     rows = []
     for run in runs:
         reward, lengths = _series(run.train_log, "reward"), _series(run.train_log, "completions/mean_length")
@@ -147,7 +148,7 @@ def _summary_table(runs: list[Run]) -> Table:
     return Table(header, rows)
 
 
-def rl_blocks(study: Study) -> list:
+def rl_blocks(study: StudyResults) -> list:
     """The RL sections, or nothing when the study has no RL run."""
     runs = [r for r in study.runs if r.recipe in RL_RECIPES]
     if not runs:

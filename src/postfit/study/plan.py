@@ -160,7 +160,7 @@ def _heldout_evaluations(steps: int, every: int) -> int:
 
 
 def make_plan(study: Study, source: str) -> Plan:
-    from postfit.study import grid_runs
+    from postfit.study.grid import grid_runs
 
     runs = grid_runs(study)
     axes = {k: len(v) for k, v in study.grid if isinstance(v, list)}

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from types import SimpleNamespace
 
-from postfit.config_scaling import AdaptProbe, ICLProbe, ProbesConfig
+from postfit.config.scaling import AdaptProbe, ICLProbe, ProbesConfig
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, _generate, _seed, normalise_question
@@ -105,7 +105,7 @@ def _sample_row(item: dict, completion: str, **extra) -> dict:
 
 
 def run_icl(model, tokenizer, data: dict, spec: ICLProbe, eval_opts, seed: int) -> list[dict]:
-    from postfit.evaluate import generate
+    from postfit.evaluation.generate import generate
 
     opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
     rows = []
@@ -126,9 +126,9 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    from postfit.evaluate import generate
-    from postfit.sft import sft_dataset
-    from postfit.training import trl_kwargs
+    from postfit.evaluation.generate import generate
+    from postfit.train.common import trl_kwargs
+    from postfit.train.sft import sft_dataset
 
     opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
     test, rows = data["test"], []

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 from postfit.config import SFTOptions
-from postfit.config_data import SFTData
+from postfit.config.data import SFTData
 from postfit.errors import UserError
-from postfit.training import train_and_save, trl_kwargs
+from postfit.train.common import train_and_save, trl_kwargs
 
 log = logging.getLogger(__name__)
 

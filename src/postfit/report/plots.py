@@ -1,14 +1,20 @@
-"""Plots of the scaling sections: accuracy vs N, effective data transferred, vs pre-training tokens, probes.
+"""The report's plots: loss curves and the main bars, and the scaling sections' curves (accuracy vs N, effective
+data transferred, vs pre-training tokens, probes).
 
-Drawn with the same Agg figures as postfit.report_render; each function takes plain numbers, so the report module
-decides what is shown and this one only how.
+Each function takes plain numbers (or stored rows), so the sections decide what is shown and this module only how.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from postfit.report_render import _figure, _png
+from postfit.report.blocks import _figure, _png
+
+if TYPE_CHECKING:
+    from postfit.report.results import Estimate, RunResults
+
 
 Curve = tuple[str, list[float], list[tuple[float, float, float]]]  # label, x, (value, lo, hi) per x
 
@@ -50,7 +56,7 @@ def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title:
 def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, float]]], split: str,
                   ci: float) -> bytes:  # fmt: skip
     """Left: measured accuracy vs N with the fitted logistic curves and their bootstrap bands. Right: N_eff vs N."""
-    from postfit.transfer import REACHED
+    from postfit.analysis.transfer import REACHED
 
     fig = _figure(10.0, 4.0)
     left, right = fig.subplots(1, 2)
@@ -85,4 +91,50 @@ def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, fl
     right.plot([], [], "v", color="C3", label="matched below the measured range")
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
+    return _png(fig)
+
+
+def loss_plot(title: str, curves: list[tuple[str, list[dict], dict]]) -> bytes | None:
+    """Loss vs step, one line per (label, log rows, matplotlib line style); None when no row holds a loss."""
+    fig = _figure()
+    ax = fig.subplots()
+    drawn = False
+    for label, rows, style in curves:
+        points = [(r["step"], r["loss"]) for r in rows if "loss" in r and "step" in r]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=label, lw=1.5, **style)
+            drawn = True
+    if not drawn:
+        return None
+    ax.set(xlabel="step", ylabel="training loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def runs_loss_plot(title: str, runs: list[RunResults]) -> bytes | None:
+    """Loss curves of one recipe's runs: colour says init, line style says seed, so the init comparison stands out."""
+    inits, seeds = sorted({r.init for r in runs}), sorted({r.seed for r in runs})
+    styles = [{"color": f"C{inits.index(r.init) % 10}", "ls": "- -- : -.".split()[seeds.index(r.seed) % 4]}
+              for r in runs]  # fmt: skip
+    curves = [(f"{r.init} s{r.seed}", r.train_log, style) for r, style in zip(runs, styles, strict=True)]
+    return loss_plot(title, curves)
+
+
+def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str], ci: float) -> bytes:
+    fig = _figure(max(7.0, 1.8 * len(est)), 4.5)
+    ax = fig.subplots()
+    x, width = np.arange(len(est)), 0.8 / len(splits)
+    for j, split in enumerate(splits):
+        cells = [row.get(split) for row in est.values()]
+        height = [100 * e.value if e else np.nan for e in cells]
+        err = [
+            [100 * (e.value - e.lo) if e else 0.0 for e in cells],
+            [100 * (e.hi - e.value) if e else 0.0 for e in cells],
+        ]
+        ax.bar(x + (j - (len(splits) - 1) / 2) * width, height, width, yerr=err, capsize=3, label=split)
+    ax.set_xticks(x, [f"{init}\n{recipe}" for init, recipe in est])
+    ax.set(ylabel=f"greedy pass@1 (%), {ci:.0%} CI", ylim=(0, 100), title="Greedy pass@1 by init × recipe")
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(fontsize=8, loc="outside right upper")  # outside: a bar at 100% must not hide under it
     return _png(fig)

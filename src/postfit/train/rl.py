@@ -14,7 +14,7 @@ from pathlib import Path
 
 from postfit.config import EvalOptions, RLOptions
 from postfit.io import write_jsonl
-from postfit.training import train_and_save, trl_kwargs
+from postfit.train.common import train_and_save, trl_kwargs
 from postfit.verify import extract_answer, score_batch
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _trainer_class():
 def _heldout_callback(tokenizer, items: list[dict], opts: EvalOptions, every: int, rows: list[dict], timer: dict):
     from transformers import TrainerCallback
 
-    from postfit.evaluate import evaluate_splits
+    from postfit.evaluation.generate import evaluate_splits
 
     class HeldOut(TrainerCallback):
         """Greedy pass@1 on held-out id_test items during RL (the trainer's reward is on training prompts)."""

@@ -22,7 +22,7 @@ import ast
 import json
 import logging
 
-from postfit.extract import program as extract_program
+from postfit.verify.extract import program as extract_program
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`postfit eval MODEL --bench NAME[,NAME...] --out DIR`: parse the options, call bench_eval, print a table."""
+"""`postfit eval MODEL --bench NAME[,NAME...] --out DIR`: parse the options, run evaluation.benchmarks."""
 
 from __future__ import annotations
 
@@ -55,13 +55,13 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
-    from postfit.bench_eval import eval_options, evaluate_checkpoint
-    from postfit.cli import _setup_logging
+    from postfit.cli.common import setup_logging
+    from postfit.evaluation.benchmarks import eval_options, evaluate_checkpoint
 
     names = [b.strip() for b in bench.split(",") if b.strip()]
     opts = eval_options(samples=samples, k=_ints(k, "--k"), max_new_tokens=max_new_tokens, temperature=temperature,
                         top_p=top_p, batch_size=batch_size)  # fmt: skip
-    _setup_logging()
+    setup_logging()
     if unsafe:
         from postfit.sandbox import allow_weak
 

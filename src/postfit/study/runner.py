@@ -18,7 +18,6 @@ Re-running skips finished runs; a run killed mid-training resumes from its last 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -26,29 +25,9 @@ import yaml
 from postfit.config import Study
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
+from postfit.study.grid import Run, grid_runs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Run:
-    init: str
-    recipe: str
-    seed: int
-    examples: int | None = None  # grid.posttrain_examples: post-trained on the first N training items
-
-    @property
-    def name(self) -> str:
-        size = "" if self.examples is None else f"-n{self.examples}"
-        return f"{self.init}-{self.recipe}{size}-s{self.seed}"
-
-
-def grid_runs(study: Study) -> list[Run]:
-    g = study.grid
-    sizes = g.posttrain_examples or [None]
-    # `none` trains on nothing: one run per init and seed, whatever the data-scaling axis says.
-    return [Run(i, r, s, n) for i in g.inits for r in g.recipes for n in (sizes if r != "none" else [None])
-            for s in g.seeds]  # fmt: skip
 
 
 def _check_same_study(study: Study, out_dir: Path) -> None:
@@ -69,7 +48,7 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
     manifest = data_dir / "manifest.json"
     if manifest.exists():
         return {split: read_jsonl(data_dir / f"{split}.jsonl") for split in read_json(manifest)["splits"]}
-    from postfit.study_data import real_splits
+    from postfit.study.data import real_splits
 
     # Either may raise UserError: nothing is written before both succeed.
     splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
@@ -84,8 +63,8 @@ def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
     """init -> what `build_variant` loads: a directory postfit built, or the user's model id/path."""
     if study.model.name_or_path is not None:
         return {init: study.model.name_or_path for init in study.grid.inits}
-    from postfit.config_scaling import init_tokens
-    from postfit.pretrain import ensure_base
+    from postfit.config.scaling import init_tokens
+    from postfit.train.pretrain import ensure_base
 
     snapshots = sorted({t for i in study.grid.inits if (t := init_tokens(i))})  # pretrained@TOKENS checkpoints
     need = "pretrained" in study.grid.inits or bool(snapshots)
@@ -95,8 +74,8 @@ def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
 
 
 def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> dict:
-    """Overlap of every training source with every evaluation split (postfit.contamination), computed once."""
-    from postfit.contamination import study_contamination
+    """Overlap of every training source with every evaluation split (postfit.analysis.contamination), computed once."""
+    from postfit.analysis.contamination import study_contamination
 
     path = out_dir / "data" / "contamination.json"
     if path.exists():
@@ -126,9 +105,9 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     """
     from transformers import AutoModelForCausalLM
 
-    from postfit.rl import train_rl
-    from postfit.sft import train_sft
-    from postfit.study_data import heldout_split
+    from postfit.study.data import heldout_split
+    from postfit.train.rl import train_rl
+    from postfit.train.sft import train_sft
 
     run_dir = out_dir / "runs" / run.name
     if (run_dir / "train.json").exists():
@@ -153,11 +132,11 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
 def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], out_dir: Path) -> list[dict]:
     import torch
 
-    from postfit.evaluate import evaluate_splits
+    from postfit.analysis.stats import run_results
+    from postfit.evaluation.generate import evaluate_splits
     from postfit.models import build_variant
-    from postfit.pretrain import pretrain_tokens
-    from postfit.stats import run_results
-    from postfit.study_data import eval_split_names
+    from postfit.study.data import eval_split_names
+    from postfit.train.pretrain import pretrain_tokens
 
     run_dir = out_dir / "runs" / run.name
     variant = build_variant(base, run.init, run.seed, study.model.dtype)
@@ -174,7 +153,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed)
     write_jsonl(run_dir / "samples.jsonl", samples)
     if study.probes.enabled:
-        from postfit.probes import ensure_probe_data, run_probes
+        from postfit.analysis.probes import ensure_probe_data, run_probes
 
         data = ensure_probe_data(study.probes, out_dir)
         run_probes(study.probes, data, model, variant.tokenizer, study.eval, run_dir, run.seed)
@@ -195,11 +174,11 @@ def run_study(study: Study, out_dir: Path) -> Path:
     splits = ensure_data(study, out_dir)
     check_sandbox(study, out_dir, splits)
     bases = ensure_bases(study, out_dir)
-    from postfit.contamination import drop_items
+    from postfit.analysis.contamination import drop_items
 
     splits = drop_items(splits, check_contamination(study, out_dir, splits))  # contamination.drop
     if study.probes.enabled:
-        from postfit.probes import ensure_probe_data
+        from postfit.analysis.probes import ensure_probe_data
 
         ensure_probe_data(study.probes, out_dir)  # fails before any training if a probe cannot be built
     rows: list[dict] = []
@@ -212,7 +191,7 @@ def run_study(study: Study, out_dir: Path) -> Path:
         log.info("%s: starting", run.name)
         rows += execute_run(study, run, bases[run.init], splits, out_dir)
     write_jsonl(out_dir / "results.jsonl", rows)
-    from postfit.report import write_report
+    from postfit.report.build import write_report
 
     md, _ = write_report(out_dir)
     return md

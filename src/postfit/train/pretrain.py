@@ -10,9 +10,9 @@ import logging
 from pathlib import Path
 
 from postfit.config import PretrainConfig
-from postfit.corpus import corpus_documents, provenance
 from postfit.io import atomic_dir, atomic_write_json, read_json
-from postfit.training import train_and_save, trainer_kwargs
+from postfit.train.common import train_and_save, trainer_kwargs
+from postfit.train.corpus import corpus_documents, provenance
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,27 @@
+"""The study file's schema, the single source of truth for every option: the study (study.py), the blocks of each
+stage (stages.py), real data and benchmarks (data.py), scaling axes and probes (scaling.py).
+
+May import data (for the names of sources and benchmarks), models, tasks and errors.
+"""
+
+from postfit.config.stages import (
+    SPLITS,
+    EvalOptions,
+    GridConfig,
+    MemoryOptions,
+    ModelSpec,
+    PretrainConfig,
+    ReportOptions,
+    RLOptions,
+    SandboxOptions,
+    SFTOptions,
+    TasksConfig,
+    TaskSpec,
+)
+from postfit.config.study import Study, builtin_studies, load_study, options_markdown, options_table, parse_study
+
+__all__ = [
+    "SPLITS", "EvalOptions", "GridConfig", "MemoryOptions", "ModelSpec", "PretrainConfig", "RLOptions",
+    "ReportOptions", "SFTOptions", "SandboxOptions", "Study", "TaskSpec", "TasksConfig", "builtin_studies",
+    "load_study", "options_markdown", "options_table", "parse_study",
+]  # fmt: skip

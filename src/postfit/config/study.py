@@ -1,0 +1,171 @@
+"""Study files: the `Study` model that holds every stage's options (stages.py), parsing and the option table.
+
+The field descriptions below are the manual: `postfit options` prints them and the README's
+option table is generated from them. Unknown keys are errors; every error names the file and
+the key's path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from postfit.config.data import DataConfig
+from postfit.config.scaling import ContaminationOptions, ProbesConfig, check_scaling
+from postfit.config.stages import (
+    EvalOptions,
+    GridConfig,
+    ModelSpec,
+    PretrainConfig,
+    ReportOptions,
+    RLOptions,
+    SandboxOptions,
+    SFTOptions,
+    Strict,
+    TasksConfig,
+)
+from postfit.errors import UserError
+
+
+class Study(Strict):
+    """A study: one architecture, several initialisations, the same post-training, ID and OOD evaluation."""
+
+    name: str = Field(description="Study name (also the default output directory name).")
+    description: str = Field("", description="Free text shown in the report.")
+    model: ModelSpec
+    pretrain: PretrainConfig | None = Field(None, description="Pre-training of a preset (required for presets).")
+    tasks: TasksConfig | None = Field(None, description="Procedural tasks (post-training data and evaluation splits).")
+    data: DataConfig = Field(default_factory=DataConfig, description="Real post-training data (see config/data.py).")
+    requires_gpu: bool = Field(
+        False,
+        description="GPU-scale study: `postfit run` refuses to start without a CUDA device (`postfit plan` "
+        "shows its cost).",
+    )
+    grid: GridConfig = Field(default_factory=GridConfig)
+    sft: SFTOptions = Field(default_factory=SFTOptions)
+    rl: RLOptions = Field(default_factory=RLOptions)
+    eval: EvalOptions = Field(default_factory=EvalOptions)
+    report: ReportOptions = Field(default_factory=ReportOptions)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    contamination: ContaminationOptions = Field(default_factory=ContaminationOptions)
+    sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
+
+    @model_validator(mode="after")
+    def _pretrain_matches_model(self) -> Study:
+        if self.model.preset is not None and self.pretrain is None:
+            raise ValueError("`pretrain` is required when `model.preset` is set")
+        if self.model.name_or_path is not None and self.pretrain is not None:
+            raise ValueError("`pretrain` applies only to presets; remove it for `model.name_or_path`")
+        return self
+
+    @model_validator(mode="after")
+    def _data_for_every_stage(self) -> Study:
+        """Each recipe needs its data and evaluation needs a split, from `tasks` or from `data`/`eval.benchmarks`."""
+        recipes = set(self.grid.recipes)
+        if self.tasks is None:
+            if recipes & {"sft", "sft+rl"} and self.data.sft is None:
+                raise ValueError("grid.recipes: recipe `sft` needs `tasks` or `data.sft`")
+            if recipes & {"rl", "sft+rl"} and self.data.rl is None:
+                raise ValueError("grid.recipes: recipe `rl` needs `tasks` or `data.rl`")
+            if not self.eval.benchmarks:
+                raise ValueError("eval.benchmarks: nothing to evaluate without `tasks`; name benchmarks here")
+        return self
+
+    @model_validator(mode="after")
+    def _scaling_axes(self) -> Study:
+        check_scaling(self)
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines results (the description and the sandbox opt-in do not)."""
+        data = self.model_dump(mode="json", exclude={"description", "sandbox"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def builtin_studies() -> dict[str, Path]:
+    folder = resources.files("postfit") / "studies"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or "-" in str(part):  # pydantic's union/validator tags are not keys
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(err: dict) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and not isinstance(err["input"], dict):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def parse_study(data: object, source: str) -> Study:
+    """Validate already-parsed YAML; raise UserError naming `source` and each bad key."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a study file must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{source}: invalid study file"]
+        lines += [f"  {_key_path(err['loc'])}: {_describe(err)}" for err in e.errors()]
+        raise UserError("\n".join(lines)) from None
+
+
+def load_study(ref: str | Path) -> tuple[Study, Path]:
+    """Load a study by built-in name (`default`, `smoke`, ...) or path to a YAML file."""
+    builtins = builtin_studies()
+    path = builtins.get(str(ref), Path(ref))
+    if not path.is_file():
+        raise UserError(f"{ref}: no such study file; built-in studies are {sorted(builtins)}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML: {getattr(e, 'problem', e)}") from None
+    return parse_study(data, str(path)), path
+
+
+def options_table() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every option, walking the models: the manual's single source."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            ann = field.annotation
+            args = getattr(ann, "__args__", (ann,))
+            sub = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            if sub is not None:
+                walk(sub, key + ("[]." if getattr(ann, "__origin__", None) is list else "."))
+                continue
+            default = "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True))
+            type_name = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            rows.append((key, type_name, default, field.description or ""))
+
+    walk(Study, "")
+    return rows
+
+
+def options_markdown() -> str:
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, type_name, default, desc in options_table():
+        cells = [f"`{key}`", f"`{type_name}`", f"`{default}`", desc]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""The blocks every report section is made of (headings, paragraphs, tables, plots) and the figure helpers.
+
+Sections build lists of blocks from stored files; render.py turns the same list into markdown and HTML, so the two
+outputs cannot disagree. matplotlib is imported only in `figure`, with Agg and no pyplot global state.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Para:
+    text: str  # `code` spans are the only markup
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Plot:
+    name: str  # file stem under plots/
+    title: str
+    png: bytes
+
+
+Block = Heading | Para | Table | Plot
+
+
+def _figure(width: float = 7.0, height: float = 4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version string: reruns stay identical
+    return buf.getvalue()

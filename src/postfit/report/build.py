@@ -1,0 +1,91 @@
+"""Build report.md and a self-contained report.html from a study directory's stored files.
+
+Every number is recomputed from runs/*/samples.jsonl (loss curves from the stored training logs), so the
+report can be regenerated at any time and never depends on a live process or on scraped logs. This module
+reads the study and decides the content, as a list of blocks; postfit.report.render draws the plots and renders
+the blocks as markdown and as HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from postfit.io import atomic_write_bytes, atomic_write_text
+from postfit.report.blocks import Block, Heading, Para, Plot
+from postfit.report.main import (
+    contamination_blocks,
+    estimate_table,
+    loss_blocks,
+    recovery_table,
+    summary,
+)
+from postfit.report.plots import bar_plot
+from postfit.report.probes import probe_blocks
+from postfit.report.render import render_html, render_md
+from postfit.report.results import StudyResults, group_estimates, load_study
+from postfit.report.rl import rl_blocks
+from postfit.report.scaling import load_infos, scaling_blocks
+
+log = logging.getLogger(__name__)
+
+
+def build_blocks(study: StudyResults) -> list[Block]:
+    """The report's content, in order, as blocks that render_md and render_html both draw from."""
+    ci = f"{study.ci:.0%}"
+    main = group_estimates(study)
+    description = str(study.config.get("description") or "").strip()
+    blocks: list[Block] = [Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1)]
+    blocks += [Para(description)] if description else []
+    if study.sandbox and study.sandbox.get("weak"):
+        missing = ", ".join(study.sandbox.get("missing") or [])
+        blocks.append(Para(f"Weak sandbox: model-written code ran without the layers {missing} "
+                           "(sandbox.allow_weak / --unsafe-weak-sandbox); see sandbox.json."))  # fmt: skip
+    blocks += [
+        Para(summary(study)),
+        Heading("Greedy pass@1 (%)"),
+        Para(
+            f"Rows pool the seeds of one init × recipe: mean over seeds of per-seed accuracy, {ci} CI in brackets, "
+            "n = items per split. ID→OOD drop = id_test minus the mean of the ood_* splits, in percentage "
+            "points, with the seeds paired."
+        ),
+        estimate_table(study, main, with_drop=True),
+    ]
+    # "pass@1" names the greedy metric, so a sampled pass@1 (k=1) gets no table of its own.
+    for k in sorted({int(k) for k in (study.config.get("eval") or {}).get("k") or [] if int(k) > 1}):
+        est = group_estimates(study, k)
+        if est:
+            text = f"Unbiased pass@{k} per item from the sampled completions, then pooled as above."
+            blocks += [Heading(f"pass@{k} (%)"), Para(text), estimate_table(study, est, with_drop=False)]
+    rec = recovery_table(study)
+    if rec is not None:
+        text = "Random-init greedy pass@1 divided by pretrained greedy pass@1 for the same recipe, on the items and "
+        text += f"seeds both share; {ci} CI from a bootstrap paired by seed and item."
+        blocks += [Heading("Recovery ratio"), Para(text), rec]
+    blocks += loss_blocks(study)
+    blocks += rl_blocks(study)
+    if main:
+        bars = bar_plot(main, study.splits, study.ci)
+        blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
+    infos = load_infos(study)
+    blocks += scaling_blocks(study, infos) + probe_blocks(study, infos)
+    if study.contamination:
+        blocks += contamination_blocks(study.contamination)
+    # Relative paths: a copied or moved study directory regenerates the identical report.
+    text = "Provenance: every number above comes from `runs/*/samples.jsonl` in this directory (loss curves from "
+    text += "the stored training logs); regenerate with `postfit report DIR`, DIR being this directory."
+    return [*blocks, Para(text)]
+
+
+def write_report(out_dir: Path) -> tuple[Path, Path]:
+    """Write DIR/report.md (plots in DIR/plots/) and a self-contained DIR/report.html; return their paths."""
+    out_dir = Path(out_dir)
+    blocks = build_blocks(load_study(out_dir))
+    for b in blocks:
+        if isinstance(b, Plot):
+            atomic_write_bytes(out_dir / "plots" / f"{b.name}.png", b.png)
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    atomic_write_text(md_path, render_md(blocks))
+    atomic_write_text(html_path, render_html(blocks))
+    log.info("wrote %s and %s", md_path, html_path)
+    return md_path, html_path

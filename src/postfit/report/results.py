@@ -1,0 +1,171 @@
+"""What a study directory holds, loaded for the report: one `RunResults` per evaluated run (a grid `Run` with its
+samples, logs and stats) inside a `StudyResults`, and the estimates every table pools from them.
+
+Read from stored files only: runs/*/{run.json, samples.jsonl, train_log.jsonl, heldout.jsonl}, study.yaml,
+base/, data/contamination.json and sandbox.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from postfit.analysis import stats
+from postfit.errors import UserError
+from postfit.io import read_json, read_jsonl
+from postfit.study.grid import Run
+
+BOOT_SEED = 0  # each CI gets a fresh generator with this seed: reruns are byte-identical, cells independent
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResults(Run):
+    """A grid run (its name, init, recipe, seed, N) with what its directory holds."""
+
+    params: int | None = None
+    samples: list[dict] = field(default_factory=list)
+    train_log: list[dict] = field(default_factory=list)
+    heldout: list[dict] = field(default_factory=list)  # RL runs: greedy held-out rows during training
+    train: dict = field(default_factory=dict)  # run.json's training stats (times, tokens)
+
+
+@dataclass
+class StudyResults:
+    """A study directory as the report reads it; `config` is its study.yaml as stored."""
+
+    dir: Path
+    config: dict
+    runs: list[RunResults]
+    unevaluated: list[str]  # run directories without samples.jsonl yet
+    pretrain_log: list[dict]
+    base_meta: dict | None
+    contamination: dict | None
+    sandbox: dict | None = None  # sandbox.json: the layers model-written code ran under (study/runner.py)
+
+    def grid(self, key: str) -> list:
+        return list((self.config.get("grid") or {}).get(key) or [])
+
+    @property
+    def n_boot(self) -> int:
+        return int((self.config.get("report") or {}).get("bootstrap", 1000))
+
+    @property
+    def ci(self) -> float:
+        return float((self.config.get("report") or {}).get("ci", 0.95))
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({row["split"] for r in self.runs for row in r.samples}, key=stats.split_sort_key)
+
+    def groups(self) -> dict[tuple[str, str], list[RunResults]]:
+        """(init, recipe) -> its runs sorted by seed, in the order the grid lists inits and recipes."""
+
+        def rank(order: list, name: str) -> tuple[int, str]:
+            return (order.index(name), "") if name in order else (len(order), name)
+
+        out: dict[tuple[str, str], list[RunResults]] = {}
+        for run in sorted(
+            self.runs,
+            key=lambda r: (
+                rank(self.grid("inits"), r.init),
+                rank(self.grid("recipes"), r.recipe),
+                r.examples or 0,
+                r.seed,
+            ),  # fmt: skip
+        ):
+            out.setdefault((run.init, run.label), []).append(run)
+        return out
+
+
+def _maybe(path: Path, reader):
+    return reader(path) if path.exists() else None
+
+
+def load_study(out_dir: Path) -> StudyResults:
+    out_dir = Path(out_dir)
+    if not (out_dir / "study.yaml").exists():
+        raise UserError(f"{out_dir}: no study.yaml; is this a study directory?")
+    config = yaml.safe_load((out_dir / "study.yaml").read_text(encoding="utf-8")) or {}
+    runs, unevaluated = [], []
+    for run_dir in sorted(p for p in (out_dir / "runs").glob("*") if (p / "run.json").exists()):
+        if not (run_dir / "samples.jsonl").exists():
+            unevaluated.append(run_dir.name)
+            continue
+        meta = read_json(run_dir / "run.json")
+        samples, train_log = read_jsonl(run_dir / "samples.jsonl"), _maybe(run_dir / "train_log.jsonl", read_jsonl)
+        heldout = _maybe(run_dir / "heldout.jsonl", read_jsonl) or []
+        runs.append(RunResults(meta["init"], meta["recipe"], int(meta["seed"]), meta.get("examples"),
+                               params=meta.get("params"), samples=samples, train_log=train_log or [], heldout=heldout,
+                               train=meta.get("train") or {}))  # fmt: skip
+    if not runs:
+        raise UserError(f"{out_dir}: no run has a samples.jsonl yet; evaluate before reporting")
+    pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []
+    base_meta = _maybe(out_dir / "base" / "meta.json", read_json)
+    contamination = _maybe(out_dir / "data" / "contamination.json", read_json)
+    sandbox = _maybe(out_dir / "sandbox.json", read_json)
+    return StudyResults(out_dir, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    lo: float
+    hi: float
+    n: int  # items
+    seeds: int
+
+
+def _per_seed(runs: list[RunResults], split: str, k: int | None) -> list[np.ndarray]:
+    """One array of per-item scores per run that has `split` (and, for pass@k, at least k samples per item)."""
+    out = []
+    for run in runs:
+        if k is not None and stats.samples_per_item(run.samples, split) < k:
+            continue
+        per_item = stats.per_item_pass(run.samples, split, k)
+        if per_item:
+            out.append(np.array([per_item[i] for i in sorted(per_item)]))
+    return out
+
+
+def group_estimates(study: StudyResults, k: int | None = None) -> dict[tuple[str, str], dict[str, Estimate]]:
+    """(init, recipe) -> split -> pass@1 (greedy, k None) or pass@k, pooled over seeds with the hierarchical CI."""
+    out: dict[tuple[str, str], dict[str, Estimate]] = {}
+    for key, runs in study.groups().items():
+        for split in study.splits:
+            arrays = _per_seed(runs, split, k)
+            if arrays:
+                est = stats.bootstrap_ci(arrays, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
+                out.setdefault(key, {})[split] = Estimate(*est, n=max(a.size for a in arrays), seeds=len(arrays))
+    return out
+
+
+def group_drop(study: StudyResults, runs: list[RunResults]) -> tuple[float, float, float] | None:
+    """id_test minus the mean of the ood_* splits (greedy), seeds paired; None without both kinds of split."""
+    ood = [s for s in study.splits if s.startswith("ood")]
+    usable = [r for r in runs if all(stats.per_item_pass(r.samples, s) for s in ["id_test", *ood])]
+    if not ood or not usable:
+        return None
+    id_scores, ood_scores = _per_seed(usable, "id_test", None), [_per_seed(usable, s, None) for s in ood]
+    return stats.drop_ci(id_scores, ood_scores, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
+
+
+def recovery(study: StudyResults, recipe: str, split: str) -> dict | None:
+    """random-init over pretrained greedy pass@1 on the items and seeds both have, paired by seed and item."""
+    groups = study.groups()
+    rand, pre = groups.get(("random", recipe)), groups.get(("pretrained", recipe))
+    if not rand or not pre:
+        return None
+    seeds = sorted({r.seed for r in rand} & {r.seed for r in pre})
+    by_seed = [{r.seed: r for r in g} for g in (rand, pre)]
+    scores = [[stats.per_item_pass(g[s].samples, split) for s in seeds] for g in by_seed]
+    items = sorted(set.intersection(*(set(d) for g in scores for d in g))) if seeds else []
+    if not items:
+        return None
+    num, den = ([np.array([d[i] for i in items]) for d in g] for g in scores)
+    rng = np.random.default_rng(BOOT_SEED)
+    means = [float(np.mean([a.mean() for a in g])) for g in (num, den)]
+    ratio = stats.ratio_ci(num, den, study.n_boot, study.ci, rng)
+    return {"ratio": ratio, "random": means[0], "pretrained": means[1], "n": len(items), "seeds": len(seeds)}

@@ -1,0 +1,5 @@
+"""A study as a grid of runs and their directories: the runner (runner.py), the grid's runs (grid.py), the study's
+real data splits (data.py) and `postfit plan`'s offline estimate (plan.py).
+
+May import config, train, evaluation, verify, analysis, report, data, models, tasks, sandbox and io.
+"""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SHAPES = ("qwen3", "llama3", "base")  # tokenizers shaped like a Qwen3 base, a Llama-3 base, a template-less base
 
 
 def full_sandbox() -> bool:
@@ -39,6 +40,17 @@ def smoke_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "study"
     postfit("run", "smoke", "--out", str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def stand_ins(tmp_path_factory) -> dict[str, Path]:
+    """shape -> a checkpoint directory built by postfit's own pre-training (nano, 20k tokens)."""
+    from postfit.config import PretrainConfig
+    from postfit.train.pretrain import stand_in_checkpoint
+
+    cfg = PretrainConfig(corpus="stdlib", tokens=20000, seq_len=128, batch_size=16, tokenizer_chars=200000)
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {s: stand_in_checkpoint(root / s, s, cfg, arch="llama" if s == "llama3" else "qwen3") for s in SHAPES}
 
 
 @pytest.fixture

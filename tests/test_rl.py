@@ -60,6 +60,26 @@ def test_format_reward_literals():
     assert format_reward(["12 + 7 = 19. Answer: 19", "Answer: 19\nmore text", "Answer:", "19"]) == [1, 0, 0, 0]
 
 
+def test_format_reward_follows_each_items_answer_convention():
+    """`Answer:` for procedural items, a box or final-answer line for math, a code block for code."""
+    items = {
+        "procedural": {"domain": "procedural"},
+        "math": {"domain": "math"},
+        "code": {"domain": "code", "meta": {}},
+        "humaneval": {"domain": "code", "meta": {"code_prefix": "def f(x):\n"}},
+    }
+    texts = ["so Answer: 4", "so $\\boxed{4}$", "```python\nprint(4)\n```", "    return x\n", "no format here"]
+    expected = {
+        "procedural": [1, 0, 0, 0, 0],
+        "math": [1, 1, 0, 0, 0],  # a final-answer line is a math answer too
+        "code": [0, 0, 1, 0, 0],
+        "humaneval": [1, 1, 1, 1, 1],  # a completion continues the prompt's code: any text is the format
+    }
+    for name, item in items.items():
+        got = format_reward(texts, item=[json.dumps(item)] * len(texts))
+        assert got == expected[name], (name, got)
+
+
 def test_rl_options_validate():
     data = load_study("smoke")[0].model_dump(mode="json")
     data["rl"] = {"batch_size": 30, "num_generations": 8}

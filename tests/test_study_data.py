@@ -28,8 +28,9 @@ def _study(tmp_path: Path) -> Path:
             "tokenizer_chars": 200000,
         },  # fmt: skip
         "data": {
-            "sft": {"source": str(FIXTURE), "overlong": "drop", "verified_only": True},
-            "rl": {"source": str(FIXTURE), "limit": 16},  # math items: the reward is math-verify's verdict
+            "sft": {"source": str(FIXTURE), "limit": 32, "overlong": "drop", "verified_only": True},
+            # math items: the reward is math-verify's verdict; rows SFT does not read
+            "rl": {"source": str(FIXTURE), "skip": 32, "limit": 16},
         },
         "grid": {"inits": ["random"], "recipes": ["none", "sft", "sft+rl"], "seeds": [0]},  # no pre-training
         "rl": {
@@ -64,12 +65,12 @@ def test_sft_on_a_local_source_evaluated_on_benchmarks(tmp_path: Path):
     postfit("run", str(_study(tmp_path)), "--out", str(out))
 
     train = read_jsonl(out / "data" / "train.jsonl")
-    assert len(train) == 48 and train[0]["source"] == "local-sums"
+    assert len(train) == 32 and train[0]["source"] == "local-sums"
     for run in ["random-sft-s0"]:
         losses = [r["loss"] for r in read_jsonl(out / "runs" / run / "train_log.jsonl") if "loss" in r]
         assert losses[-1] < 0.5 * losses[0], (run, losses)  # it trained on the chat-templated traces
         counts = yaml.safe_load((out / "runs" / run / "train.json").read_text())["sft_data"]
-        assert counts["kept"] == 48 and counts["dropped"] == 0
+        assert counts["kept"] == 32 and counts["dropped"] == 0
     rl = yaml.safe_load((out / "runs" / "random-sft+rl-s0" / "train.json").read_text())
     assert rl["sft_from"].endswith("random-sft-s0/model") and rl["generated_tokens"] > 0
     log = [r for r in read_jsonl(out / "runs" / "random-sft+rl-s0" / "train_log.jsonl") if "reward" in r]

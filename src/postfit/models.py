@@ -72,26 +72,79 @@ def hub_error(name: str, err: Exception, key: str = "model.name_or_path") -> Use
     )
 
 
-def load_tokenizer(name_or_path: str | Path):
+# A base model's tokenizer has no chat template; studies then talk to it in this plain format, its eos ending each
+# reply (study option `model.chat_template` replaces it). `{% generation %}` marks the reply for assistant-only loss.
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'assistant' %} {% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}"
+    "{{ '\\n\\n' }}{% elif m['role'] == 'user' %}Question: {{ m['content'] }}\nAnswer:"
+    "{% else %}{{ m['content'] }}{{ '\\n\\n' }}{% endif %}"
+    "{% endfor %}"
+)
+_MARK = "\u2063postfit-reply\u2063"  # an assistant reply no template alters, to find what follows it
+
+
+def load_tokenizer(name_or_path: str | Path, chat_template: str | None = None):
+    """The tokenizer of a model directory or hub id, with a chat template: `chat_template` if given, else its own,
+    else (a base model) postfit's plain format `PLAIN_TEMPLATE`."""
     from transformers import AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
         raise hub_error(str(name_or_path), e) from None
-    if tok.chat_template is None:
-        raise UserError(f"model.name_or_path: the tokenizer of {name_or_path!r} has no chat template")
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    elif tok.chat_template is None:
+        log.info("%s: no chat template (a base model); prompts use the plain `Question: ...\\nAnswer:` format",
+                 name_or_path)  # fmt: skip
+        tok.chat_template = PLAIN_TEMPLATE
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32") -> Variant:
-    """Load `base` (a model directory or hub id) as is (`pretrained`) or re-initialised (`random`), in `dtype`."""
+def end_of_turn_ids(tokenizer, generation_config=None) -> list[int]:
+    """Every token id that ends a reply: the tokenizer's eos, the special tokens the chat template writes after an
+    assistant message (`<|im_end|>` for ChatML, `<|eot_id|>` for Llama-3), and `generation_config`'s eos ids.
+
+    A Qwen3 base tokenizer's eos is `<|endoftext|>` while its turns end with `<|im_end|>`: stopping on eos alone
+    lets a fine-tuned model write past the end of its turn to the token limit.
+    """
+    ids: list[int] = []
+
+    def add(value) -> None:
+        for i in [value] if isinstance(value, int) else list(value or []):
+            if i is not None and i not in ids:
+                ids.append(int(i))
+
+    add(tokenizer.eos_token_id)
+    add(getattr(generation_config, "eos_token_id", None))
+    if tokenizer.chat_template:
+        messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": _MARK}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        tail = text.split(_MARK, 1)[1] if _MARK in text else ""
+        special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+        add([i for i in tokenizer(tail, add_special_tokens=False)["input_ids"] if i in special])
+    return ids
+
+
+def set_stop_tokens(model, tokenizer) -> None:
+    """Make every generator of `model` (evaluation, TRL's GRPO rollouts, a saved checkpoint's generation_config)
+    stop at the end of the turn."""
+    model.generation_config.eos_token_id = end_of_turn_ids(tokenizer, model.generation_config)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32",
+                  chat_template: str | None = None) -> Variant:  # fmt: skip
+    """Load `base` (a model directory or hub id) as is (`pretrained`) or re-initialised (`random`), in `dtype`,
+    with its tokenizer (`load_tokenizer`) and generation stopping at the end of a turn (`set_stop_tokens`)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
-    tokenizer = load_tokenizer(base)
+    tokenizer = load_tokenizer(base, chat_template)
     torch_dtype = getattr(torch, dtype)
     try:
         if init.partition("@")[0] == "pretrained":  # pretrained@TOKENS: `base` is that checkpoint
@@ -104,5 +157,6 @@ def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32"
             raise UserError(f"grid.inits: unknown init {init!r}; expected one of ['pretrained', 'random']")
     except OSError as e:
         raise hub_error(str(base), e) from None
+    set_stop_tokens(model, tokenizer)
     params = sum(p.numel() for p in model.parameters())
     return Variant(model, tokenizer, params, config_hash(model.config))

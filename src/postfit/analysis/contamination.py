@@ -72,15 +72,41 @@ def ngram_pairs(source: str, texts: Iterable[str], evals: dict[str, list[dict]],
             for split, items in evals.items()]  # fmt: skip
 
 
+def _sft_texts(items: list[dict]) -> Iterable[str]:
+    """Everything an SFT item trains on: its question, traces and conversation turns."""
+    for it in items:
+        yield it["question"]
+        yield from it.get("traces") or []
+        yield from (m.get("content") or "" for m in it.get("messages") or [])
+
+
+def rl_overlaps(splits: dict[str, list[dict]]) -> list[str]:
+    """What is wrong when RL prompts repeat SFT questions or evaluation items (exact question), in words."""
+    if "rl" not in splits:
+        return []
+    evals = {s: items for s, items in splits.items() if s not in TRAINING_SPLITS}
+    pairs = exact_pairs("rl", splits["rl"], evals)
+    if "train" in splits:
+        pairs += [{**p, "source": "train"} for p in exact_pairs("train", splits["train"], {"rl": splits["rl"]})]
+    return [f"{p['overlapping']} of the {p['total']} {p['split']} items repeat a question of {p['source']} "
+            f"(e.g. {p['items'][0]})" for p in pairs if p["items"]]  # fmt: skip
+
+
 def study_contamination(study, splits: dict[str, list[dict]]) -> dict:
     """Every (training source, evaluation split) pair of a study, and the items to drop when `contamination.drop`.
 
-    Sources: each procedural training split (exact question) and, when a pre-trained init is in the grid, the
-    pre-training corpus (word n-grams, n = `contamination.n`).
+    Sources: each training split (exact question; `train` is also checked against `rl`, whose overlapping
+    prompts are then the ones dropped), real SFT data's text against each benchmark (word n-grams, n =
+    `contamination.n`) and, when a pre-trained init is in the grid, the pre-training corpus (word n-grams).
     """
     n = study.contamination.n
     evals = {s: items for s, items in splits.items() if s not in TRAINING_SPLITS}
     pairs = [p for s in TRAINING_SPLITS if s in splits for p in exact_pairs(s, splits[s], evals)]
+    if "train" in splits and "rl" in splits:
+        pairs += exact_pairs("train", splits["train"], {"rl": splits["rl"]})
+    benchmarks = {s: evals[s] for s in study.eval.benchmarks if s in evals}
+    if study.data.sft is not None and benchmarks:
+        pairs += ngram_pairs("train", _sft_texts(splits["train"]), benchmarks, n)
     corpus = None
     if study.pretrain is not None and any(i.startswith("pretrained") for i in study.grid.inits):
         from postfit.train.corpus import corpus_documents

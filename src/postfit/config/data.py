@@ -44,6 +44,14 @@ class _SourceRef(_Strict):
     source: str = Field(description="A name in postfit's table of sources (see `postfit.data.sources.SOURCES`) or "
                         "a local .jsonl/.json/.parquet file of postfit items.")  # fmt: skip
     split: str = Field("train", description="The source's split to read.")
+    skip: int = Field(
+        0, ge=0, description="Leave out the source's first N rows, so SFT and RL can read disjoint ranges of a source."
+    )
+
+    def rows(self) -> tuple[int, int | None]:
+        """[start, stop) of the source's rows this block reads (stop None: to the end)."""
+        limit = getattr(self, "limit", None)
+        return self.skip, None if limit is None else self.skip + limit
 
     @field_validator("source")
     @classmethod
@@ -80,3 +88,21 @@ class DataConfig(_Strict):
 
     sft: SFTData | None = Field(None, description="SFT data for recipes `sft` and `sft+rl`.")
     rl: RLData | None = Field(None, description="RL prompts for recipes `rl` and `sft+rl`.")
+
+    def row_overlap(self) -> str | None:
+        """Why the SFT and RL rows of one source overlap, or None (different sources, or disjoint ranges)."""
+        sft, rl = self.sft, self.rl
+        if sft is None or rl is None or (sft.source, sft.split) != (rl.source, rl.split):
+            return None
+        (a, b), (c, d) = sft.rows(), rl.rows()
+        if (b is None or c < b) and (d is None or a < d):
+            return (f"data.rl reads rows {describe_rows(rl.rows())} of {rl.source!r} ({rl.split}), which overlap "
+                    f"data.sft's rows {describe_rows(sft.rows())}: RL would train on prompts the SFT model has "
+                    f"memorised; set data.rl.skip to {b if b is not None else 'a row past data.sft.limit'} or more "
+                    "(or contamination.drop: true to leave the overlapping RL prompts out)")  # fmt: skip
+        return None
+
+
+def describe_rows(rows: tuple[int, int | None]) -> str:
+    start, stop = rows
+    return f"[{start:,}, {stop:,})" if stop is not None else f"[{start:,}, end)"

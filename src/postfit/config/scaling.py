@@ -114,8 +114,9 @@ class ContaminationOptions(_Strict):
     n: int = Field(13, ge=1, description="Word n-gram length of the overlap check (n words or punctuation marks).")
     drop: bool = Field(
         False,
-        description="Leave evaluation items that overlap a training source out of evaluation; the report "
-        "lists their ids.",
+        description="Leave evaluation items that overlap a training source out of evaluation, and RL prompts "
+        "that repeat an SFT question out of RL; the report lists their ids. Without it, RL prompts that repeat SFT "
+        "or evaluation items stop the study before training (exit 2).",
     )
 
 

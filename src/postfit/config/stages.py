@@ -34,6 +34,12 @@ class ModelSpec(Strict):
         description="Dtype of the weights (and optimiser states): `bfloat16` halves the memory of "
         "billion-parameter models, as open-r1's recipes do; training on a GPU uses bf16 autocast either way.",
     )
+    chat_template: str | None = Field(
+        None,
+        description="Jinja chat template that replaces the tokenizer's own for SFT, RL, evaluation and probes. "
+        "Null: the tokenizer's template, or for a base model without one postfit's plain format (`Question: "
+        "...\\nAnswer: ...` ending with the model's eos; `postfit.models.PLAIN_TEMPLATE`).",
+    )
 
     @field_validator("preset")
     @classmethod
@@ -220,7 +226,11 @@ class RLOptions(MemoryOptions):
     max_completion_length: int = Field(56, gt=0, description="Longest sampled completion in tokens.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     format_weight: float = Field(
-        0.0, ge=0, description="Weight of a format reward (a final 'Answer: ...' line); 0 turns it off."
+        0.0,
+        ge=0,
+        description="Weight of a format reward: 1 when a completion is in its item's answer format (a last "
+        "`Answer: ...` line for procedural items, a `\\boxed{}` or final-answer line for math, a code block for "
+        "code); 0 turns it off.",
     )
     eval_steps: int = Field(25, gt=0, description="Greedy held-out id_test accuracy every this many steps.")
     heldout_items: int = Field(64, gt=0, description="id_test items used for that held-out curve.")

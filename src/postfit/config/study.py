@@ -77,6 +77,13 @@ class Study(Strict):
         return self
 
     @model_validator(mode="after")
+    def _rl_rows_apart_from_sft(self) -> Study:
+        why = self.data.row_overlap()
+        if why and not self.contamination.drop:
+            raise ValueError(why)
+        return self
+
+    @model_validator(mode="after")
     def _scaling_axes(self) -> Study:
         check_scaling(self)
         return self

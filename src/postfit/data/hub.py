@@ -43,11 +43,13 @@ class HubSpec:
     mapped: str
 
 
-def map_rows(name: str, spec: HubSpec, rows: Iterable[dict], *, split: str, limit: int | None = None) -> list[dict]:
-    """The items of the first `limit` rows; a missing column or a bad value is a UserError naming the dataset."""
+def map_rows(name: str, spec: HubSpec, rows: Iterable[dict], *, split: str, limit: int | None = None,
+             start: int = 0) -> list[dict]:  # fmt: skip
+    """The items of the first `limit` rows, the first being the dataset's row `start` (ids and errors name each row
+    by its index in the dataset); a missing column or a bad value is a UserError naming the dataset."""
     items = []
-    for index, row in enumerate(rows):
-        if limit is not None and index >= limit:
+    for index, row in enumerate(rows, start):
+        if limit is not None and index >= start + limit:
             break
         try:
             items.append(spec.map_row(row, source=name, index=index, split=split))
@@ -161,15 +163,15 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
     return [(f"{path}[row {i}]", row) for i, row in enumerate(table.to_pylist())]
 
 
-def read_items(path: str | Path, *, limit: int | None = None) -> list[dict]:
-    """Schema items from a local .jsonl / .json / .parquet file, validated row by row."""
+def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> list[dict]:
+    """Schema items from a local .jsonl / .json / .parquet file (`limit` rows from row `skip`), checked row by row."""
     path = Path(path)
     if path.suffix not in LOCAL_SUFFIXES:
         raise UserError(f"{path}: expected a {' / '.join(LOCAL_SUFFIXES)} file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     items = []
-    for where, row in _rows(path)[:limit]:
+    for where, row in _rows(path)[skip : None if limit is None else skip + limit]:
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected an object with keys {list(FIELDS)}, got {type(row).__name__}")
         unknown = sorted(set(row) - set(FIELDS))

@@ -147,10 +147,10 @@ SOURCES: dict[str, HubSpec] = {
 }  # fmt: skip
 
 
-def load_source(name_or_path: str, *, split: str = "train", limit: int | None = None) -> list[dict]:
-    """Items of a post-training set (a SOURCES name) or of a local item file, first `limit` rows in order."""
+def load_source(name_or_path: str, *, split: str = "train", limit: int | None = None, skip: int = 0) -> list[dict]:
+    """Items of a post-training set (a SOURCES name) or of a local item file: `limit` rows in order from row `skip`."""
     if is_local_file(name_or_path):
-        return read_items(name_or_path, limit=limit)
+        return read_items(name_or_path, limit=limit, skip=skip)
     spec = SOURCES.get(name_or_path)
     if spec is None:
         raise UserError(
@@ -158,6 +158,7 @@ def load_source(name_or_path: str, *, split: str = "train", limit: int | None = 
             "or a .jsonl / .json / .parquet file of items"
         )
     ds = hub_dataset(spec.path, spec.config, split)
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
-    return map_rows(name_or_path, spec, ds, split=split, limit=limit)
+    stop = len(ds) if limit is None else min(skip + limit, len(ds))
+    if skip or limit is not None:
+        ds = ds.select(range(min(skip, len(ds)), stop))
+    return map_rows(name_or_path, spec, ds, split=split, limit=limit, start=skip)

@@ -21,6 +21,21 @@ def _with_question(items: list[dict]) -> list[dict]:
     return [{**it, "question": (it.get("meta") or {}).get("question") or it["prompt"]} for it in items]
 
 
+def _unique(items: list[dict], key: str) -> list[dict]:
+    """The items without repeats of a question (whitespace and case normalised), the first of each kept."""
+    from postfit.tasks import normalise_question
+
+    seen, out = set(), []
+    for it in items:
+        q = normalise_question(it["question"])
+        if q not in seen:
+            seen.add(q)
+            out.append(it)
+    if len(out) < len(items):
+        log.info("%s: %d items repeat an earlier question and are left out", key, len(items) - len(out))
+    return out
+
+
 def real_splits(study: Study) -> dict[str, list[dict]]:
     """{"train": SFT items, "rl": verifiable RL prompts, <benchmark>: its items}, for the blocks that are set."""
     from postfit.data.benchmarks import load_benchmark
@@ -28,16 +43,17 @@ def real_splits(study: Study) -> dict[str, list[dict]]:
 
     out: dict[str, list[dict]] = {}
     if (sft := study.data.sft) is not None:
-        out["train"] = _with_question(load_source(sft.source, split=sft.split, limit=sft.limit))
+        out["train"] = _unique(_with_question(load_source(sft.source, split=sft.split, limit=sft.limit,
+                                                          skip=sft.skip)), "data.sft")  # fmt: skip
     if (rl := study.data.rl) is not None:
-        items = load_source(rl.source, split=rl.split, limit=rl.limit)
+        items = load_source(rl.source, split=rl.split, limit=rl.limit, skip=rl.skip)
         # Conversations without a reference answer or tests train SFT but give GRPO no reward to compute.
         usable = [it for it in items if it.get("answer") is not None or it.get("tests") is not None]
         if not usable:
             raise UserError(f"data.rl.source: none of the {len(items)} items of {rl.source!r} has a reference "
                             "answer or tests, so no reward can be computed")  # fmt: skip
         log.info("data.rl: %d of %d items of %s have a reference answer or tests", len(usable), len(items), rl.source)
-        out["rl"] = _with_question(usable)
+        out["rl"] = _unique(_with_question(usable), "data.rl")
     for name in study.eval.benchmarks:
         out[name] = _with_question(load_benchmark(name, limit=study.eval.benchmark_limit))
     return out

@@ -74,6 +74,7 @@ class Plan:
     runs: list[str]
     stages: list[Stage] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # work whose size the file alone does not fix
+    data: list[str] = field(default_factory=list)  # the rows of each real data source, and whether they overlap
 
     @property
     def total_flops(self) -> int | None:
@@ -159,6 +160,21 @@ def _heldout_evaluations(steps: int, every: int) -> int:
     return 1 + steps // every + (1 if steps % every else 0)
 
 
+def data_rows(study: Study) -> list[str]:
+    """The rows each real-data block reads (from the file alone: no data is loaded) and whether SFT and RL rows of
+    one source are disjoint."""
+    from postfit.config.data import describe_rows
+
+    blocks = [(key, b) for key, b in (("data.sft", study.data.sft), ("data.rl", study.data.rl)) if b is not None]
+    lines = [f"{key}: {b.source} ({b.split}) rows {describe_rows(b.rows())}" for key, b in blocks]
+    if len(blocks) == 2 and (study.data.sft.source, study.data.sft.split) == (study.data.rl.source,
+                                                                              study.data.rl.split):  # fmt: skip
+        why = study.data.row_overlap()
+        lines.append("data.sft and data.rl rows: " + ("overlap; contamination.drop leaves the repeats out of RL"
+                                                      if why else "disjoint"))  # fmt: skip
+    return lines
+
+
 def make_plan(study: Study, source: str) -> Plan:
     from postfit.study.grid import grid_runs
 
@@ -188,6 +204,7 @@ def make_plan(study: Study, source: str) -> Plan:
         held = _heldout_evaluations(r.steps, r.eval_steps) * r.heldout_items * study.eval.max_new_tokens
         plan.stages.append(Stage("RL held-out eval", k, held, FORWARD, True,
                                  "evaluations x rl.heldout_items x eval.max_new_tokens (greedy)"))  # fmt: skip
+    plan.data = data_rows(study)
     items = _procedural_items(study) + _benchmark_items(study, plan.unknown)
     per_run = items * (1 + study.eval.samples) * study.eval.max_new_tokens
     plan.stages.append(Stage("evaluation", len(runs), per_run, FORWARD, True,
@@ -217,6 +234,7 @@ def render(plan: Plan) -> str:
                      f"{_sci(s.flops(plan.params)):>11}  {formula}: {s.note}")  # fmt: skip
     lines.append(f"{'total':<18}{'':>5}  {'':>17}  {'':>19}  {_sci(plan.total_flops):>11}")
     lines += [f"not counted: {u}" for u in plan.unknown]
+    lines += plan.data
     lines += [
         "",
         "FLOPs: 6·N·D to train on D tokens (forward + backward), 2·N·D to generate or score D tokens (forward",

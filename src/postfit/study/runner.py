@@ -52,6 +52,13 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
 
     # Either may raise UserError: nothing is written before both succeed.
     splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
+    if not study.contamination.drop:
+        from postfit.analysis.contamination import rl_overlaps
+
+        if problems := rl_overlaps(splits):
+            raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
+                            + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
+                            "the overlapping items out.")  # fmt: skip
     atomic_write_text(out_dir / "study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     for split, items in splits.items():
         write_jsonl(data_dir / f"{split}.jsonl", items)
@@ -139,7 +146,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     from postfit.train.pretrain import pretrain_tokens
 
     run_dir = out_dir / "runs" / run.name
-    variant = build_variant(base, run.init, run.seed, study.model.dtype)
+    variant = build_variant(base, run.init, run.seed, study.model.dtype, study.model.chat_template)
     meta = {"run": run.name, "init": run.init, "recipe": run.recipe, "seed": run.seed, "base": base,
             "params": variant.params, "config_hash": variant.config_hash}  # fmt: skip
     meta.update(examples=run.examples, pretrain_tokens=pretrain_tokens(run.init, base))
@@ -173,10 +180,10 @@ def run_study(study: Study, out_dir: Path) -> Path:
     _check_same_study(study, out_dir)
     splits = ensure_data(study, out_dir)
     check_sandbox(study, out_dir, splits)
-    bases = ensure_bases(study, out_dir)
     from postfit.analysis.contamination import drop_items
 
     splits = drop_items(splits, check_contamination(study, out_dir, splits))  # contamination.drop
+    bases = ensure_bases(study, out_dir)
     if study.probes.enabled:
         from postfit.analysis.probes import ensure_probe_data
 

@@ -28,11 +28,38 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(text: str, vocab_size: int):
-    """Byte-level BPE (no unknown tokens) with single-digit tokens and postfit's chat template."""
+# Tokenizers shaped like real checkpoints' (special tokens, chat template, eos vs end of turn), for tests and
+# bench/gpu_check.py to build offline stand-ins of a Qwen3 or Llama-3 base model, or a base model without a
+# template. Pre-training presets use "postfit".
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAMA3 = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+TOKENIZER_SHAPES: dict[str, dict] = {
+    "postfit": {"special": SPECIAL_TOKENS, "eos": "<|end|>", "pad": DOC_SEP, "template": CHAT_TEMPLATE},
+    # Qwen3 base: eos <|endoftext|>, turns end with <|im_end|>, thinking tags.
+    "qwen3": {"special": ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"],
+              "eos": "<|endoftext|>", "pad": "<|endoftext|>", "template": CHATML},
+    # Llama-3 base: eos <|end_of_text|>, turns end with <|eot_id|>, a BOS the template writes.
+    "llama3": {"special": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                           "<|eot_id|>"], "eos": "<|end_of_text|>", "pad": "<|end_of_text|>",
+               "bos": "<|begin_of_text|>", "template": LLAMA3},
+    "base": {"special": ["<|endoftext|>"], "eos": "<|endoftext|>", "pad": "<|endoftext|>", "template": None},
+}  # fmt: skip
+
+
+def train_tokenizer(text: str, vocab_size: int, shape: str = "postfit"):
+    """Byte-level BPE (no unknown tokens) with single-digit tokens, with the special tokens, eos and chat template
+    of `shape` (TOKENIZER_SHAPES; postfit's own by default)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    spec = TOKENIZER_SHAPES[shape]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -40,20 +67,22 @@ def train_tokenizer(text: str, vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=spec["special"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     chunk = 100_000
     tok.train_from_iterator((text[i : i + chunk] for i in range(0, len(text), chunk)), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|end|>", pad_token=DOC_SEP)
-    fast.chat_template = CHAT_TEMPLATE
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=spec["eos"], pad_token=spec["pad"],
+                                   bos_token=spec.get("bos"))  # fmt: skip
+    fast.chat_template = spec["template"]
     return fast
 
 
 def pack(tokenizer, docs: list[str], seq_len: int, n_tokens: int) -> list[list[int]]:
-    """Token blocks of `seq_len` covering `n_tokens`, documents joined by DOC_SEP, repeating the corpus if short."""
-    sep = tokenizer.convert_tokens_to_ids(DOC_SEP)
+    """Token blocks of `seq_len` covering `n_tokens`, documents joined by DOC_SEP (or, in a tokenizer without it,
+    its eos, as real checkpoints were pre-trained), repeating the corpus if short."""
+    sep = tokenizer.convert_tokens_to_ids(DOC_SEP) if DOC_SEP in tokenizer.get_vocab() else tokenizer.eos_token_id
     ids: list[int] = []
     for doc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
         ids.extend(doc)
@@ -180,3 +209,25 @@ def pretrain(
     }
     atomic_write_json(base_dir / "meta.json", meta)
     return meta
+
+
+def stand_in_checkpoint(out_dir: Path, shape: str, cfg: PretrainConfig, preset: str = "nano",
+                        arch: str = "qwen3") -> Path:  # fmt: skip
+    """A model directory shaped like a real base checkpoint, built offline: a `preset` architecture with a
+    tokenizer of `shape` (TOKENIZER_SHAPES: "qwen3", "llama3", "base", ...), pre-trained by postfit for
+    `cfg.tokens` tokens; its generation_config names only eos, as real base checkpoints' do. For tests and
+    bench/gpu_check.py, which give it to a study as `model.name_or_path`."""
+    from postfit.models import PRESETS, preset_config
+
+    out_dir = Path(out_dir)
+    if (out_dir / "config.json").exists():
+        return out_dir
+    work = out_dir.with_name(out_dir.name + ".work")
+    docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
+    tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"], shape)
+    with atomic_dir(work / "architecture") as tmp:
+        tokenizer.save_pretrained(tmp)
+        preset_config(preset, arch, tokenizer, cfg.seq_len).save_pretrained(tmp)
+        atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
+    pretrain(cfg, work / "architecture", out_dir, work, docs)
+    return out_dir

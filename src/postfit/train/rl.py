@@ -16,6 +16,7 @@ from postfit.config import EvalOptions, RLOptions
 from postfit.io import write_jsonl
 from postfit.train.common import train_and_save, trl_kwargs
 from postfit.verify import extract_answer, score_batch
+from postfit.verify.extract import code_block, math_answer
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,22 @@ def correctness_reward(completions: list, item: list[str], **_) -> list[float]:
     return [value for _, value in scored]
 
 
-def format_reward(completions: list, **_) -> list[float]:
-    """1 when the completion ends with a non-empty 'Answer: ...' line, else 0."""
-    out = []
-    for c in completions:
-        lines = _text(c).strip().splitlines()
-        out.append(1.0 if lines and extract_answer(lines[-1]) is not None else 0.0)
-    return out
+def _follows_format(item: dict, text: str) -> bool:
+    """The item's answer convention: a last `Answer: ...` line (procedural), a `\\boxed{}` or final-answer line
+    (math), a ```python block, or for a completion-style item (HumanEval) any code at all (code)."""
+    domain = item.get("domain", "procedural")
+    if domain == "math":
+        return math_answer(text) is not None
+    if domain == "code":
+        return code_block(text) is not None or bool((item.get("meta") or {}).get("code_prefix") and text.strip())
+    lines = text.strip().splitlines()
+    return bool(lines) and extract_answer(lines[-1]) is not None
+
+
+def format_reward(completions: list, item: list[str] | None = None, **_) -> list[float]:
+    """1 when the completion is in its item's answer format (`_follows_format`), else 0."""
+    items = [json.loads(it) for it in item] if item is not None else [{}] * len(completions)
+    return [1.0 if _follows_format(it, _text(c)) else 0.0 for it, c in zip(items, completions, strict=True)]
 
 
 def rl_dataset(items: list[dict]):

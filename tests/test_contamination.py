@@ -55,7 +55,7 @@ def test_study_contamination_check_reports_none_then_a_planted_leak(tmp_path):
     evals = ["id_test", "ood_harder", "ood_family", "ood_format"]
     assert {(p["source"], p["split"]) for p in report["pairs"]} == {
         (src, split) for src in ["train", "rl", "pretrain corpus"] for split in evals
-    }
+    } | {("train", "rl")}  # SFT questions are also checked against the RL prompts
     assert all(p["overlapping"] == 0 and p["total"] == len(splits[p["split"]]) for p in report["pairs"])
     leaked = {**splits, "id_test": [*splits["id_test"], {**splits["train"][0], "id": "id_test/leak"}]}
     report = check_contamination(study, tmp_path / "leaky", leaked)

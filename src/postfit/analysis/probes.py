@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from postfit.config.scaling import AdaptProbe, ICLProbe, ProbesConfig
+from postfit.distributed import barrier, is_main
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, _generate, _seed, normalise_question
@@ -187,6 +188,9 @@ def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, ru
     if probes.adapt is not None:
         work_dir = run_dir / "adapt_work"
         rows += run_adapt(model, tokenizer, data["adapt"], probes.adapt, eval_opts, work_dir, seed)
-        shutil.rmtree(work_dir, ignore_errors=True)
-    write_jsonl(path, rows)
+        if is_main():
+            shutil.rmtree(work_dir, ignore_errors=True)
+    if is_main():
+        write_jsonl(path, rows)
+    barrier()
     return rows

@@ -71,13 +71,15 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A study's output direct
 def plan(
     study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, scaling, paper) or a YAML path.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs that GPU studies' memory lines divide by.")] = 8,
 ) -> None:
-    """Validate a study offline and print its runs, token counts and FLOP estimate (no weights or data loaded)."""
+    """Validate a study offline and print its runs, token counts, FLOP estimate and, for GPU studies, memory per GPU
+    and GPU-hours (no weights or data loaded)."""
     from postfit.config import load_study
     from postfit.study.plan import make_plan, plan_json, render
 
     spec, path = load_study(study)
-    result = make_plan(spec, str(path))
+    result = make_plan(spec, str(path), gpus)
     print(plan_json(result) if as_json else render(result))
 
 

@@ -49,6 +49,9 @@ def eval_command(
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling of the samples.")] = 0.95,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per generate() call.")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled completions.")] = 0,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Generation backend: hf (transformers) or vllm (CUDA, the gpu extra).")
+    ] = "hf",
     unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:
     """Evaluate a checkpoint on benchmarks: greedy pass@1, and avg@n / pass@k with --samples."""
@@ -60,7 +63,7 @@ def eval_command(
 
     names = [b.strip() for b in bench.split(",") if b.strip()]
     opts = eval_options(samples=samples, k=_ints(k, "--k"), max_new_tokens=max_new_tokens, temperature=temperature,
-                        top_p=top_p, batch_size=batch_size)  # fmt: skip
+                        top_p=top_p, batch_size=batch_size, backend=backend)  # fmt: skip
     setup_logging()
     if unsafe:
         from postfit.sandbox import allow_weak

@@ -89,8 +89,12 @@ class Study(Strict):
         return self
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines results (the description and the sandbox opt-in do not)."""
+        """Hash of everything that determines results (the description, the sandbox opt-in and where vLLM's server
+        runs do not)."""
+        # Where to run is not what is run: vLLM's server address never blocks resuming a study.
         data = self.model_dump(mode="json", exclude={"description", "sandbox"})
+        if vllm := data["rl"].get("vllm"):
+            data["rl"]["vllm"] = {k: v for k, v in vllm.items() if k not in ("server_host", "server_port")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -25,7 +25,8 @@ from postfit.errors import UserError
 from postfit.io import atomic_write_json, write_jsonl
 
 log = logging.getLogger(__name__)
-_GENERATION = {"batch_size", "max_new_tokens", "samples", "k", "temperature", "top_p"}  # the options eval uses
+# The options `postfit eval` uses (eval.json records them).
+_GENERATION = {"batch_size", "max_new_tokens", "samples", "k", "temperature", "top_p", "backend"}
 
 
 def eval_options(*, samples: int, k: list[int] | None = None, **values) -> EvalOptions:
@@ -104,6 +105,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
                         limit: int | None = None, seed: int = 0) -> list[dict]:  # fmt: skip
     """Generate and score on every benchmark; write samples.jsonl, results.jsonl and eval.json to `out_dir`."""
     from postfit.evaluation.generate import evaluate_splits
+    from postfit.models import PLAIN_TEMPLATE
 
     data = load_benchmarks(benches, limit)
     sandbox = None
@@ -111,9 +113,18 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
         from postfit.sandbox import check
 
         sandbox = check("postfit eval --bench " + ",".join(benches))  # before the model is loaded
-    model, tokenizer = load_checkpoint(model_name)
+    if opts.backend == "vllm":  # vLLM loads the weights itself: only the tokenizer here
+        from postfit.evaluation.vllm import require_vllm
+        from postfit.models import load_tokenizer
+
+        require_vllm("--backend")
+        model, tokenizer = None, load_tokenizer(model_name)
+        if tokenizer.chat_template == PLAIN_TEMPLATE:
+            tokenizer.chat_template = None  # a base model continues the raw prompt, as with the hf backend
+    else:
+        model, tokenizer = load_checkpoint(model_name)
     start = time.perf_counter()
-    samples = evaluate_splits(model, tokenizer, data, opts, seed)
+    samples = evaluate_splits(model, tokenizer, data, opts, seed, model_name)
     seconds = time.perf_counter() - start
     run = {"run": model_name, "init": None, "recipe": None, "seed": seed}
     rows = results(run, samples, opts.k)

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
 
 from postfit.config import EvalOptions
+from postfit.distributed import shard_map, world_size
+from postfit.evaluation.prompts import Completion, prompt_texts
 from postfit.ui import track
 from postfit.verify import is_correct, score_batch
 
 log = logging.getLogger(__name__)
-
-
-class Completion(NamedTuple):
-    text: str  # decoded without special tokens
-    tokens: int  # new tokens generated, the stop token included
-    stopped: bool  # ended on an end-of-turn token (not cut at max_new_tokens)
 
 
 def generate(model, tokenizer, prompts: list[str] | list[list[dict]], opts: EvalOptions, *, n: int = 1,
@@ -51,56 +46,64 @@ def generate_completions(model, tokenizer, prompts: list[str] | list[list[dict]]
         eos_token_id=stops,
         pad_token_id=tokenizer.pad_token_id,
     )
-    raw = tokenizer.chat_template is None
-    if raw and not all(isinstance(p, str) for p in prompts):
-        raise ValueError("conversation prompts need a tokenizer with a chat template")
-    texts = prompts if raw else [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}] if isinstance(p, str) else p, add_generation_prompt=True, tokenize=False
-        )
-        for p in prompts
-    ]  # fmt: skip
-    # Similar lengths in a batch waste less padding; results go back to the prompts' order.
+    texts, raw = prompt_texts(tokenizer, prompts)
+    # Similar lengths in a batch waste less padding; results go back to the prompts' order. Batches are dealt to
+    # the processes of a launch and each is seeded by its number, so one process or eight give the same completions.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[list[Completion]] = [[] for _ in texts]
     tokenizer.padding_side = "left"
     model.eval()
-    torch.manual_seed(seed)
-    batches = [order[i : i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
-    with torch.inference_mode():
-        for batch in track(batches, label):
-            enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=raw)
-            enc = enc.to(model.device)
+
+    def run(b: int, batch: list[int]) -> list[list[Completion]]:
+        torch.manual_seed(seed + b)
+        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=raw)
+        enc = enc.to(model.device)
+        with torch.inference_mode():
             ids = model.generate(**enc, generation_config=gen)[:, enc["input_ids"].shape[1] :]
-            new = tokenizer.batch_decode(ids, skip_special_tokens=True)
-            done = []
-            for row in ids.tolist():
-                # Padding after the stop (other rows ran longer) is not generated text.
-                hit = next((t for t, tok in enumerate(row) if tok in stops), None)
-                done.append((hit + 1, True) if hit is not None else (len(row), False))
-            for j, i in enumerate(batch):
-                out[i] = [Completion(new[k], *done[k]) for k in range(j * n, (j + 1) * n)]
+        new = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        done = []
+        for row in ids.tolist():
+            # Padding after the stop (other rows ran longer) is not generated text.
+            hit = next((t for t, tok in enumerate(row) if tok in stops), None)
+            done.append((hit + 1, True) if hit is not None else (len(row), False))
+        return [[Completion(new[k], *done[k]) for k in range(j * n, (j + 1) * n)] for j in range(len(batch))]
+
+    results = shard_map(run, order, chunk=opts.batch_size, progress=lambda it: track(it, label))
+    out: list[list[Completion]] = [[] for _ in texts]
+    for i, completions in zip(order, results, strict=True):
+        out[i] = completions
     return out
 
 
-def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalOptions, seed: int) -> list[dict]:
+def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalOptions, seed: int,
+                    model_path: str | None = None) -> list[dict]:  # fmt: skip
     """Sample rows (split, item, sample, prompt, completion, completion_tokens, stopped, answer, reference, correct,
     score) for every split; `stopped` is false for a completion cut at `max_new_tokens`.
 
-    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones.
+    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones. With `opts.backend == "vllm"` the
+    completions come from vLLM on `model_path` (the model's saved weights), else from `model` in memory.
     """
+    if opts.backend == "vllm":
+        from postfit.evaluation.vllm import vllm_generator
+
+        gen = vllm_generator(model, model_path, tokenizer, opts, seed)
+    else:
+
+        def gen(prompts, n=1, sample=False, label=""):
+            return generate_completions(model, tokenizer, prompts, opts, n=n, sample=sample, seed=seed, label=label)
+
     rows: list[dict] = []
     for split, items in splits.items():
         prompts = [it["prompt"] for it in items]
-        greedy = [c[0] for c in generate_completions(model, tokenizer, prompts, opts, label=f"{split} greedy")]
+        greedy = [c[0] for c in gen(prompts, label=f"{split} greedy")]
         runs = [(-1, greedy)]
         if opts.samples:
-            sampled = generate_completions(model, tokenizer, prompts, opts, n=opts.samples, sample=True, seed=seed,
-                                           label=f"{split} sampled x{opts.samples}")  # fmt: skip
+            sampled = gen(prompts, n=opts.samples, sample=True, label=f"{split} sampled x{opts.samples}")
             runs += [(s, [c[s] for c in sampled]) for s in range(opts.samples)]
-        # Scored in one batch per split, so code items run in the sandbox in parallel.
+        # Scored in one batch per split (per process of a launch), so code items run in the sandbox in parallel.
         pairs = [(sample, item, c) for sample, completions in runs for item, c in zip(items, completions, strict=True)]
-        verdicts = score_batch([item for _, item, _ in pairs], [c.text for *_, c in pairs])
+        chunk = -(-len(pairs) // world_size()) or 1
+        verdicts = shard_map(lambda _, part: score_batch([it for _, it, _ in part], [c.text for *_, c in part]),
+                             pairs, chunk=chunk)  # fmt: skip
         for (sample, item, completion), (answer, value) in zip(pairs, verdicts, strict=True):
             rows.append(
                 {

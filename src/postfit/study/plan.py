@@ -42,6 +42,29 @@ BENCHMARK_SIZES: dict[str, int] = {
 
 TRAIN, FORWARD = 6, 2  # FLOPs per parameter per token
 
+# Training state per parameter in bf16 mixed precision: bf16 weights and gradients, fp32 master weights and Adam
+# moments (4 + 4 + 4). Each shipped launch config (configs/accelerate/) divides some of them over the GPUs.
+STATE_BYTES = {"weights": 2, "gradients": 2, "optimizer": 12}
+SHARDED = {
+    "ddp": (),
+    "zero2": ("gradients", "optimizer"),
+    "zero3": ("weights", "gradients", "optimizer"),
+    "fsdp": ("weights", "gradients", "optimizer"),  # full sharding (reshard after forward), as fsdp.yaml sets
+}
+PEAK_FLOPS, MFU = 989e12, 0.40  # H100 SXM bf16 dense peak; a typical fraction reached (nanochat d20: ~47%)
+
+
+def memory_per_gpu(n_params: int, gpus: int) -> dict[str, int]:
+    """Bytes of weights + gradients + optimiser states on each of `gpus` GPUs, per shipped launch config
+    (activations, KV caches and a reference model not included)."""
+    return {name: sum(b * n_params // (gpus if part in parts else 1) for part, b in STATE_BYTES.items())
+            for name, parts in SHARDED.items()}  # fmt: skip
+
+
+def gpu_hours(flops: int, mfu: float = MFU) -> float:
+    """GPU-hours to do `flops` at `mfu` of an H100's bf16 peak (the same on 1 GPU or 8)."""
+    return flops / (PEAK_FLOPS * mfu) / 3600
+
 
 @dataclass
 class Stage:
@@ -75,6 +98,7 @@ class Plan:
     stages: list[Stage] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # work whose size the file alone does not fix
     data: list[str] = field(default_factory=list)  # the rows of each real data source, and whether they overlap
+    gpus: int = 8  # the GPUs the memory lines divide by (`postfit plan --gpus`)
 
     @property
     def total_flops(self) -> int | None:
@@ -82,7 +106,11 @@ class Plan:
 
     def to_json(self) -> dict:
         stages = [{**dataclasses.asdict(s), "tokens": s.tokens, "flops": s.flops(self.params)} for s in self.stages]
-        return {**dataclasses.asdict(self), "stages": stages, "total_flops": self.total_flops}
+        out = {**dataclasses.asdict(self), "stages": stages, "total_flops": self.total_flops}
+        if self.requires_gpu and self.params is not None:
+            out["memory_per_gpu"] = memory_per_gpu(self.params, self.gpus)
+            out["gpu_hours"] = {"mfu": MFU, "peak_flops": PEAK_FLOPS, "hours": gpu_hours(self.total_flops)}
+        return out
 
 
 def _meta_count(config) -> int:
@@ -175,14 +203,14 @@ def data_rows(study: Study) -> list[str]:
     return lines
 
 
-def make_plan(study: Study, source: str) -> Plan:
+def make_plan(study: Study, source: str, gpus: int = 8) -> Plan:
     from postfit.study.grid import grid_runs
 
     runs = grid_runs(study)
     axes = {k: len(v) for k, v in study.grid if isinstance(v, list)}
     n, n_from = parameter_count(study)
     plan = Plan(study.name, source, study.requires_gpu, study.model.preset or study.model.name_or_path, n, n_from,
-                axes, [r.name for r in runs])  # fmt: skip
+                axes, [r.name for r in runs], gpus=gpus)  # fmt: skip
     if study.model.preset is not None and any(r.init.startswith("pretrained") for r in runs):
         plan.stages.append(Stage("pre-train", 1, pretrain_tokens(study), TRAIN, False,
                                  "once per study: steps x pretrain.batch_size x pretrain.seq_len"))  # fmt: skip
@@ -235,6 +263,16 @@ def render(plan: Plan) -> str:
     lines.append(f"{'total':<18}{'':>5}  {'':>17}  {'':>19}  {_sci(plan.total_flops):>11}")
     lines += [f"not counted: {u}" for u in plan.unknown]
     lines += plan.data
+    if plan.requires_gpu and plan.params is not None:
+        gib = {k: v / 2**30 for k, v in memory_per_gpu(plan.params, plan.gpus).items()}
+        lines += [
+            f"memory per GPU on {plan.gpus} GPUs for weights + gradients + Adam states (2 + 2 + 12 bytes per "
+            "parameter; activations and KV caches not included): "
+            + ", ".join(f"{k} {v:.1f} GiB" for k, v in gib.items())
+            + " (configs/accelerate/)",
+            f"GPU time: {gpu_hours(plan.total_flops):,.1f} GPU-hours at {MFU:.0%} MFU of an H100's "
+            f"{PEAK_FLOPS / 1e12:.0f} TFLOP/s bf16 peak (the total FLOPs above; as many GPUs, as many times faster)",
+        ]
     lines += [
         "",
         "FLOPs: 6·N·D to train on D tokens (forward + backward), 2·N·D to generate or score D tokens (forward",

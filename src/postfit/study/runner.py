@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from postfit.config import Study
+from postfit.distributed import barrier, device, is_main, main_first
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
 from postfit.study.grid import Run, grid_runs
@@ -101,7 +102,16 @@ def check_sandbox(study: Study, out_dir: Path, splits: dict[str, list[dict]]) ->
 
     if study.sandbox.allow_weak:
         allow_weak(True)
-    atomic_write_json(out_dir / "sandbox.json", check(f"study {study.name!r} (its code items)"))
+    state = check(f"study {study.name!r} (its code items)")
+    if is_main():
+        atomic_write_json(out_dir / "sandbox.json", state)
+
+
+def _write_once(path: Path, obj) -> None:
+    """The main process writes; every process waits until it has."""
+    if is_main():
+        atomic_write_json(path, obj)
+    barrier()
 
 
 def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[dict]], out_dir: Path):
@@ -124,7 +134,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
         sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name
         if not (sft_dir / "train.json").exists():
             sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
-            atomic_write_json(sft_dir / "train.json", sft_stats)
+            _write_once(sft_dir / "train.json", sft_stats)
             if run.recipe == "sft":
                 return model, sft_stats
         model = AutoModelForCausalLM.from_pretrained(sft_dir / "model")
@@ -132,12 +142,11 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     heldout = splits[heldout_split(study)][: study.rl.heldout_items]
     prompts = splits.get("rl") or splits["train"]
     stats.update(train_rl(model, tokenizer, prompts, heldout, study.rl, study.eval, run_dir, run.seed))
-    atomic_write_json(run_dir / "train.json", stats)
+    _write_once(run_dir / "train.json", stats)
     return model, stats
 
 
 def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], out_dir: Path) -> list[dict]:
-    import torch
 
     from postfit.analysis.stats import run_results
     from postfit.evaluation.generate import evaluate_splits
@@ -154,20 +163,34 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     if run.recipe != "none":
         train = {**splits, "train": splits["train"][: run.examples]} if run.examples else splits
         model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, train, out_dir)
-    if torch.cuda.is_available():  # the trainer moved trained models already; untrained ones start on the CPU
-        model.to("cuda")
+    model.to(device())  # the trainer moved trained models already; untrained ones start on the CPU
     eval_splits = {s: splits[s] for s in eval_split_names(study, splits)}
-    samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed)
-    write_jsonl(run_dir / "samples.jsonl", samples)
+    saved = str(run_dir / "model") if run.recipe != "none" else str(base)  # what eval.backend: vllm loads
+    samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed, saved)  # sharded
+    model.to(device())
+    if is_main():
+        write_jsonl(run_dir / "samples.jsonl", samples)
     if study.probes.enabled:
         from postfit.analysis.probes import ensure_probe_data, run_probes
 
         data = ensure_probe_data(study.probes, out_dir)
         run_probes(study.probes, data, model, variant.tokenizer, study.eval, run_dir, run.seed)
-    atomic_write_json(run_dir / "run.json", meta)
     rows = run_results(meta, samples, study.eval.k, study.report.bootstrap, study.report.ci)
-    write_jsonl(run_dir / "results.jsonl", rows)  # last: marks the run as done
+    if is_main():
+        atomic_write_json(run_dir / "run.json", meta)
+        write_jsonl(run_dir / "results.jsonl", rows)  # last: marks the run as done
+    barrier()
     return rows
+
+
+def _check_backends(study: Study) -> None:
+    """vLLM, where the study asks for it, is installed and has a GPU: checked before anything is written."""
+    from postfit.evaluation.vllm import require_vllm
+
+    if study.rl.vllm is not None and any(r.recipe in ("rl", "sft+rl") for r in grid_runs(study)):
+        require_vllm("rl.vllm")
+    if study.eval.backend == "vllm":
+        require_vllm("eval.backend")
 
 
 def run_study(study: Study, out_dir: Path) -> Path:
@@ -177,17 +200,19 @@ def run_study(study: Study, out_dir: Path) -> Path:
     if study.requires_gpu and not torch.cuda.is_available():
         raise UserError(f"{study.name}: requires_gpu is set and no CUDA device is visible; this study would take "
                         f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
-    _check_same_study(study, out_dir)
-    splits = ensure_data(study, out_dir)
-    check_sandbox(study, out_dir, splits)
+    _check_backends(study)
     from postfit.analysis.contamination import drop_items
 
-    splits = drop_items(splits, check_contamination(study, out_dir, splits))  # contamination.drop
-    bases = ensure_bases(study, out_dir)
-    if study.probes.enabled:
-        from postfit.analysis.probes import ensure_probe_data
+    with main_first():  # the main process writes the data and checks; the others then read them
+        _check_same_study(study, out_dir)
+        splits = ensure_data(study, out_dir)
+        check_sandbox(study, out_dir, splits)
+        splits = drop_items(splits, check_contamination(study, out_dir, splits))  # contamination.drop
+        if study.probes.enabled:
+            from postfit.analysis.probes import ensure_probe_data
 
-        ensure_probe_data(study.probes, out_dir)  # fails before any training if a probe cannot be built
+            ensure_probe_data(study.probes, out_dir)  # fails before any training if a probe cannot be built
+    bases = ensure_bases(study, out_dir)
     rows: list[dict] = []
     for run in grid_runs(study):
         run_dir = out_dir / "runs" / run.name
@@ -197,8 +222,11 @@ def run_study(study: Study, out_dir: Path) -> Path:
             continue
         log.info("%s: starting", run.name)
         rows += execute_run(study, run, bases[run.init], splits, out_dir)
-    write_jsonl(out_dir / "results.jsonl", rows)
-    from postfit.report.build import write_report
+    md = out_dir / "report.md"
+    if is_main():
+        write_jsonl(out_dir / "results.jsonl", rows)
+        from postfit.report.build import write_report
 
-    md, _ = write_report(out_dir)
+        md, _ = write_report(out_dir)
+    barrier()
     return md

@@ -7,6 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
+from postfit.distributed import barrier, is_main, world_size
+from postfit.errors import UserError
 from postfit.io import atomic_dir, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,23 @@ def trainer_kwargs(
     )
 
 
-def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str) -> dict:
-    """`trainer_kwargs` from SFT or RL options, plus the settings every TRL config of postfit shares."""
+def per_device_batch(batch_size: int, micro_batch_size: int | None, key: str) -> tuple[int, int]:
+    """(sequences per device per pass, gradient accumulation steps) so that one optimiser step sees `batch_size`
+    sequences in all, whatever the number of processes: `batch_size` is global, as in a one-process run."""
+    n = world_size()
+    micro = micro_batch_size or max(1, batch_size // n)
+    if batch_size % (micro * n):
+        raise UserError(f"{key}.batch_size ({batch_size}) must be a multiple of {key}.micro_batch_size ({micro}) x "
+                        f"the {n} processes of this launch")  # fmt: skip
+    return micro, batch_size // (micro * n)
+
+
+def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str, key: str = "sft") -> dict:
+    """`trainer_kwargs` from SFT or RL options (study key `key`), plus the settings every TRL config of postfit
+    shares."""
     import torch
 
-    micro = getattr(opts, "micro_batch_size", None) or opts.batch_size
+    micro, accumulation = per_device_batch(opts.batch_size, getattr(opts, "micro_batch_size", None), key)
     return dict(
         **trainer_kwargs(
             output_dir,
@@ -66,7 +80,7 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str) -> dict:
         ),
         # Batches larger than memory allows accumulate gradients over micro-batches (GRPO still generates
         # the whole batch per step: TRL's steps_per_generation follows gradient_accumulation_steps).
-        gradient_accumulation_steps=opts.batch_size // micro,
+        gradient_accumulation_steps=accumulation,
         # TRL's default suits billion-parameter models on GPUs; tiny models train faster without it.
         activation_checkpointing=getattr(opts, "gradient_checkpointing", False),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
@@ -92,9 +106,19 @@ def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Pat
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
-    write_jsonl(log_path, trainer.state.log_history)
-    with atomic_dir(final_dir) as tmp:
-        trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the final model supersedes them
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        # Sharded weights: every process takes part in gathering them; the main one writes.
+        trainer.save_model(str(final_dir) + ".gathering")
+    if is_main():
+        write_jsonl(log_path, trainer.state.log_history)
+        with atomic_dir(final_dir) as tmp:
+            gathered = Path(str(final_dir) + ".gathering")
+            if gathered.is_dir():
+                shutil.copytree(gathered, tmp, dirs_exist_ok=True)
+                shutil.rmtree(gathered)
+            else:
+                trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the final model supersedes them
+    barrier()
     return {"steps": trainer.state.global_step, "runtime_s": round(runtime, 2), "resumed_from": resume}

@@ -10,8 +10,9 @@ import logging
 from pathlib import Path
 
 from postfit.config import PretrainConfig
+from postfit.distributed import is_main, main_first
 from postfit.io import atomic_dir, atomic_write_json, read_json
-from postfit.train.common import train_and_save, trainer_kwargs
+from postfit.train.common import per_device_batch, train_and_save, trainer_kwargs
 from postfit.train.corpus import corpus_documents, provenance
 
 log = logging.getLogger(__name__)
@@ -106,14 +107,15 @@ def ensure_base(
 
     arch_dir, model_dir = base_dir / "architecture", base_dir / "pretrained"
     docs = None
-    if not arch_dir.is_dir():
-        docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
-        tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"])
-        config = preset_config(preset, arch, tokenizer, cfg.seq_len)
-        with atomic_dir(arch_dir) as tmp:
-            tokenizer.save_pretrained(tmp)
-            config.save_pretrained(tmp)
-            atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
+    with main_first():  # the main process trains the tokenizer; the others then read it
+        if not arch_dir.is_dir():
+            docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
+            tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"])
+            config = preset_config(preset, arch, tokenizer, cfg.seq_len)
+            with atomic_dir(arch_dir) as tmp:
+                tokenizer.save_pretrained(tmp)
+                config.save_pretrained(tmp)
+                atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
     dirs = {"random": arch_dir}
     if need_weights:
         if not model_dir.is_dir():
@@ -152,7 +154,7 @@ def _snapshot_callback(steps: dict[int, int], out: Path, tokenizer, tokens_per_s
         def on_step_end(self, args, state, control, model=None, **kwargs):
             for t, step in steps.items():
                 target = out / f"pretrained@{t}"
-                if step == state.global_step and not target.is_dir():
+                if step == state.global_step and not target.is_dir() and state.is_world_process_zero:
                     with atomic_dir(target) as tmp:
                         model.save_pretrained(tmp)
                         tokenizer.save_pretrained(tmp)
@@ -178,11 +180,13 @@ def pretrain(
     dataset = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
     set_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(arch_dir), dtype=torch.float32)
+    per_device, accumulation = per_device_batch(cfg.batch_size, None, "pretrain")
     args = TrainingArguments(
+        gradient_accumulation_steps=accumulation,
         **trainer_kwargs(
             base_dir / "pretrain_checkpoints",
             steps=steps,
-            batch_size=cfg.batch_size,
+            batch_size=per_device,
             learning_rate=cfg.learning_rate,
             scheduler="cosine",
             warmup_ratio=0.05,
@@ -190,7 +194,7 @@ def pretrain(
             logging_steps=max(1, steps // 50),
             seed=0,
             weight_decay=0.1,
-        )
+        ),
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset)
     if snapshots:
@@ -207,7 +211,8 @@ def pretrain(
         "tokens_per_s": round(tokens / max(stats["runtime_s"], 1e-9), 1),
         "corpus": read_json(arch_dir / "corpus.json"),
     }
-    atomic_write_json(base_dir / "meta.json", meta)
+    if is_main():
+        atomic_write_json(base_dir / "meta.json", meta)
     return meta
 
 

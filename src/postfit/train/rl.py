@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from postfit.config import EvalOptions, RLOptions
+from postfit.distributed import is_main
 from postfit.io import write_jsonl
 from postfit.train.common import train_and_save, trl_kwargs
 from postfit.verify import extract_answer, score_batch
@@ -115,13 +116,28 @@ def _heldout_callback(tokenizer, items: list[dict], opts: EvalOptions, every: in
     return HeldOut()
 
 
+def vllm_kwargs(opts: RLOptions) -> dict:
+    """TRL's GRPOConfig options for `rl.vllm` (none without it: rollouts from transformers `generate`)."""
+    v = opts.vllm
+    if v is None:
+        return {}
+    return {
+        "use_vllm": True,
+        "vllm_mode": v.mode,
+        "vllm_gpu_memory_utilization": v.gpu_memory_utilization,
+        "vllm_tensor_parallel_size": v.tensor_parallel_size,
+        "vllm_server_host": v.server_host,
+        "vllm_server_port": v.server_port,
+    }
+
+
 def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLOptions, eval_opts: EvalOptions,
              run_dir: Path, seed: int) -> dict:  # fmt: skip
     """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
     from trl import GRPOConfig
 
     args = GRPOConfig(
-        **trl_kwargs(run_dir / "checkpoints", opts, seed, "constant_with_warmup"),
+        **trl_kwargs(run_dir / "checkpoints", opts, seed, "constant_with_warmup", key="rl"),
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         temperature=opts.temperature,
@@ -129,6 +145,7 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
         epsilon=opts.epsilon,
         loss_type=opts.loss_type,
         reward_weights=[1.0, opts.format_weight] if opts.format_weight else None,
+        **vllm_kwargs(opts),
     )
     rewards = [correctness_reward, format_reward] if opts.format_weight else [correctness_reward]
     trainer = _trainer_class()(
@@ -138,7 +155,8 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
     timer = {"heldout_s": 0.0}
     trainer.add_callback(_heldout_callback(tokenizer, heldout, eval_opts, opts.eval_steps, heldout_rows, timer))
     stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)
-    write_jsonl(run_dir / "heldout.jsonl", heldout_rows)
+    if is_main():
+        write_jsonl(run_dir / "heldout.jsonl", heldout_rows)
     train_s = stats["runtime_s"] - timer["heldout_s"]
     stats.update(
         generate_s=round(trainer.gen_seconds, 2),

@@ -30,7 +30,7 @@ STUDY = {
         "target": "trace",
     },  # fmt: skip
     "grid": {"inits": ["pretrained", "random"], "recipes": ["none", "sft+rl"], "seeds": [0]},
-    "sft": {"steps": 100, "batch_size": 16, "learning_rate": 0.005, "logging_steps": 50},
+    "sft": {"steps": 60, "batch_size": 16, "learning_rate": 0.005, "logging_steps": 20},
     "rl": {
         "steps": 2,
         "batch_size": 16,
@@ -40,7 +40,7 @@ STUDY = {
         "heldout_items": 8,
         "logging_steps": 1,
     },  # fmt: skip
-    "eval": {"batch_size": 16, "max_new_tokens": 24, "samples": 2, "k": [2]},
+    "eval": {"batch_size": 16, "max_new_tokens": 20, "samples": 2, "k": [2]},
     "report": {"bootstrap": 200},
 }
 

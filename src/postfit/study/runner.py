@@ -10,23 +10,30 @@ Layout of an output directory DIR:
         model/                  final weights and tokenizer (recipe sft)
         samples.jsonl           every completion with its extracted answer and verdict
         results.jsonl           this run's metrics; written last, so its presence means "done"
+        log.txt, failed.json    the run's own log; the error of a run that raised
+        .lock                   held while a worker trains it (study/locks.py)
+    sandbox.json                the sandbox's layers (studies with code items)
     results.jsonl, report.md, report.html
 
-Re-running skips finished runs; a run killed mid-training resumes from its last checkpoint.
+Re-running skips finished runs; a run killed mid-training resumes from its last checkpoint. Workers sharing DIR
+(and the processes of one `accelerate launch`, postfit.distributed) split the work without doing a run twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from pathlib import Path
 
 import yaml
 
 from postfit.config import Study
-from postfit.distributed import barrier, device, is_main, main_first
+from postfit.distributed import barrier, device, from_main, is_main, main_first
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
 from postfit.study.grid import Run, grid_runs
+from postfit.study.locks import POLL_S, TaskLock
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +139,16 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     stats: dict = {}
     if run.recipe in ("sft", "sft+rl"):
         sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name
-        if not (sft_dir / "train.json").exists():
-            sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
-            _write_once(sft_dir / "train.json", sft_stats)
+        trained = (sft_dir / "train.json").exists
+        # sft+rl trains the `sft` run's model under that run's lock (its worker holds it already for `sft`).
+        lock = TaskLock(sft_dir) if run.recipe != "sft" else None
+        if not trained() and (lock is None or from_main(lambda: lock.acquire_or_wait(trained))):
+            try:
+                sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
+                _write_once(sft_dir / "train.json", sft_stats)
+            finally:
+                if lock is not None and is_main():
+                    lock.release()
             if run.recipe == "sft":
                 return model, sft_stats
         model = AutoModelForCausalLM.from_pretrained(sft_dir / "model")
@@ -193,14 +207,8 @@ def _check_backends(study: Study) -> None:
         require_vllm("eval.backend")
 
 
-def run_study(study: Study, out_dir: Path) -> Path:
-    """Run every unfinished run of the study into `out_dir`; return the path of report.md."""
-    import torch
-
-    if study.requires_gpu and not torch.cuda.is_available():
-        raise UserError(f"{study.name}: requires_gpu is set and no CUDA device is visible; this study would take "
-                        f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
-    _check_backends(study)
+def _prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """The study's data (checked: sandbox, contamination, probes) and its bases, made once and then reused."""
     from postfit.analysis.contamination import drop_items
 
     with main_first():  # the main process writes the data and checks; the others then read them
@@ -212,17 +220,94 @@ def run_study(study: Study, out_dir: Path) -> Path:
             from postfit.analysis.probes import ensure_probe_data
 
             ensure_probe_data(study.probes, out_dir)  # fails before any training if a probe cannot be built
-    bases = ensure_bases(study, out_dir)
-    rows: list[dict] = []
-    for run in grid_runs(study):
-        run_dir = out_dir / "runs" / run.name
-        if (run_dir / "results.jsonl").exists():
-            log.info("%s: finished before, skipped", run.name)
-            rows += read_jsonl(run_dir / "results.jsonl")
-            continue
-        log.info("%s: starting", run.name)
-        rows += execute_run(study, run, bases[run.init], splits, out_dir)
+    return splits, ensure_bases(study, out_dir)
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path):
+    """Each run keeps its own log (log.txt, appended on resume); a run that raises leaves failed.json with the
+    error, which `postfit status` shows."""
+    handler = None
+    if is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+    try:
+        yield
+    except BaseException as e:
+        if is_main():
+            log.exception("%s failed", run_dir.name)
+            atomic_write_json(run_dir / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
+        raise
+    else:
+        if is_main():
+            (run_dir / "failed.json").unlink(missing_ok=True)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def done(out_dir: Path, run: Run) -> bool:
+    return (out_dir / "runs" / run.name / "results.jsonl").exists()
+
+
+def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None) -> Path:
+    """Run every unfinished run of the study into `out_dir` (with `shard` (i, n): every n-th run from the i-th);
+    return the path of report.md.
+
+    Any number of workers may share `out_dir`: preparing the data and bases, and each run, happen under a lock
+    (study/locks.py), so no run is trained twice and a dead worker's run is taken over and resumed.
+    """
+    import torch
+
+    if study.requires_gpu and not torch.cuda.is_available():
+        raise UserError(f"{study.name}: requires_gpu is set and no CUDA device is visible; this study would take "
+                        f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
+    _check_backends(study)
+    fresh = not out_dir.exists()
+    prepare = TaskLock(out_dir)  # one worker prepares data and bases at a time; the next finds them done
+    from_main(lambda: prepare.acquire_or_wait(lambda: False))
+    try:
+        splits, bases = _prepare(study, out_dir)
+    except BaseException:
+        if is_main() and fresh:
+            prepare.release()
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # nothing was written: leave no empty directory behind
+        raise
+    finally:
+        if is_main():
+            prepare.release()
+    runs = grid_runs(study)
+    pending = [r for i, r in enumerate(runs) if shard is None or i % shard[1] == shard[0]]
+    while pending:  # runs another worker holds are tried again until they are done (or their holder is dead)
+        waiting = []
+        for run in pending:
+            if done(out_dir, run):
+                log.info("%s: finished", run.name)
+                continue
+            lock = TaskLock(out_dir / "runs" / run.name)
+            if not from_main(lock.acquire):
+                waiting.append(run)
+                continue
+            try:
+                if not done(out_dir, run):
+                    with run_log(out_dir / "runs" / run.name):
+                        log.info("%s: starting", run.name)
+                        execute_run(study, run, bases[run.init], splits, out_dir)
+            finally:
+                if is_main():
+                    lock.release()
+        if waiting == pending:
+            time.sleep(POLL_S)
+        pending = waiting
     md = out_dir / "report.md"
+    if not all(done(out_dir, run) for run in runs):  # --shard: other shards' runs still to come
+        log.info("this shard is done; the report is written by the worker that finishes the last run")
+        return md
+    rows = [row for run in runs for row in read_jsonl(out_dir / "runs" / run.name / "results.jsonl")]
     if is_main():
         write_jsonl(out_dir / "results.jsonl", rows)
         from postfit.report.build import write_report

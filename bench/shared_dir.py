@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ def main() -> None:
         f"({two[1]:.1f} s wall); ratio {two[0] / one[0]:.2f}x (target <= 1.2x); same results: {same}"
     )
     print(json.dumps(result))
+    shutil.rmtree(work)
 
 
 if __name__ == "__main__":

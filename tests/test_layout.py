@@ -97,6 +97,16 @@ def test_no_import_circle_between_files():
     assert cycles(graph) == []
 
 
+def test_every_exported_name_exists():
+    """A package's `__all__` names only what it really defines or imports (a re-export can go stale)."""
+    import importlib
+
+    for name, path in _modules().items():
+        if "__all__" in path.read_text(encoding="utf-8"):
+            module = importlib.import_module(name)
+            assert [n for n in getattr(module, "__all__", []) if not hasattr(module, n)] == [], name
+
+
 def test_top_level_is_small_and_unprefixed():
     top = sorted(p.name for p in PKG.glob("*.py"))
     assert len(top) <= 14, top

@@ -80,16 +80,12 @@ def _sft_texts(items: list[dict]) -> Iterable[str]:
         yield from (m.get("content") or "" for m in it.get("messages") or [])
 
 
-def rl_overlaps(splits: dict[str, list[dict]]) -> list[str]:
-    """What is wrong when RL prompts repeat SFT questions or evaluation items (exact question), in words."""
-    if "rl" not in splits:
-        return []
-    evals = {s: items for s, items in splits.items() if s not in TRAINING_SPLITS}
-    pairs = exact_pairs("rl", splits["rl"], evals)
-    if "train" in splits:
-        pairs += [{**p, "source": "train"} for p in exact_pairs("train", splits["train"], {"rl": splits["rl"]})]
+def rl_overlaps(report: dict) -> list[str]:
+    """What is wrong, in words, when a contamination report (`study_contamination`) finds RL prompts repeating
+    SFT questions or evaluation items (exact question)."""
     return [f"{p['overlapping']} of the {p['total']} {p['split']} items repeat a question of {p['source']} "
-            f"(e.g. {p['items'][0]})" for p in pairs if p["items"]]  # fmt: skip
+            f"(e.g. {p['items'][0]})" for p in report["pairs"]
+            if p["items"] and p["check"] == "exact question" and "rl" in (p["source"], p["split"])]  # fmt: skip
 
 
 def study_contamination(study, splits: dict[str, list[dict]]) -> dict:

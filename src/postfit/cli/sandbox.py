@@ -41,20 +41,14 @@ def _check_limits(timeout: float, memory: int) -> None:
 UNSAFE_HELP = "Run even when required isolation layers are missing (verdicts then say weak: true). Unsafe."
 
 
-def _policy(unsafe: bool) -> bool:
-    """Apply --unsafe-weak-sandbox; True when programs will be refused (a required layer missing, no opt-in)."""
+def _refusal(unsafe: bool) -> str | None:
+    """Apply --unsafe-weak-sandbox; why programs will be refused (a required layer missing, no opt-in), or None."""
     from postfit.sandbox import allow_weak, missing_layers
+    from postfit.sandbox.policy import refusal
 
     allow_weak(unsafe)
-    return bool(missing_layers()) and not unsafe
-
-
-def _refused(refused: bool) -> None:
-    if refused:
-        from postfit.sandbox import missing_layers
-        from postfit.sandbox.policy import refusal
-
-        raise _bad(refusal(missing_layers()))
+    missing = missing_layers()
+    return refusal(missing) if missing and not unsafe else None
 
 
 def _emit(obj: dict, as_json: bool) -> None:
@@ -81,11 +75,12 @@ def run(
     _check_limits(timeout, memory)
     if tests is not None and (stdin is not None or expect is not None):
         raise _bad("give --tests or --stdin/--expect, not both")
-    refused = _policy(unsafe)
+    refused = _refusal(unsafe)
     v = run_program(_read(program, "program"), tests=_read(tests, "tests"), stdin=_read(stdin, "stdin"),
                     expect=_read(expect, "expected output"), timeout=timeout, memory_mb=memory)  # fmt: skip
-    _emit(v.to_dict(), as_json)
-    _refused(refused)
+    _emit(v.to_dict(), as_json)  # the verdict says `error` and why; the exit code says it too
+    if refused:
+        raise _bad(refused)
 
 
 @app.command()
@@ -120,8 +115,9 @@ def batch(
             parsed.append(Item(str(d["id"]), d["program"], d.get("tests"), d.get("stdin"), d.get("expect"), **limits))
         except (ValueError, TypeError) as e:
             raise _bad(f"{items}:{n}: {e}") from None
-    refused = _policy(unsafe)
+    refused = _refusal(unsafe)
     for it, v in zip(parsed, run_batch(parsed, workers), strict=True):
         _emit({"id": it.id, **v.to_dict()}, as_json)
     sys.stdout.flush()
-    _refused(refused)
+    if refused:
+        raise _bad(refused)

@@ -17,12 +17,12 @@ from postfit.config.stages import (
     SFTOptions,
     TasksConfig,
     TaskSpec,
+    VLLMOptions,
 )
 from postfit.config.study import Study, builtin_studies, load_study, options_markdown, options_table, parse_study
 
 __all__ = [
     "SPLITS", "EvalOptions", "GridConfig", "MemoryOptions", "ModelSpec", "PretrainConfig", "RLOptions",
     "ReportOptions", "SFTOptions", "SandboxOptions", "Study", "TaskSpec", "TasksConfig", "VLLMOptions",
-    "builtin_studies",
-    "load_study", "options_markdown", "options_table", "parse_study",
+    "builtin_studies", "load_study", "options_markdown", "options_table", "parse_study",
 ]  # fmt: skip

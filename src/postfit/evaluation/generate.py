@@ -52,6 +52,7 @@ def generate_completions(model, tokenizer, prompts: list[str] | list[list[dict]]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     tokenizer.padding_side = "left"
     model.eval()
+    stop_ids = set(stops)
 
     def run(b: int, batch: list[int]) -> list[list[Completion]]:
         torch.manual_seed(seed + b)
@@ -63,7 +64,7 @@ def generate_completions(model, tokenizer, prompts: list[str] | list[list[dict]]
         done = []
         for row in ids.tolist():
             # Padding after the stop (other rows ran longer) is not generated text.
-            hit = next((t for t, tok in enumerate(row) if tok in stops), None)
+            hit = next((t for t, tok in enumerate(row) if tok in stop_ids), None)
             done.append((hit + 1, True) if hit is not None else (len(row), False))
         return [[Completion(new[k], *done[k]) for k in range(j * n, (j + 1) * n)] for j in range(len(batch))]
 

@@ -30,10 +30,10 @@ def require_vllm(key: str) -> None:
 
 
 @functools.cache
-def _engine(path: str, seed: int):
+def _engine(path: str):
     from vllm import LLM
 
-    return LLM(model=path, seed=seed, gpu_memory_utilization=0.85)
+    return LLM(model=path, gpu_memory_utilization=0.85)  # samples are seeded per request (SamplingParams.seed)
 
 
 def vllm_generator(model, model_path: str | None, tokenizer, opts, seed: int):
@@ -57,7 +57,7 @@ def vllm_generator(model, model_path: str | None, tokenizer, opts, seed: int):
                                     top_p=opts.top_p if sample else 1.0, max_tokens=opts.max_new_tokens,
                                     stop_token_ids=stops, skip_special_tokens=True,
                                     seed=seed if sample else None)  # fmt: skip
-            outs = _engine(str(model_path), 0).generate(prompt_texts(tokenizer, prompts)[0], params, use_tqdm=False)
+            outs = _engine(str(model_path)).generate(prompt_texts(tokenizer, prompts)[0], params, use_tqdm=False)
             return [[Completion(o.text, len(o.token_ids), o.finish_reason == "stop") for o in out.outputs]
                     for out in outs]  # fmt: skip
 

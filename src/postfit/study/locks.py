@@ -63,9 +63,10 @@ class TaskLock:
         self._stop: threading.Event | None = None
         self._beater: threading.Thread | None = None
 
-    def _write(self, flags: int) -> None:
+    def _create(self) -> None:
+        """Create the lock file, or raise FileExistsError: O_EXCL lets exactly one worker create it."""
         info = {**_me(), "since": time.time(), "heartbeat": time.time()}
-        fd = os.open(self.path, flags, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w") as f:
             json.dump(info, f)
 
@@ -73,7 +74,7 @@ class TaskLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
-                self._write(os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                self._create()
             except FileExistsError:
                 info = holder(self.path)
                 if not is_stale(info):

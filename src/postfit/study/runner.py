@@ -56,20 +56,20 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
     manifest = data_dir / "manifest.json"
     if manifest.exists():
         return {split: read_jsonl(data_dir / f"{split}.jsonl") for split in read_json(manifest)["splits"]}
+    from postfit.analysis.contamination import rl_overlaps, study_contamination
     from postfit.study.data import real_splits
 
-    # Either may raise UserError: nothing is written before both succeed.
+    # Each may raise UserError: nothing is written before all succeed.
     splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
-    if not study.contamination.drop:
-        from postfit.analysis.contamination import rl_overlaps
-
-        if problems := rl_overlaps(splits):
-            raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
-                            + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
-                            "the overlapping items out.")  # fmt: skip
+    contamination = study_contamination(study, splits)
+    if not study.contamination.drop and (problems := rl_overlaps(contamination)):
+        raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
+                        + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
+                        "the overlapping items out.")  # fmt: skip
     atomic_write_text(out_dir / "study.yaml", yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     for split, items in splits.items():
         write_jsonl(data_dir / f"{split}.jsonl", items)
+    atomic_write_json(data_dir / "contamination.json", contamination)
     atomic_write_json(manifest, {"splits": list(splits), "counts": {k: len(v) for k, v in splits.items()}})
     return splits
 
@@ -89,7 +89,8 @@ def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
 
 
 def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> dict:
-    """Overlap of every training source with every evaluation split (postfit.analysis.contamination), computed once."""
+    """Overlap of every training source with every evaluation split (postfit.analysis.contamination): the report
+    `ensure_data` stored with the data, or (a directory from before it did) computed now and stored."""
     from postfit.analysis.contamination import study_contamination
 
     path = out_dir / "data" / "contamination.json"
@@ -271,15 +272,11 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None)
     from_main(lambda: prepare.acquire_or_wait(lambda: False))
     try:
         splits, bases = _prepare(study, out_dir)
-    except BaseException:
-        if is_main() and fresh:
-            prepare.release()
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()  # nothing was written: leave no empty directory behind
-        raise
     finally:
         if is_main():
             prepare.release()
+            if fresh and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # refused before anything was written: leave no empty directory behind
     runs = grid_runs(study)
     pending = [r for i, r in enumerate(runs) if shard is None or i % shard[1] == shard[0]]
     while pending:  # runs another worker holds are tried again until they are done (or their holder is dead)

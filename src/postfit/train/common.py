@@ -106,14 +106,14 @@ def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Pat
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
-    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
-        # Sharded weights: every process takes part in gathering them; the main one writes.
-        trainer.save_model(str(final_dir) + ".gathering")
+    sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
+    gathered = final_dir.with_name(final_dir.name + ".gathering")
+    if sharded:  # every process takes part in gathering sharded weights; Trainer.save_model writes on the main one
+        trainer.save_model(str(gathered))
     if is_main():
         write_jsonl(log_path, trainer.state.log_history)
         with atomic_dir(final_dir) as tmp:
-            gathered = Path(str(final_dir) + ".gathering")
-            if gathered.is_dir():
+            if sharded:
                 shutil.copytree(gathered, tmp, dirs_exist_ok=True)
                 shutil.rmtree(gathered)
             else:

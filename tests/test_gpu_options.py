@@ -7,7 +7,6 @@ import json
 import pytest
 import yaml
 
-from conftest import postfit
 from postfit.io import read_jsonl
 
 
@@ -53,7 +52,10 @@ def test_gpu_recipe_options_run_on_the_cpu(stand_ins, tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     out = tmp_path / "out"
-    postfit("run", str(path), "--out", str(out))
+    from postfit.config import load_study
+    from postfit.study.runner import run_study
+
+    run_study(load_study(path)[0], out)  # in this process: torch is imported already
     for run in ("random-sft-s0", "random-rl-s0"):
         config = json.loads((out / "runs" / run / "model" / "config.json").read_text())
         assert config["dtype"] == "bfloat16", run

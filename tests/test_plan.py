@@ -50,7 +50,9 @@ def test_smoke_numbers_equal_a_hand_computation():
     assert (stages["evaluation"]["runs"], stages["evaluation"]["tokens_each"]) == (6, evaluation)
     assert plan["total_flops"] == flops
 
-    text = postfit("plan", "smoke").stdout
+    from postfit.study.plan import render
+
+    text = render(make_plan(load_study("smoke")[0], "smoke"))  # the CLI's text, without a second process
     assert "N = 131,456 parameters" in text
     assert f"{flops:.3e}" in text and "6·N·D" in text and "2·N·D" in text
     assert f"<={2 * sft:>17,}" in text  # SFT tokens are an upper bound

@@ -25,9 +25,9 @@ def weak_flags() -> tuple[str, ...]:
     return () if full_sandbox() else ("--unsafe-weak-sandbox",)
 
 
-def postfit(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    """Run the `postfit` CLI as a user would, in a subprocess."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+def postfit(*args: str, check: bool = True, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the `postfit` CLI as a user would, in a subprocess (`env`: variables added to this process's)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "postfit", *args], capture_output=True, text=True, env=env, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(f"postfit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

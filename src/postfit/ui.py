@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -15,3 +18,21 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, transient=True) as progress:
         yield from progress.track(items, total=total, description=description)
+
+
+def setup_logging() -> None:
+    """INFO logs through rich on stderr, the libraries' own bars and warnings quiet (commands and executor tasks)."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=Console(stderr=True), show_path=False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler])
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    # TRL 1.16 still calls the deprecated name on every step; the warning says nothing about the user's study.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    transformers.utils.logging.disable_progress_bar()  # rich bars instead of tqdm
+    datasets.disable_progress_bars()

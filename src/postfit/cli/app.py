@@ -43,6 +43,34 @@ def run(
             "runs are locked, so workers may also share one directory without it.",
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local: this process walks the grid; ray: one Ray task per run with the study's `resources` "
+            "(--ray-address / RAY_ADDRESS, or a local cluster); slurm: one submitit job per run (local processes "
+            "where there is no sbatch). Needs the ray or slurm extra.",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster for --executor ray (default: RAY_ADDRESS, else a local one)."),
+    ] = None,
+    partition: Annotated[str | None, typer.Option("--partition", help="Slurm partition (resources.partition).")] = (
+        None
+    ),
+    time_min: Annotated[
+        int | None, typer.Option("--time-min", min=1, help="Slurm time limit per job (resources.time_min).")
+    ] = None,
+    gpus_per_run: Annotated[
+        int | None, typer.Option("--gpus-per-run", min=0, help="GPUs per run (resources.gpus_per_run).")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run only this run (its name under runs/; repeatable), then the report if all are done."
+        ),  # fmt: skip
+    ] = None,
 ) -> None:
     """Run a study (skipping runs that finished before) and write its report.
 
@@ -60,13 +88,36 @@ def run(
 
     if unsafe:
         spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
+    flags = {"partition": partition, "time_min": time_min, "gpus_per_run": gpus_per_run}
+    if set_flags := {k: v for k, v in flags.items() if v is not None}:
+        spec = spec.model_copy(update={"resources": spec.resources.model_copy(update=set_flags)})
+    _check_run_flags(spec, executor, parts, only)
     target = out_dir or Path("runs") / spec.name
-    out.print(f"study [bold]{spec.name}[/] from {path} -> {target}")
-    report = run_study(spec, target, parts)
+    out.print(f"study [bold]{spec.name}[/] from {path} -> {target} ({executor})")
+    if executor == "local":
+        report = run_study(spec, target, parts, set(only) if only else None)
+    else:
+        from postfit.study.executors import run_ray, run_slurm
+
+        report = run_ray(spec, target, ray_address) if executor == "ray" else run_slurm(spec, target)
     if report.exists():
         out.print(f"report: [bold]{report}[/] and {report.with_suffix('.html')}")
     else:
         out.print(f"shard {shard} done; other runs remain (`postfit status {target}`)")
+
+
+def _check_run_flags(spec, executor: str, shard, only: list[str] | None) -> None:
+    from postfit.study.executors import EXECUTORS
+    from postfit.study.grid import grid_runs
+
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor != "local" and (shard or only):
+        raise UserError(f"--shard and --only split the grid for workers you start yourself; --executor {executor} "
+                        "schedules every run itself")  # fmt: skip
+    names = [r.name for r in grid_runs(spec)]
+    if unknown := [name for name in only or [] if name not in names]:
+        raise UserError(f"--only: {', '.join(unknown)} not in the grid of {spec.name} (runs: {', '.join(names)})")
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:

@@ -12,6 +12,7 @@ from postfit.config.stages import (
     ModelSpec,
     PretrainConfig,
     ReportOptions,
+    ResourcesOptions,
     RLOptions,
     SandboxOptions,
     SFTOptions,
@@ -23,6 +24,7 @@ from postfit.config.study import Study, builtin_studies, load_study, options_mar
 
 __all__ = [
     "SPLITS", "EvalOptions", "GridConfig", "MemoryOptions", "ModelSpec", "PretrainConfig", "RLOptions",
-    "ReportOptions", "SFTOptions", "SandboxOptions", "Study", "TaskSpec", "TasksConfig", "VLLMOptions",
+    "ReportOptions", "ResourcesOptions", "SFTOptions", "SandboxOptions", "Study", "TaskSpec", "TasksConfig",
+    "VLLMOptions",
     "builtin_studies", "load_study", "options_markdown", "options_table", "parse_study",
 ]  # fmt: skip

@@ -317,3 +317,24 @@ class SandboxOptions(Strict):
         'README "Code sandbox"). Unsafe; the report then names the missing layers. Without it such a study '
         "exits 2 before training.",
     )
+
+
+class ResourcesOptions(Strict):
+    """What each task asks the scheduler for under `postfit run --executor ray|slurm` (README "Running a grid on
+    Ray / Slurm"). Where a study runs is not what it computes: this block is not in the fingerprint."""
+
+    cpus_per_run: int = Field(1, ge=1, description="CPU cores per task (a run, or the data and base models); also "
+                              "its torch threads.")  # fmt: skip
+    gpus_per_run: int = Field(0, ge=0, description="GPUs per task; above 1 the run is started through `accelerate "
+                              "launch` with one process per GPU.")  # fmt: skip
+    accelerate_config: str | None = Field(
+        None, description="accelerate config for runs with gpus_per_run > 1 (e.g. configs/accelerate/zero2.yaml); "
+        "default: accelerate's multi-GPU DDP."
+    )  # fmt: skip
+    partition: str | None = Field(None, description="Slurm partition (default: the cluster's).")
+    time_min: int = Field(24 * 60, ge=1, description="Slurm time limit per job, in minutes.")
+    mem_gb: float | None = Field(None, gt=0, description="Slurm memory per job (default: the cluster's).")
+    max_parallel: int | None = Field(
+        None, ge=1, description="Slurm jobs in flight at once (default: all; without `sbatch`, where jobs run as "
+        "local processes: cores // cpus_per_run)."
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from postfit.config.stages import (
     ModelSpec,
     PretrainConfig,
     ReportOptions,
+    ResourcesOptions,
     RLOptions,
     SandboxOptions,
     SFTOptions,
@@ -54,6 +55,7 @@ class Study(Strict):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
     contamination: ContaminationOptions = Field(default_factory=ContaminationOptions)
     sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
+    resources: ResourcesOptions = Field(default_factory=ResourcesOptions)
 
     @model_validator(mode="after")
     def _pretrain_matches_model(self) -> Study:
@@ -89,10 +91,10 @@ class Study(Strict):
         return self
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines results (the description, the sandbox opt-in and where vLLM's server
-        runs do not)."""
+        """Hash of everything that determines results (the description, the sandbox opt-in, the scheduler's
+        `resources` and where vLLM's server runs do not)."""
         # Where to run is not what is run: vLLM's server address never blocks resuming a study.
-        data = self.model_dump(mode="json", exclude={"description", "sandbox"})
+        data = self.model_dump(mode="json", exclude={"description", "sandbox", "resources"})
         if vllm := data["rl"].get("vllm"):
             data["rl"]["vllm"] = {k: v for k, v in vllm.items() if k not in ("server_host", "server_port")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -254,13 +254,9 @@ def done(out_dir: Path, run: Run) -> bool:
     return (out_dir / "runs" / run.name / "results.jsonl").exists()
 
 
-def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None) -> Path:
-    """Run every unfinished run of the study into `out_dir` (with `shard` (i, n): every n-th run from the i-th);
-    return the path of report.md.
-
-    Any number of workers may share `out_dir`: preparing the data and bases, and each run, happen under a lock
-    (study/locks.py), so no run is trained twice and a dead worker's run is taken over and resumed.
-    """
+def prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """The first task of a study: its data and base models (under the directory's lock, so one worker makes them
+    and the others read them); cheap once done. Checks first that the study can run here."""
     import torch
 
     if study.requires_gpu and not torch.cuda.is_available():
@@ -268,18 +264,22 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None)
                         f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
     _check_backends(study)
     fresh = not out_dir.exists()
-    prepare = TaskLock(out_dir)  # one worker prepares data and bases at a time; the next finds them done
-    from_main(lambda: prepare.acquire_or_wait(lambda: False))
+    lock = TaskLock(out_dir)  # one worker prepares data and bases at a time; the next finds them done
+    from_main(lambda: lock.acquire_or_wait(lambda: False))
     try:
-        splits, bases = _prepare(study, out_dir)
+        return _prepare(study, out_dir)
     finally:
         if is_main():
-            prepare.release()
+            lock.release()
             if fresh and not any(out_dir.iterdir()):
                 out_dir.rmdir()  # refused before anything was written: leave no empty directory behind
-    runs = grid_runs(study)
-    pending = [r for i, r in enumerate(runs) if shard is None or i % shard[1] == shard[0]]
-    while pending:  # runs another worker holds are tried again until they are done (or their holder is dead)
+
+
+def work(study: Study, out_dir: Path, runs: list[Run], splits: dict[str, list[dict]], bases: dict[str, str]) -> None:
+    """Train and evaluate every unfinished run of `runs`, each under its lock; runs another worker holds are tried
+    again until they are done (or their holder is dead, and the lock is taken over)."""
+    pending = list(runs)
+    while pending:
         waiting = []
         for run in pending:
             if done(out_dir, run):
@@ -300,9 +300,15 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None)
         if waiting == pending:
             time.sleep(POLL_S)
         pending = waiting
+
+
+def finish(study: Study, out_dir: Path) -> Path:
+    """The last task: results.jsonl and the report, once every run is done; the path of report.md (not written
+    while runs remain)."""
+    runs = grid_runs(study)
     md = out_dir / "report.md"
-    if not all(done(out_dir, run) for run in runs):  # --shard: other shards' runs still to come
-        log.info("this shard is done; the report is written by the worker that finishes the last run")
+    if not all(done(out_dir, run) for run in runs):
+        log.info("runs remain; the report is written by the worker that finishes the last one")
         return md
     rows = [row for run in runs for row in read_jsonl(out_dir / "runs" / run.name / "results.jsonl")]
     if is_main():
@@ -312,3 +318,17 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None)
         md, _ = write_report(out_dir)
     barrier()
     return md
+
+
+def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None, only: set[str] | None = None) -> Path:
+    """Run every unfinished run of the study into `out_dir` (with `shard` (i, n): every n-th run from the i-th;
+    with `only`: the runs of those names), then its report; return the path of report.md.
+
+    Any number of workers may share `out_dir`: preparing the data and bases, and each run, happen under a lock
+    (study/locks.py), so no run is trained twice and a dead worker's run is taken over and resumed.
+    """
+    splits, bases = prepare(study, out_dir)
+    runs = [r for i, r in enumerate(grid_runs(study))
+            if (shard is None or i % shard[1] == shard[0]) and (only is None or r.name in only)]  # fmt: skip
+    work(study, out_dir, runs, splits, bases)
+    return finish(study, out_dir)

@@ -182,6 +182,7 @@ def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, ru
     path = run_dir / "probes.jsonl"
     if path.exists():
         return read_jsonl(path)
+    log.info("stage probes: %s", run_dir.name)
     rows: list[dict] = []
     if probes.icl is not None:
         rows += run_icl(model, tokenizer, data["icl"], probes.icl, eval_opts, probes.seed)

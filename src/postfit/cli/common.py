@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from postfit.errors import UserError
+from postfit.errors import DiskFull, UserError, is_disk_full
 from postfit.ui import setup_logging  # noqa: F401  (the commands' logging set-up)
 
 err = Console(stderr=True)
@@ -16,7 +16,7 @@ out = Console()
 
 
 def user_errors(fn):
-    """UserError -> its message on stderr and exit code 2, without a traceback."""
+    """UserError -> its message on stderr and exit code 2; a full disk -> its path and exit code 1; no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -26,5 +26,11 @@ def user_errors(fn):
             # escaped: a message's own brackets (`.[gpu]`, `[0, 1]`) are text, not rich markup
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            message = str(e) if isinstance(e, DiskFull) else str(DiskFull(getattr(e, "filename", None) or ".", e))
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper

@@ -132,11 +132,21 @@ def _decode_nested(row: dict) -> dict:
     return row
 
 
+def _text(path: Path) -> str:
+    """The file as UTF-8 text, or a UserError naming the line of the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
+
+
 def _rows(path: Path) -> list[tuple[str, dict]]:
     """(location, row) pairs; location is 'FILE:LINE' for jsonl, 'FILE[row N]' otherwise."""
     if path.suffix == ".jsonl":
         out = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_text(path).split("\n"), 1):
             if not line.strip():
                 continue
             try:
@@ -146,7 +156,7 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
         return out
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_text(path))
         except json.JSONDecodeError as e:
             raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):

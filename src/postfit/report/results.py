@@ -17,6 +17,7 @@ from postfit.analysis import stats
 from postfit.errors import UserError
 from postfit.io import read_json, read_jsonl
 from postfit.study.grid import Run
+from postfit.study.integrity import damaged
 
 BOOT_SEED = 0  # each CI gets a fresh generator with this seed: reruns are byte-identical, cells independent
 
@@ -94,6 +95,9 @@ def load_study(out_dir: Path) -> StudyResults:
         if not (run_dir / "samples.jsonl").exists():
             unevaluated.append(run_dir.name)
             continue
+        if bad := damaged(run_dir):
+            raise UserError(f"{run_dir}: {', '.join(bad)} changed since the run wrote it (its sha256 in run.json "
+                            f"differs); restore it, or run `postfit run` on {out_dir} to redo the run")  # fmt: skip
         meta = read_json(run_dir / "run.json")
         samples, train_log = read_jsonl(run_dir / "samples.jsonl"), _maybe(run_dir / "train_log.jsonl", read_jsonl)
         heldout = _maybe(run_dir / "heldout.jsonl", read_jsonl) or []

@@ -45,6 +45,9 @@ def real_splits(study: Study) -> dict[str, list[dict]]:
     if (sft := study.data.sft) is not None:
         out["train"] = _unique(_with_question(load_source(sft.source, split=sft.split, limit=sft.limit,
                                                           skip=sft.skip)), "data.sft")  # fmt: skip
+        if not out["train"]:
+            raise UserError(f"data.sft.source: {sft.source!r} gave no items (skip {sft.skip}, limit {sft.limit}); "
+                            "expected at least one")  # fmt: skip
     if (rl := study.data.rl) is not None:
         items = load_source(rl.source, split=rl.split, limit=rl.limit, skip=rl.skip)
         # Conversations without a reference answer or tests train SFT but give GRPO no reward to compute.

@@ -8,6 +8,7 @@ STALE_S. Taking over renames the stale file away first, so two workers that both
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from postfit.errors import DiskFull, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +70,22 @@ class TaskLock:
         """Create the lock file, or raise FileExistsError: O_EXCL lets exactly one worker create it."""
         info = {**_me(), "since": time.time(), "heartbeat": time.time()}
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(info, f)
+        except BaseException as e:
+            self.path.unlink(missing_ok=True)
+            if is_disk_full(e):
+                raise DiskFull(self.path, e) from e
+            raise
+
+    def _unwritten(self) -> bool:
+        """An empty or broken lock file that nobody has touched for a heartbeat: its creator was killed between
+        creating and writing it (a live one writes it within microseconds)."""
+        try:
+            return time.time() - self.path.stat().st_mtime > HEARTBEAT_S
+        except FileNotFoundError:
+            return False
 
     def acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,15 +94,20 @@ class TaskLock:
                 self._create()
             except FileExistsError:
                 info = holder(self.path)
-                if not is_stale(info):
+                if not (is_stale(info) or (info is None and self._unwritten())):
                     return False
-                stale = self.path.with_name(f".lock.stale.{os.getpid()}")
+                stale = self.path.with_name(f".lock.stale.{os.getpid()}.tmp")
                 try:
                     os.rename(self.path, stale)  # only one of the workers that saw it stale gets to move it
                 except FileNotFoundError:
                     continue
-                log.warning("%s: took over the lock of %s:%s (dead)", self.path.parent, info.get("host"),
-                            info.get("pid"))  # fmt: skip
+                if holder(stale) != info:  # another worker took it over in between: that was its fresh lock
+                    with contextlib.suppress(FileExistsError):
+                        os.link(stale, self.path)
+                    stale.unlink(missing_ok=True)
+                    return False
+                who = f"{info.get('host')}:{info.get('pid')}" if info else "an unwritten lock file"
+                log.warning("%s: took over the lock of %s (dead)", self.path.parent, who)
                 stale.unlink(missing_ok=True)
                 continue
             self._stop = threading.Event()
@@ -100,9 +122,12 @@ class TaskLock:
             if info is None or (info.get("host"), info.get("pid")) != tuple(_me().values()):
                 return  # taken over: not ours to refresh
             info["heartbeat"] = time.time()
-            tmp = self.path.with_name(f".lock.beat.{os.getpid()}")
-            tmp.write_text(json.dumps(info))
-            os.replace(tmp, self.path)
+            tmp = self.path.with_name(f".lock.beat.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(json.dumps(info))
+                os.replace(tmp, self.path)
+            except OSError:  # a full disk, or the holder's own sweep (io.remove_temporaries): beat again later
+                log.warning("%s: heartbeat not written", self.path, exc_info=True)
 
     def release(self) -> None:
         if self._stop is not None:

@@ -21,7 +21,6 @@ Re-running skips finished runs; a run killed mid-training resumes from its last 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -30,9 +29,18 @@ import yaml
 
 from postfit.config import Study
 from postfit.distributed import barrier, device, from_main, is_main, main_first
-from postfit.errors import UserError
-from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
+from postfit.errors import UserError, writing_under
+from postfit.io import (
+    atomic_write_json,
+    atomic_write_text,
+    jsonl_text,
+    read_json,
+    read_jsonl,
+    sha256,
+    write_jsonl,
+)
 from postfit.study.grid import Run, grid_runs
+from postfit.study.integrity import damaged, record_files, run_log, sweep, undo
 from postfit.study.locks import POLL_S, TaskLock
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,7 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
     from postfit.analysis.contamination import rl_overlaps, study_contamination
     from postfit.study.data import real_splits
 
+    log.info("stage data: making the splits of %s", study.name)
     # Each may raise UserError: nothing is written before all succeed.
     splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
     contamination = study_contamination(study, splits)
@@ -131,11 +140,19 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     from transformers import AutoModelForCausalLM
 
     from postfit.study.data import heldout_split
+    from postfit.train.common import discard_checkpoints, has_weights
     from postfit.train.rl import train_rl
     from postfit.train.sft import train_sft
 
     run_dir = out_dir / "runs" / run.name
+    for directory in {run_dir, out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name}:
+        if (directory / "train.json").exists() and not has_weights(directory / "model"):
+            log.warning("%s: train.json without weights in model/; training again", directory)
+            if is_main():
+                (directory / "train.json").unlink()
+            barrier()
     if (run_dir / "train.json").exists():
+        discard_checkpoints(run_dir / "checkpoints")  # left by a kill between train.json and their removal
         return AutoModelForCausalLM.from_pretrained(run_dir / "model"), read_json(run_dir / "train.json")
     stats: dict = {}
     if run.recipe in ("sft", "sft+rl"):
@@ -144,9 +161,12 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
         # sft+rl trains the `sft` run's model under that run's lock (its worker holds it already for `sft`).
         lock = TaskLock(sft_dir) if run.recipe != "sft" else None
         if not trained() and (lock is None or from_main(lambda: lock.acquire_or_wait(trained))):
+            if lock is not None:
+                sweep(sft_dir)
             try:
                 sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
                 _write_once(sft_dir / "train.json", sft_stats)
+                discard_checkpoints(sft_dir / "checkpoints")
             finally:
                 if lock is not None and is_main():
                     lock.release()
@@ -158,6 +178,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     prompts = splits.get("rl") or splits["train"]
     stats.update(train_rl(model, tokenizer, prompts, heldout, study.rl, study.eval, run_dir, run.seed))
     _write_once(run_dir / "train.json", stats)
+    discard_checkpoints(run_dir / "checkpoints")
     return model, stats
 
 
@@ -180,6 +201,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
         model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, train, out_dir)
     model.to(device())  # the trainer moved trained models already; untrained ones start on the CPU
     eval_splits = {s: splits[s] for s in eval_split_names(study, splits)}
+    log.info("stage eval: %s on %s", run.name, ", ".join(eval_splits))
     saved = str(run_dir / "model") if run.recipe != "none" else str(base)  # what eval.backend: vllm loads
     samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed, saved)  # sharded
     model.to(device())
@@ -192,8 +214,10 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
         run_probes(study.probes, data, model, variant.tokenizer, study.eval, run_dir, run.seed)
     rows = run_results(meta, samples, study.eval.k, study.report.bootstrap, study.report.ci)
     if is_main():
+        results = jsonl_text(rows)
+        meta["files"] = record_files(run_dir, {"results.jsonl": sha256(results)})  # see integrity.damaged
         atomic_write_json(run_dir / "run.json", meta)
-        write_jsonl(run_dir / "results.jsonl", rows)  # last: marks the run as done
+        atomic_write_text(run_dir / "results.jsonl", results)  # last: marks the run as done
     barrier()
     return rows
 
@@ -224,32 +248,6 @@ def _prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[s
     return splits, ensure_bases(study, out_dir)
 
 
-@contextlib.contextmanager
-def run_log(run_dir: Path):
-    """Each run keeps its own log (log.txt, appended on resume); a run that raises leaves failed.json with the
-    error, which `postfit status` shows."""
-    handler = None
-    if is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(run_dir / "log.txt")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
-    try:
-        yield
-    except BaseException as e:
-        if is_main():
-            log.exception("%s failed", run_dir.name)
-            atomic_write_json(run_dir / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
-        raise
-    else:
-        if is_main():
-            (run_dir / "failed.json").unlink(missing_ok=True)
-    finally:
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-
-
 def done(out_dir: Path, run: Run) -> bool:
     return (out_dir / "runs" / run.name / "results.jsonl").exists()
 
@@ -267,7 +265,10 @@ def prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[st
     lock = TaskLock(out_dir)  # one worker prepares data and bases at a time; the next finds them done
     from_main(lambda: lock.acquire_or_wait(lambda: False))
     try:
-        return _prepare(study, out_dir)
+        for directory, recursive in ((out_dir, False), (out_dir / "data", True), (out_dir / "base", True)):
+            sweep(directory, recursive)
+        with writing_under(out_dir / "base"):  # pre-training's checkpoints (data files name themselves)
+            return _prepare(study, out_dir)
     finally:
         if is_main():
             lock.release()
@@ -282,7 +283,7 @@ def work(study: Study, out_dir: Path, runs: list[Run], splits: dict[str, list[di
     while pending:
         waiting = []
         for run in pending:
-            if done(out_dir, run):
+            if done(out_dir, run) and not from_main(lambda r=run: damaged(out_dir / "runs" / r.name)):
                 log.info("%s: finished", run.name)
                 continue
             lock = TaskLock(out_dir / "runs" / run.name)
@@ -290,7 +291,10 @@ def work(study: Study, out_dir: Path, runs: list[Run], splits: dict[str, list[di
                 waiting.append(run)
                 continue
             try:
+                if done(out_dir, run) and (bad := damaged(out_dir / "runs" / run.name)):
+                    undo(out_dir / "runs" / run.name, bad)
                 if not done(out_dir, run):
+                    sweep(out_dir / "runs" / run.name)
                     with run_log(out_dir / "runs" / run.name):
                         log.info("%s: starting", run.name)
                         execute_run(study, run, bases[run.init], splits, out_dir)
@@ -311,11 +315,19 @@ def finish(study: Study, out_dir: Path) -> Path:
         log.info("runs remain; the report is written by the worker that finishes the last one")
         return md
     rows = [row for run in runs for row in read_jsonl(out_dir / "runs" / run.name / "results.jsonl")]
+    log.info("stage report: %d runs", len(runs))
     if is_main():
-        write_jsonl(out_dir / "results.jsonl", rows)
         from postfit.report.build import write_report
 
-        md, _ = write_report(out_dir)
+        lock = TaskLock(out_dir)  # two workers that finish together write it one after the other
+        lock.acquire_or_wait(lambda: False)
+        try:
+            sweep(out_dir, False)
+            write_jsonl(out_dir / "results.jsonl", rows)
+            with writing_under(out_dir):
+                md, _ = write_report(out_dir)
+        finally:
+            lock.release()
     barrier()
     return md
 

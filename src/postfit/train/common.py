@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -87,14 +88,48 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str, key: str = "sf
     )
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def complete_checkpoint(path: Path) -> bool:
+    """True for a checkpoint the Trainer finished saving: `Trainer._save_checkpoint` writes trainer_state.json last,
+    after the weights, optimizer, scheduler and RNG states, so a whole, parseable one (and weights) marks it done."""
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return has_weights(path)
 
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+def has_weights(path: Path) -> bool:
+    return any(Path(path).glob("*.safetensors")) or any(Path(path).glob("pytorch_model*"))
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint under `output_dir`; newer ones that an interruption left half-written are
+    removed (by the main process), with a log line, so the Trainer never tries to resume from them."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    prefix = f"{PREFIX_CHECKPOINT_DIR}-"
+    steps = {p: p.name[len(prefix) :] for p in Path(output_dir).glob(f"{prefix}*") if p.is_dir()}
+    found = {p: int(step) for p, step in steps.items() if step.isdigit()}
+    for path in sorted(found, key=found.get, reverse=True):
+        if complete_checkpoint(path):
+            return str(path)
+        log.warning("%s: incomplete checkpoint (its save was interrupted); removed, resuming from an earlier one",
+                    path)  # fmt: skip
+        if is_main():
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def discard_checkpoints(checkpoint_dir: Path) -> None:
+    """Remove a run's checkpoints once the caller has recorded that training finished (train.json, meta.json): until
+    then a kill after the final save resumes from the last checkpoint (no steps left) instead of from scratch."""
+    if is_main():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Path, tokenizer) -> dict:
-    """Train (resuming from the newest checkpoint if there is one), then save the final model atomically."""
+    """Train (resuming from the newest complete checkpoint if there is one), then save the final model atomically;
+    the checkpoints stay until `discard_checkpoints`."""
     from transformers.trainer_callback import PrinterCallback
     from trl.trainer.callbacks import RichProgressCallback
 
@@ -107,7 +142,7 @@ def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Pat
     trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
     sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
-    gathered = final_dir.with_name(final_dir.name + ".gathering")
+    gathered = final_dir.with_name(f".{final_dir.name}.gathering.tmp")  # io.remove_temporaries clears a leftover
     if sharded:  # every process takes part in gathering sharded weights; Trainer.save_model writes on the main one
         trainer.save_model(str(gathered))
     if is_main():
@@ -119,6 +154,5 @@ def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Pat
             else:
                 trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the final model supersedes them
     barrier()
     return {"steps": trainer.state.global_step, "runtime_s": round(runtime, 2), "resumed_from": resume}

@@ -12,7 +12,7 @@ from pathlib import Path
 from postfit.config import PretrainConfig
 from postfit.distributed import is_main, main_first
 from postfit.io import atomic_dir, atomic_write_json, read_json
-from postfit.train.common import per_device_batch, train_and_save, trainer_kwargs
+from postfit.train.common import discard_checkpoints, per_device_batch, train_and_save, trainer_kwargs
 from postfit.train.corpus import corpus_documents, provenance
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def ensure_base(
     docs = None
     with main_first():  # the main process trains the tokenizer; the others then read it
         if not arch_dir.is_dir():
+            log.info("stage tokenizer: training a %d-token BPE vocabulary", PRESETS[preset]["vocab_size"])
             docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
             tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"])
             config = preset_config(preset, arch, tokenizer, cfg.seq_len)
@@ -118,7 +119,7 @@ def ensure_base(
                 atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
     dirs = {"random": arch_dir}
     if need_weights:
-        if not model_dir.is_dir():
+        if not (base_dir / "meta.json").exists():  # written after the weights: a kill between them resumes
             docs = docs or corpus_documents(cfg.corpus, cfg.corpus_chars)
             pretrain(cfg, arch_dir, model_dir, base_dir, docs, snapshots)
         dirs["pretrained"] = model_dir
@@ -201,7 +202,7 @@ def pretrain(
         per_step = cfg.batch_size * cfg.seq_len
         trainer.add_callback(_snapshot_callback(snapshot_steps(cfg, snapshots), base_dir, tokenizer, per_step))
     tokens = steps * cfg.batch_size * cfg.seq_len
-    log.info("pre-training %s parameters on %d tokens (%d steps)", model.num_parameters(), tokens, steps)
+    log.info("stage pretrain: %s parameters on %d tokens (%d steps)", model.num_parameters(), tokens, steps)
     ckpts, train_log = base_dir / "pretrain_checkpoints", base_dir / "pretrain_log.jsonl"
     stats = train_and_save(trainer, ckpts, model_dir, train_log, tokenizer)
     meta = {
@@ -212,7 +213,8 @@ def pretrain(
         "corpus": read_json(arch_dir / "corpus.json"),
     }
     if is_main():
-        atomic_write_json(base_dir / "meta.json", meta)
+        atomic_write_json(base_dir / "meta.json", meta)  # marks pre-training as done (ensure_base)
+    discard_checkpoints(ckpts)
     return meta
 
 

@@ -136,6 +136,8 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
     """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
     from trl import GRPOConfig
 
+    log.info("stage grpo: %d steps on %d prompts", opts.steps, len(items))
+
     args = GRPOConfig(
         **trl_kwargs(run_dir / "checkpoints", opts, seed, "constant_with_warmup", key="rl"),
         num_generations=opts.num_generations,

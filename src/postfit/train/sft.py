@@ -55,6 +55,8 @@ def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Pa
     """
     from trl import SFTConfig, SFTTrainer
 
+    log.info("stage sft: %d steps on %d items", opts.steps, len(items))
+
     args = SFTConfig(
         **trl_kwargs(run_dir / "checkpoints", opts, seed, opts.lr_scheduler),
         max_length=opts.max_length,

@@ -1,0 +1,82 @@
+"""What keeps a run directory trustworthy: the run's own log and failure record, the sha256 of its files (a
+damaged run is found and made pending again) and the sweep of temporaries that killed writes left.
+
+Every function here runs while the worker holds the directory's lock (study/locks.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from postfit.distributed import barrier, is_main
+from postfit.errors import DiskFull, UserError, writing_under
+from postfit.io import atomic_write_json, changed_files, file_hashes, read_json, remove_temporaries
+
+log = logging.getLogger(__name__)
+
+TRAINING = {"train_log.jsonl", "heldout.jsonl"}  # written by training; the rest by evaluation
+RECORDED = ("samples.jsonl", "probes.jsonl", *sorted(TRAINING))  # their sha256 goes into run.json
+
+
+def record_files(run_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    """name -> sha256 of the run's RECORDED files, plus `extra` (files about to be written), for run.json."""
+    return {**file_hashes(run_dir, RECORDED), **extra}
+
+
+def damaged(run_dir: Path) -> list[str]:
+    """Files of a finished run that changed since it recorded their sha256 in run.json (truncated, edited, lost);
+    ["run.json"] if that cannot be read. Empty for an intact run (or one from before the hashes were recorded)."""
+    try:
+        recorded = read_json(run_dir / "run.json").get("files", {})
+    except (OSError, ValueError):
+        return ["run.json"]
+    return changed_files(run_dir, recorded)
+
+
+def undo(run_dir: Path, bad: list[str]) -> None:
+    """Make a damaged run pending again: drop its results and the damaged files; a damaged training log also drops
+    train.json, so the run trains again (the evaluation alone is redone from the saved model otherwise)."""
+    log.warning("%s: %s changed since the run wrote it (sha256 in run.json); redoing the run", run_dir,
+                ", ".join(bad))  # fmt: skip
+    if is_main():
+        for name in {"results.jsonl", "run.json", *bad} | ({"train.json"} if set(bad) & TRAINING else set()):
+            (run_dir / name).unlink(missing_ok=True)
+    barrier()
+
+
+def sweep(directory: Path, recursive: bool = True) -> None:
+    """Clear what killed writes left in a directory whose lock this worker holds (io.remove_temporaries)."""
+    if is_main():
+        for path in remove_temporaries(directory, recursive):
+            log.warning("%s: removed, left by an interrupted write", path)
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path):
+    """Each run keeps its own log (log.txt, appended on resume); a run that raises leaves failed.json with the
+    error, which `postfit status` shows."""
+    handler = None
+    if is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+    try:
+        with writing_under(run_dir):
+            yield
+    except BaseException as e:
+        if is_main():  # a full disk is said in one line (the CLI names the path); anything else with its traceback
+            log.error("%s failed: %s", run_dir.name, e, exc_info=not isinstance(e, DiskFull | UserError))
+            with contextlib.suppress(OSError, DiskFull):  # on a full disk, failed.json may not fit either
+                atomic_write_json(run_dir / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
+        raise
+    else:
+        if is_main():
+            (run_dir / "failed.json").unlink(missing_ok=True)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()

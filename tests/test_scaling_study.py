@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import postfit
+from postfit.io import sha256
 
 TINY = {
     "name": "tiny-scaling",
@@ -77,17 +78,23 @@ def test_report_sections_come_from_the_stored_files(tiny: Path):
         assert f"plots/{plot}.png" in md and (tiny / "plots" / f"{plot}.png").stat().st_size > 1000
     assert "pp (n=8 items, 1 seed, paired)" in md  # stated differences carry CI and n
     assert "no evaluation item overlapped, none dropped" in md
-    # Flip every ICL verdict of one model to correct: the regenerated report must show 100% there.
-    path = tiny / "runs" / "random-none-s0" / "probes.jsonl"
-    original = path.read_text()
+    # Flip every ICL verdict of one model to correct: the regenerated report must show 100% there. A hand edit is
+    # refused (the sha256 recorded in run.json differs) until the run records the new file as its own.
+    path, meta = tiny / "runs" / "random-none-s0" / "probes.jsonl", tiny / "runs" / "random-none-s0" / "run.json"
+    original, original_meta = path.read_text(), meta.read_text()
     rows = [json.loads(line) for line in original.splitlines()]
     path.write_text("".join(json.dumps({**x, "correct": True} if x["probe"] == "icl" else x) + "\n" for x in rows))
     try:
+        assert postfit("report", str(tiny), check=False).returncode == 2
+        recorded = json.loads(original_meta)
+        recorded["files"]["probes.jsonl"] = sha256(path.read_bytes())
+        meta.write_text(json.dumps(recorded))
         postfit("report", str(tiny))
         probes = (tiny / "report.md").read_text().split("## Learning to learn")[1]
         row = next(line for line in probes.splitlines() if line.startswith("| random | none"))
         assert row.count("100.0 [100.0, 100.0]") == 2  # icl k=0 and k=2
     finally:
         path.write_text(original)
+        meta.write_text(original_meta)
         postfit("report", str(tiny))
     assert (tiny / "report.md").read_text() == md

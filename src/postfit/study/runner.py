@@ -323,9 +323,9 @@ def finish(study: Study, out_dir: Path) -> Path:
         lock.acquire_or_wait(lambda: False)
         try:
             sweep(out_dir, False)
-            write_jsonl(out_dir / "results.jsonl", rows)
-            with writing_under(out_dir):
+            with writing_under(out_dir):  # the report first: it refuses a damaged run before results.jsonl exists
                 md, _ = write_report(out_dir)
+            write_jsonl(out_dir / "results.jsonl", rows)
         finally:
             lock.release()
     barrier()

@@ -31,24 +31,21 @@ from pathlib import Path
 STAGES = ("data", "tokenizer", "pretrain", "sft", "grpo", "eval", "probes", "report")
 STAGE_LINE = re.compile(r"stage (\w+):")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import TINY_STUDY  # noqa: E402  (the tests' nano study, as bench/shared_dir.py uses it)
+
+# The tests' tiny study with an `sft` run beside `sft+rl`, frequent checkpoints in every trainer, and both probes.
 STUDY = {
+    **TINY_STUDY,
     "name": "chaos",
-    "model": {"preset": "nano"},
-    "pretrain": {"corpus": "stdlib", "tokens": 20000, "seq_len": 128, "batch_size": 16, "tokenizer_chars": 200000,
-                 "checkpoint_steps": 3},
-    "tasks": {"train": [{"name": "chain_sum", "config": {"min_terms": 2, "max_terms": 2, "min_digits": 1,
-                                                         "max_digits": 1}}],
-              "train_size": 120, "rl_size": 16, "test_size": 16, "target": "trace"},
-    "grid": {"inits": ["pretrained", "random"], "recipes": ["none", "sft", "sft+rl"], "seeds": [0]},
-    "sft": {"steps": 40, "batch_size": 16, "learning_rate": 0.005, "logging_steps": 10, "checkpoint_steps": 10},
-    "rl": {"steps": 4, "batch_size": 16, "num_generations": 4, "max_completion_length": 16, "eval_steps": 2,
-           "heldout_items": 8, "logging_steps": 1, "checkpoint_steps": 2},
-    "eval": {"batch_size": 16, "max_new_tokens": 20, "samples": 2, "k": [2]},
+    "pretrain": {**TINY_STUDY["pretrain"], "checkpoint_steps": 3},
+    "grid": {**TINY_STUDY["grid"], "recipes": ["none", "sft", "sft+rl"]},
+    "sft": {**TINY_STUDY["sft"], "steps": 40, "logging_steps": 10, "checkpoint_steps": 10},
+    "rl": {**TINY_STUDY["rl"], "steps": 4, "checkpoint_steps": 2},
     "probes": {"icl": {"tasks": [{"name": "gcd", "config": {"min_numbers": 2, "max_numbers": 2, "min_value": 1,
                                                             "max_value": 30}}], "k": [0, 2], "items": 4, "pool": 16},
                "adapt": {"task": {"name": "count_bits", "config": {"min_n": 1, "max_n": 255}}, "steps": [0, 3],
                          "train_size": 16, "test_size": 4, "batch_size": 4}},
-    "report": {"bootstrap": 200},
 }  # fmt: skip
 
 

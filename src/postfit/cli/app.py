@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from postfit.cli.common import out, setup_logging, user_errors
+from postfit.cli.common import out, user_errors
 from postfit.cli.eval import eval_command
 from postfit.cli.sandbox import app as sandbox_app
 from postfit.errors import UserError
@@ -82,6 +82,8 @@ def run(
     from postfit.config import load_study
 
     parts = _shard(shard)
+    from postfit.ui import setup_logging
+
     spec, path = load_study(study)
     setup_logging()
     from postfit.study.runner import run_study

@@ -1,4 +1,4 @@
-"""What every command shares: UserError -> a message and exit code 2, the logging set-up, the consoles."""
+"""What every command shares: UserError -> a message and exit code 2, a full disk -> exit code 1, the consoles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from postfit.errors import DiskFull, UserError, is_disk_full
-from postfit.ui import setup_logging  # noqa: F401  (the commands' logging set-up)
 
 err = Console(stderr=True)
 out = Console()

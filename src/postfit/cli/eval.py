@@ -58,8 +58,8 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
-    from postfit.cli.common import setup_logging
     from postfit.evaluation.benchmarks import eval_options, evaluate_checkpoint
+    from postfit.ui import setup_logging
 
     names = [b.strip() for b in bench.split(",") if b.strip()]
     opts = eval_options(samples=samples, k=_ints(k, "--k"), max_new_tokens=max_new_tokens, temperature=temperature,

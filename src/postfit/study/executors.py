@@ -72,7 +72,6 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
             from postfit.io import atomic_write_text
 
             study_file = out_dir / "runs" / task / "launch.yaml"
-            study_file.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(study_file, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
             subprocess.run(launch_command(study_file, out_dir, task, study.resources), check=True)
     except UserError as e:

@@ -38,6 +38,37 @@ def test_pretraining_lowered_the_loss(base):
     assert len(losses) >= 5 and losses[-1] < 0.8 * losses[0]
 
 
+def test_pretraining_records_its_held_out_loss_against_the_unigram_entropy(base):
+    """meta.json: the held-out corpus blocks' loss before (random init) and after pre-training, and the training
+    tokens' unigram entropy; pre-training beats the random init there, which sits near ln(vocabulary)."""
+    import json
+    import math
+
+    meta = json.loads((base["pretrained"].parent / "meta.json").read_text())
+    vocab = json.loads((base["pretrained"] / "config.json").read_text())["vocab_size"]
+    assert meta["heldout_tokens"] > 0
+    assert meta["heldout_loss_pretrained"] < meta["heldout_loss_random"]
+    assert abs(meta["heldout_loss_random"] - math.log(vocab)) < 0.5
+    assert 0 < meta["unigram_entropy"] < math.log(vocab)
+
+
+def test_unigram_entropy_and_held_out_blocks(base):
+    import math
+
+    from transformers import AutoTokenizer
+
+    from postfit.train.pretrain import pack, unigram_entropy
+
+    assert unigram_entropy([[0, 1], [1, 0]]) == pytest.approx(math.log(2))
+    assert unigram_entropy([[5, 5, 5]]) == 0
+    tok = AutoTokenizer.from_pretrained(base["random"])
+    docs = [f"doc {i} " + "word " * 40 for i in range(200)]
+    train, held = pack(tok, docs, 16, 1600)
+    ids = [t for d in tok(docs, add_special_tokens=False)["input_ids"] for t in [*d, tok.pad_token_id]]
+    assert held and [t for b in held for t in b] == ids[len(ids) - 16 * len(held) :]  # the corpus's end
+    assert len(train) == 100 and [t for b in train for t in b] == ids[:1600]  # the rest, from the start
+
+
 def test_variants_share_architecture_not_weights(base):
     pre = build_variant(base["pretrained"], "pretrained", seed=0)
     rnd = build_variant(base["random"], "random", seed=0)

@@ -115,3 +115,12 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_adaptation_auc_is_the_mean_accuracy_under_the_curve():
+    """Trapezoids over m = 0, 4, 16, divided by 16; an item missing at one m is left out."""
+    from postfit.report.probes import adaptation_auc
+
+    by_m = {0: {"a": 0.0, "b": 1.0, "c": 1.0}, 4: {"a": 1.0, "b": 1.0}, 16: {"a": 1.0, "b": 0.0, "c": 1.0}}
+    assert adaptation_auc(by_m) == pytest.approx({"a": (2 + 12) / 16, "b": (4 + 6) / 16})
+    assert adaptation_auc({8: {"a": 1.0}}) == {"a": 1.0}

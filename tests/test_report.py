@@ -63,7 +63,19 @@ def study_dir(tmp_path: Path) -> Path:
             _write_jsonl(run_dir / "train_log.jsonl", [*log, {"train_runtime": 12.0, "train_loss": 1.5}])
     (d / "base").mkdir()
     _write_jsonl(d / "base" / "pretrain_log.jsonl", [{"step": s, "loss": 6.0 - s / 100} for s in range(0, 500, 50)])
-    (d / "base" / "meta.json").write_text(json.dumps({"tokens": 1500000, "tokens_per_s": 6000.0}), encoding="utf-8")
+    (d / "base" / "meta.json").write_text(
+        json.dumps(
+            {
+                "tokens": 1500000,
+                "tokens_per_s": 6000.0,
+                "unigram_entropy": 6.26,
+                "heldout_loss_pretrained": 3.9,
+                "heldout_loss_random": 7.7,
+                "heldout_tokens": 8192,
+            }
+        ),
+        encoding="utf-8",
+    )
     (d / "data").mkdir()
     pairs = [{"source": "pretrain corpus", "split": s, "overlapping": 1, "total": N_ITEMS} for s in SPLITS]
     (d / "data" / "contamination.json").write_text(json.dumps({"n": 13, "corpus": "stdlib", "pairs": pairs}))
@@ -167,3 +179,45 @@ def test_missing_optional_files_and_runs(study_dir: Path) -> None:
     assert "## Contamination" not in md and "pretrain_loss" not in md
     assert "Not yet evaluated, left out: random-none-s1." in md
     assert _table_row(md, "Greedy pass@1 (%)", ["random", "none"])[2] == "1"
+
+
+def _verdict(md: str) -> str:
+    return md.split("## Verdict\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_verdict_names_the_better_init_with_its_interval(study_dir: Path) -> None:
+    """pretrained+sft 15/20 vs random+sft 6/20 on id_test, both seeds: the paired difference and the recovery
+    ratio with their intervals, n and seeds, and the better init named."""
+    md = write_report(study_dir)[0].read_text(encoding="utf-8")
+    text = _verdict(md)
+    assert md.index("## Verdict") < md.index("## Greedy pass@1")
+    hit = re.search(r"sft, id_test: pre-trained minus random init \+45\.0 pp \[\+(\d+\.\d), \+(\d+\.\d)\] \(95% CI, "
+                    r"n=20, 2 seed\(s\)\): pre-trained higher\.", text)  # fmt: skip
+    assert hit and 0 < float(hit[1]) < 45 < float(hit[2])
+    assert "sft, id_test: random init recovers 0.40 [" in text and "(30.0% vs 75.0%, n=20, 2 seed(s))" in text
+    assert re.search(r"random \+ sft: id_test minus the mean of the OOD splits \+20\.0 pp \[.*?\] .*: a drop\.", text)
+    assert "no detectable difference" not in text.split("sft, ood_format")[0]
+
+
+def test_verdict_says_no_detectable_difference_when_the_interval_spans_zero(study_dir: Path) -> None:
+    """random+sft one item behind pretrained+sft on every split: each interval reaches zero, so no init is named."""
+    RATES["random", "sft"] = [14, 11, 9, 7]
+    try:
+        for seed in SEEDS:
+            _write_jsonl(study_dir / "runs" / f"random-sft-s{seed}" / "samples.jsonl", _samples("random", "sft", seed))
+    finally:
+        RATES["random", "sft"] = [6, 3, 2, 1]
+    text = _verdict(write_report(study_dir)[0].read_text(encoding="utf-8"))
+    for split in SPLITS:
+        hit = re.search(rf"sft, {split}: pre-trained minus random init \+5\.0 pp \[([-+]\d+\.\d), ([-+]\d+\.\d)\] "
+                        r"\(95% CI, n=20, 2 seed\(s\)\): no detectable difference\.", text)  # fmt: skip
+        assert hit and float(hit[1]) <= 0 <= float(hit[2]), split
+    assert "pre-trained higher" not in text and "random init higher" not in text
+
+
+def test_pretraining_held_out_loss_against_the_unigram_entropy(study_dir: Path) -> None:
+    md = write_report(study_dir)[0].read_text(encoding="utf-8")
+    assert (
+        "held-out loss 3.90 on 8,192 corpus tokens never trained on, 2.36 below the corpus's unigram entropy "
+        "(6.26: the loss of a model that ignores context); the random init it started from: 7.70."
+    ) in md

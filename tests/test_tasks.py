@@ -6,35 +6,42 @@ import pytest
 
 from postfit.config import TasksConfig, load_study
 from postfit.errors import UserError
-from postfit.tasks import TRACERS, left_to_right_trace, make_splits
+from postfit.tasks import RULE_SHIFTS, TRACERS, left_to_right_trace, make_splits
 from postfit.verify import extract_answer, is_correct, score
+
+
+def _tasks() -> TasksConfig:
+    """The default study's tasks, with the rule-shift split on."""
+    tasks = load_study("default")[0].tasks
+    return tasks.model_copy(update={"train": [tasks.train[0].model_copy(update={"rule_shift": "swap"})]})
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return make_splits(load_study("default")[0].tasks)
+    return make_splits(_tasks())
 
 
 def test_splits_are_disjoint(splits):
     norm = {name: {" ".join(it["question"].split()).lower() for it in items} for name, items in splits.items()}
-    # No question of train/id_test/ood_harder/ood_family appears in another of them.
-    names = ["train", "id_test", "ood_harder", "ood_family"]
+    # No question of train/rl/id_test/ood_harder/ood_family/ood_rule appears in another of them.
+    names = ["train", "rl", "id_test", "ood_harder", "ood_family", "ood_rule"]
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             assert not norm[a] & norm[b], f"{a} and {b} share questions"
     # ood_format is id_test under another wording: same questions, different prompts, none seen in training.
     assert norm["ood_format"] == norm["id_test"]
     train_prompts = {it["prompt"] for it in splits["train"]}
-    for name in ["id_test", "ood_harder", "ood_family", "ood_format"]:
+    for name in ["id_test", "ood_harder", "ood_family", "ood_format", "ood_rule"]:
         assert not train_prompts & {it["prompt"] for it in splits[name]}
     ids = [it["id"] for items in splits.values() for it in items]
     assert len(ids) == len(set(ids))
 
 
 def test_split_sizes_and_reproducibility(splits):
-    tasks = load_study("default")[0].tasks
+    tasks = _tasks()
     assert len(splits["train"]) == tasks.train_size
-    assert all(len(splits[s]) == tasks.test_size for s in ["id_test", "ood_harder", "ood_family", "ood_format"])
+    assert all(len(splits[s]) == tasks.test_size for s in ["id_test", "ood_harder", "ood_family", "ood_format",
+                                                           "ood_rule"])  # fmt: skip
     assert make_splits(tasks) == splits
 
 
@@ -49,11 +56,39 @@ def test_every_reference_answer_and_trace_verifies(splits):
         for it in items:
             assert is_correct(score(it, f"Answer: {it['answer']}")[1]), (name, it)
             assert not is_correct(score(it, f"Answer: {int(it['answer']) + 1}")[1])
-            if name != "train" and it["task"] in TRACERS:  # a trace must end in the reference answer
+            if name not in ("train", "ood_rule") and it["task"] in TRACERS:  # a trace ends in the reference answer
                 trace = TRACERS[it["task"]](it)
                 assert trace is not None and is_correct(score(it, trace)[1])
     for it in splits["train"]:
         assert is_correct(score(it, it["target"])[1])
+
+
+def test_rule_shift_split_is_scored_under_the_stated_rule_only(splits):
+    """ood_rule: the train task's surface (its question text), the changed rule stated in the prompt, and a
+    verifier that takes the answer under that rule and refuses the one computed with the original rule."""
+    rule = RULE_SHIFTS["swap"][0]
+    items = splits["ood_rule"]
+    assert {it["task"] for it in items} == {it["task"] for it in splits["train"]}
+    for it in items:
+        assert it["prompt"].startswith(rule) and it["question"] in it["prompt"]
+        assert it["answer"] != it["original_answer"]
+        assert is_correct(score(it, f"Answer: {it['answer']}")[1])
+        assert not is_correct(score(it, f"Answer: {it['original_answer']}")[1])
+        assert not is_correct(score(it, TRACERS[it["task"]]({**it, "answer": it["original_answer"]}))[1])
+
+
+@pytest.mark.parametrize(("shift", "expression", "original", "shifted"),
+                         [("swap", "12 + 7 - 4", "15", "9"), ("swap", "3 - 8", "-5", "11"),
+                          ("octal", "12 + 7 - 4", "15", "17"), ("octal", "3 - 13", "-10", "-12")])  # fmt: skip
+def test_rule_shift_literals(shift, expression, original, shifted):
+    item = {"question": f"{expression} =", "answer": original, "metadata": {"expression": expression}}
+    assert RULE_SHIFTS[shift][1](item) == shifted
+    assert RULE_SHIFTS[shift][1]({**item, "metadata": {"expression": "2 * 7"}}) is None
+
+
+def test_rule_shift_needs_a_chain_task():
+    with pytest.raises(ValueError, match="rule_shift: needs"):
+        TasksConfig.model_validate({"train": [{"name": "leg_counting", "rule_shift": "swap"}]})
 
 
 def test_trace_literal():

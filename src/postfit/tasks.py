@@ -2,9 +2,10 @@
 
 Splits: `train` and `id_test` (the training families and settings), `rl` (optional RL prompts of the
 training families, never seen in SFT), `ood_harder` (same family, harder settings), `ood_family`
-(related families never trained on), `ood_format` (the id_test items under another prompt wording).
-No question appears in two of train/rl/id_test/ood_harder/ood_family; every item is generated from a fixed
-seed, so every run sees the same data.
+(related families never trained on), `ood_format` (the id_test items under another prompt wording),
+`ood_rule` (new items of a training family, same surface, under a changed rule the prompt states: see
+`RULE_SHIFTS`). No question appears in two of train/rl/id_test/ood_harder/ood_family/ood_rule; every item is
+generated from a fixed seed, so every run sees the same data.
 """
 
 from __future__ import annotations
@@ -21,26 +22,63 @@ ANSWER_PREFIX = "Answer:"
 PROMPT_TEMPLATES = {
     "id": "{question}\nGive the final answer as 'Answer: <answer>'.",
     "ood_format": "Solve the problem below and end your reply with 'Answer: <answer>'.\nProblem: {question}",
+    "ood_rule": "{rule}\n{question}\nGive the final answer as 'Answer: <answer>'.",
 }
 
 _TERM = re.compile(r"^-?\d+$")
 
 
-def left_to_right_trace(item: dict) -> str | None:
-    """'12 + 7 - 4' -> '12 + 7 = 19; 19 - 4 = 15. Answer: 15' (only + and -, no parentheses)."""
+def _terms(item: dict) -> tuple[list[int], list[str]] | None:
+    """(numbers, operators) of a `+`/`-` chain without parentheses ('12 + 7 - 4'), else None."""
     tokens = item["metadata"].get("expression", "").split()
     if len(tokens) < 3 or len(tokens) % 2 == 0 or not all(_TERM.match(t) for t in tokens[::2]):
         return None
     if not all(op in "+-" for op in tokens[1::2]):
         return None
-    acc, steps = int(tokens[0]), []
-    for op, term in zip(tokens[1::2], tokens[2::2], strict=True):
-        new = acc + int(term) if op == "+" else acc - int(term)
+    return [int(t) for t in tokens[::2]], tokens[1::2]
+
+
+def _chain(numbers: list[int], ops: list[str]) -> int:
+    acc = numbers[0]
+    for op, n in zip(ops, numbers[1:], strict=True):
+        acc = acc + n if op == "+" else acc - n
+    return acc
+
+
+def _swapped(item: dict) -> str | None:
+    parsed = _terms(item)
+    return None if parsed is None else str(_chain(parsed[0], ["-" if op == "+" else "+" for op in parsed[1]]))
+
+
+def _octal(item: dict) -> str | None:
+    parsed = _terms(item)
+    if parsed is None:
+        return None
+    value = _chain(*parsed)
+    return f"{'-' if value < 0 else ''}{abs(value):o}"
+
+
+def left_to_right_trace(item: dict) -> str | None:
+    """'12 + 7 - 4' -> '12 + 7 = 19; 19 - 4 = 15. Answer: 15' (only + and -, no parentheses)."""
+    parsed = _terms(item)
+    if parsed is None:
+        return None
+    acc, steps = parsed[0][0], []
+    for op, term in zip(parsed[1], parsed[0][1:], strict=True):
+        new = acc + term if op == "+" else acc - term
         steps.append(f"{acc} {op} {term} = {new}")
         acc = new
     if str(acc) != str(item["answer"]).strip():
         return None  # the trace must end in the reference answer, or it teaches a wrong one
     return f"{'; '.join(steps)}. {ANSWER_PREFIX} {item['answer']}"
+
+
+# Rule shifts for the `ood_rule` split: (the rule as the prompt states it, the answer under it). The question's
+# text is unchanged; items whose answer is the same under both rules are left out, so the split separates them.
+RULE_SHIFTS: dict[str, tuple[str, Callable[[dict], str | None]]] = {
+    "swap": ("In this problem '+' means subtraction and '-' means addition.", _swapped),
+    "octal": ("In this problem the answer is written in base 8 (for example, ten is written 12).", _octal),
+}
 
 
 # Task families whose items a solver can write out step by step (SFT target `trace`).
@@ -134,19 +172,26 @@ def make_splits(tasks) -> dict[str, list[dict]]:
     harder = [(f"tasks.train[{i}].harder", t.name, {**t.config, **t.harder})
               for i, t in enumerate(tasks.train) if t.harder is not None]  # fmt: skip
     family = [(f"tasks.ood_family[{i}]", t.name, t.config) for i, t in enumerate(tasks.ood_family)]
+    rules = [(f"tasks.train[{i}].rule_shift", t.name, t.config)
+             for i, t in enumerate(tasks.train) if t.rule_shift is not None]  # fmt: skip
+    shifts = {t.name: t.rule_shift for t in tasks.train}
     # Test splits are drawn first, so growing train_size never changes the evaluation items.
     plan = [("id_test", train, tasks.test_size), ("ood_harder", harder, tasks.test_size),
-            ("ood_family", family, tasks.test_size), ("train", train, tasks.train_size),
-            ("rl", train, tasks.rl_size)]  # fmt: skip
+            ("ood_family", family, tasks.test_size), ("ood_rule", rules, tasks.test_size),
+            ("train", train, tasks.train_size), ("rl", train, tasks.rl_size)]  # fmt: skip
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {}
     for split, specs, total in plan:
         items: list[dict] = []
         for j, (key, name, config) in enumerate(specs):
             n = _share(total, len(specs), j)
-            items += [] if n == 0 else _generate(name, config, n, _seed(tasks.seed, split, name), seen, split, key)
+            seed = _seed(tasks.seed, split, name)
+            if split == "ood_rule":
+                items += _rule_items(_generate(name, config, 3 * n, seed, seen, split, key), shifts[name], n, key)
+            elif n:
+                items += _generate(name, config, n, seed, seen, split, key)
         for item in items:
-            item["prompt"] = PROMPT_TEMPLATES["id"].format(question=item["question"])
+            item["prompt"] = item.get("prompt") or PROMPT_TEMPLATES["id"].format(question=item["question"])
         if items:
             splits[split] = items
     splits["ood_format"] = [
@@ -157,6 +202,22 @@ def make_splits(tasks) -> dict[str, list[dict]]:
     for item in splits["train"]:
         item["target"] = sft_target(item, tasks.target)
     return splits
+
+
+def _rule_items(drawn: list[dict], shift: str, n: int, key: str) -> list[dict]:
+    """The first `n` of `drawn` whose answer under the rule `shift` differs from the original's, re-labelled."""
+    rule, answer = RULE_SHIFTS[shift]
+    out = []
+    for item in drawn:
+        shifted = answer(item)
+        if shifted is not None and shifted != item["answer"]:
+            prompt = PROMPT_TEMPLATES["ood_rule"].format(rule=rule, question=item["question"])
+            out.append({**item, "answer": shifted, "original_answer": item["answer"], "rule_shift": shift,
+                        "prompt": prompt})  # fmt: skip
+    if len(out) < n:
+        raise UserError(f"{key}: only {len(out)} of {len(drawn)} items of this task have a + / - chain whose answer "
+                        f"changes under rule {shift!r} (asked {n}); widen the task's settings")  # fmt: skip
+    return out[:n]
 
 
 def sft_target(item: dict, kind: str) -> str:

@@ -125,11 +125,11 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     import torch
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from postfit.evaluation.generate import generate
     from postfit.train.common import trl_kwargs
-    from postfit.train.sft import sft_dataset
+    from postfit.train.sft import plain_loss_trainer, sft_dataset
 
     opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
     test, rows = data["test"], []
@@ -168,7 +168,8 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     )  # fmt: skip
     args = SFTConfig(**trl_kwargs(work_dir, train_opts, seed, "constant"), max_length=256, completion_only_loss=True,
                      packing=False, save_strategy="no")  # fmt: skip
-    trainer = SFTTrainer(model=work, args=args, train_dataset=sft_dataset(data["train"]), processing_class=tokenizer)
+    trainer = plain_loss_trainer()(model=work, args=args, train_dataset=sft_dataset(data["train"]),
+                                   processing_class=tokenizer)  # fmt: skip
     trainer.remove_callback(PrinterCallback)  # the probe's loss is not a result; its accuracy is
     trainer.add_callback(_EvalAt())
     trainer.train()

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from postfit.config.scaling import check_init
 
-SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format")
+SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format", "ood_rule")
 
 
 class Strict(BaseModel):
@@ -89,6 +89,12 @@ class TaskSpec(Strict):
     harder: dict | None = Field(
         None, description="Config overrides for the `ood_harder` split (same family; read for train tasks only)."
     )
+    rule_shift: Literal["swap", "octal"] | None = Field(
+        None,
+        description="The `ood_rule` split: new items of this train task, same question text, under a changed rule "
+        "the prompt states (`swap`: '+' means subtraction and '-' addition; `octal`: the answer in base 8), scored "
+        "under that rule. For `+`/`-` chains (`chain_sum`, `basic_arithmetic`); null: no `ood_rule` split.",
+    )
 
     @model_validator(mode="after")
     def _buildable(self) -> TaskSpec:
@@ -97,11 +103,13 @@ class TaskSpec(Strict):
         check_task(self.name, self.config)
         if self.harder is not None:
             check_task(self.name, {**self.config, **self.harder})
+        if self.rule_shift is not None and self.name not in ("chain_sum", "basic_arithmetic"):
+            raise ValueError(f"rule_shift: needs + / - chains (chain_sum or basic_arithmetic), not {self.name!r}")
         return self
 
 
 class TasksConfig(Strict):
-    """Procedural tasks and their splits: train, id_test, ood_harder, ood_family, ood_format."""
+    """Procedural tasks and their splits: train, id_test, ood_harder, ood_family, ood_format, ood_rule."""
 
     train: list[TaskSpec] = Field(min_length=1, description="Task families used for post-training (and id_test).")
     ood_family: list[TaskSpec] = Field(
@@ -279,7 +287,8 @@ class EvalOptions(Strict):
     benchmark_limit: int | None = Field(None, gt=0, description="Items per benchmark at most (null: all of them).")
     backend: Literal["hf", "vllm"] = Field(
         "hf",
-        description="Evaluation generation: `hf` (transformers `generate`, batched, on every process of a launch) or "
+        description="Evaluation generation: `hf` (the transformers model in memory, postfit's batched decode loop: "
+        "`generate`'s greedy search and sampling, finished rows leaving the batch; on every process of a launch) or "
         "`vllm` (vLLM's offline `LLM.generate` on the run's saved model, the same stop tokens, samples and seed; "
         "CUDA and the `gpu` extra). RL's held-out curve always uses `hf`.",
     )

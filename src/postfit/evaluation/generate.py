@@ -31,47 +31,81 @@ def generate_completions(model, tokenizer, prompts: list[str] | list[list[dict]]
     usual special tokens (BOS).
     """
     import torch
-    from transformers import GenerationConfig
 
     from postfit.models import end_of_turn_ids
 
     stops = end_of_turn_ids(tokenizer, getattr(model, "generation_config", None))
-    gen = GenerationConfig(
-        max_new_tokens=opts.max_new_tokens,
-        do_sample=sample,
-        temperature=opts.temperature if sample else None,
-        top_p=opts.top_p if sample else None,
-        top_k=None,
-        num_return_sequences=n,
-        eos_token_id=stops,
-        pad_token_id=tokenizer.pad_token_id,
-    )
     texts, raw = prompt_texts(tokenizer, prompts)
     # Similar lengths in a batch waste less padding; results go back to the prompts' order. Batches are dealt to
     # the processes of a launch and each is seeded by its number, so one process or eight give the same completions.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     tokenizer.padding_side = "left"
     model.eval()
-    stop_ids = set(stops)
 
     def run(b: int, batch: list[int]) -> list[list[Completion]]:
         torch.manual_seed(seed + b)
         enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=raw)
         enc = enc.to(model.device)
-        with torch.inference_mode():
-            ids = model.generate(**enc, generation_config=gen)[:, enc["input_ids"].shape[1] :]
-        new = tokenizer.batch_decode(ids, skip_special_tokens=True)
-        done = []
-        for row in ids.tolist():
-            # Padding after the stop (other rows ran longer) is not generated text.
-            hit = next((t for t, tok in enumerate(row) if tok in stop_ids), None)
-            done.append((hit + 1, True) if hit is not None else (len(row), False))
+        rows = decode(model, enc["input_ids"], enc["attention_mask"], opts, stops, n=n, sample=sample)
+        new = tokenizer.batch_decode(rows, skip_special_tokens=True)
+        done = [(len(row), bool(row) and row[-1] in stops) for row in rows]
         return [[Completion(new[k], *done[k]) for k in range(j * n, (j + 1) * n)] for j in range(len(batch))]
 
     results = shard_map(run, order, chunk=opts.batch_size, progress=lambda it: track(it, label))
     out: list[list[Completion]] = [[] for _ in texts]
     for i, completions in zip(order, results, strict=True):
         out[i] = completions
+    return out
+
+
+def decode(model, input_ids, attention_mask, opts: EvalOptions, stops: list[int], *, n: int = 1,
+           sample: bool = False) -> list[list[int]]:  # fmt: skip
+    """New token ids of `n` continuations per row of a left-padded batch (row-major: a row's `n` together), each
+    ending at its first id in `stops` (included) or at `opts.max_new_tokens`.
+
+    `model.generate`'s greedy search or sampling (temperature, top-p: transformers' own warpers) with a KV cache,
+    and two changes that make it faster on small models and change no greedy result: a row leaves the batch and its
+    cache as soon as it stops (generate runs every row to the longest), and the prompt is encoded once for its `n`
+    continuations. Sampled continuations draw from the same distributions, but not the same random numbers as
+    `generate` (fewer rows per draw).
+    """
+    import torch
+    from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    warp = LogitsProcessorList()
+    if sample:
+        warp += [TemperatureLogitsWarper(opts.temperature)] if opts.temperature != 1.0 else []
+        warp += [TopPLogitsWarper(opts.top_p)] if opts.top_p < 1.0 else []
+    stop = torch.tensor(sorted(set(stops)), device=input_ids.device)
+    cache = DynamicCache(config=model.config)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                       cache=cache, use_cache=True).logits[:, -1].float()  # fmt: skip
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            logits, attention_mask = logits.repeat_interleave(n, 0), attention_mask.repeat_interleave(n, 0)
+        alive = torch.arange(logits.shape[0], device=input_ids.device)  # row number of each row still running
+        out: list[list[int]] = [[] for _ in range(logits.shape[0])]
+        for step in range(opts.max_new_tokens):
+            if sample:
+                probs = torch.softmax(warp(None, logits), dim=-1)
+                token = torch.multinomial(probs, num_samples=1).squeeze(1)
+            else:
+                token = logits.argmax(-1)
+            for row, tok in zip(alive.tolist(), token.tolist(), strict=True):
+                out[row].append(tok)
+            running = ~torch.isin(token, stop)
+            if step + 1 == opts.max_new_tokens or not running.any():
+                break
+            if not running.all():
+                keep = running.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                alive, token, attention_mask = alive[keep], token[keep], attention_mask[keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(alive), 1)], dim=1)
+            logits = model(input_ids=token[:, None], attention_mask=attention_mask,
+                           position_ids=attention_mask.sum(-1, keepdim=True) - 1, cache=cache,
+                           use_cache=True).logits[:, -1].float()  # fmt: skip
     return out
 
 

@@ -26,6 +26,7 @@ from postfit.report.render import render_html, render_md
 from postfit.report.results import StudyResults, group_estimates, load_study
 from postfit.report.rl import rl_blocks
 from postfit.report.scaling import load_infos, scaling_blocks
+from postfit.report.verdict import verdict
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ def build_blocks(study: StudyResults) -> list[Block]:
         missing = ", ".join(study.sandbox.get("missing") or [])
         blocks.append(Para(f"Weak sandbox: model-written code ran without the layers {missing} "
                            "(sandbox.allow_weak / --unsafe-weak-sandbox); see sandbox.json."))  # fmt: skip
+    sentences = verdict(study)
+    if sentences:
+        blocks += [Heading("Verdict"), Para(" ".join(sentences))]
     blocks += [
         Para(summary(study)),
         Heading("Greedy pass@1 (%)"),

@@ -43,6 +43,10 @@ RECOVERY_HEADER = "recipe|split|random pass@1 (%)|pretrained pass@1 (%)|ratio ra
 )
 
 
+def ratio_text(r: tuple[float, float, float]) -> str:
+    return "undefined (pretrained score is 0)" if np.isnan(r[0]) else f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]"
+
+
 def recovery_table(study: StudyResults) -> Table | None:
     rows = []
     for recipe in dict.fromkeys(recipe for _, recipe in study.groups()):
@@ -50,8 +54,7 @@ def recovery_table(study: StudyResults) -> Table | None:
             rec = recovery(study, recipe, split)
             if rec is None:
                 continue
-            r = rec["ratio"]
-            ratio = "undefined (pretrained score is 0)" if np.isnan(r[0]) else f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]"
+            ratio = ratio_text(rec["ratio"])
             scores = [f"{100 * rec['random']:.1f}", f"{100 * rec['pretrained']:.1f}"]
             rows.append([recipe, split, *scores, ratio, str(rec["n"]), str(rec["seeds"])])
     return Table(RECOVERY_HEADER, rows) if rows else None
@@ -97,9 +100,19 @@ def loss_blocks(study: StudyResults) -> list[Block]:
         png = runs_loss_plot(f"Post-training loss: {recipe}", runs)
         if png:
             blocks.append(Plot(f"loss_{re.sub(r'[^A-Za-z0-9_.-]+', '_', recipe)}", f"Training loss, {recipe}", png))
-    png = loss_plot("Pre-training loss", [("pretrain", study.pretrain_log, {})]) if study.pretrain_log else None
+    meta = study.base_meta or {}
+    levels = [(label, meta[key]) for label, key in [("corpus unigram entropy", "unigram_entropy"),
+              ("held-out loss, pre-trained", "heldout_loss_pretrained")] if meta.get(key) is not None]  # fmt: skip
+    png = study.pretrain_log and loss_plot("Pre-training loss", [("pretrain", study.pretrain_log, {})], levels)
     if png:
         blocks.append(Plot("pretrain_loss", "Pre-training loss", png))
+    if meta.get("unigram_entropy") is not None and meta.get("heldout_loss_pretrained") is not None:
+        h, pre, rand = meta["unigram_entropy"], meta["heldout_loss_pretrained"], meta.get("heldout_loss_random")
+        text = (f"Pre-training, in nats per token: held-out loss {pre:.2f} on {meta.get('heldout_tokens', 0):,} "
+                f"corpus tokens never trained on, {h - pre:.2f} below the corpus's unigram entropy ({h:.2f}: the loss "
+                "of a model that ignores context)")  # fmt: skip
+        text += f"; the random init it started from: {rand:.2f}." if rand is not None else "."
+        blocks.append(Para(text))
     if study.base_meta:
         meta_rows = [[k, _number(v)] for k, v in sorted(study.base_meta.items())]
         blocks += [Para("Pre-training (base/meta.json):"), Table(["quantity", "value"], meta_rows)]

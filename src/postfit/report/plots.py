@@ -94,8 +94,10 @@ def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, fl
     return _png(fig)
 
 
-def loss_plot(title: str, curves: list[tuple[str, list[dict], dict]]) -> bytes | None:
-    """Loss vs step, one line per (label, log rows, matplotlib line style); None when no row holds a loss."""
+def loss_plot(title: str, curves: list[tuple[str, list[dict], dict]],
+              levels: list[tuple[str, float]] = ()) -> bytes | None:  # fmt: skip
+    """Loss vs step, one line per (label, log rows, matplotlib line style), and a dashed horizontal line per
+    (label, loss) in `levels`; None when no row holds a loss."""
     fig = _figure()
     ax = fig.subplots()
     drawn = False
@@ -106,6 +108,8 @@ def loss_plot(title: str, curves: list[tuple[str, list[dict], dict]]) -> bytes |
             drawn = True
     if not drawn:
         return None
+    for i, (label, y) in enumerate(levels):
+        ax.axhline(y, ls="--", lw=1, color=f"C{i + 1}", label=label)
     ax.set(xlabel="step", ylabel="training loss", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

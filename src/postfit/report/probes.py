@@ -7,6 +7,8 @@ over the same items and seeds.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.plots import curves_plot
 from postfit.report.scaling import Info, _aligned, _estimate, _pct, paired_difference
@@ -19,6 +21,21 @@ def _scores(info: Info, probe: str, key: str, value: int) -> dict[str, float]:
 
 def _by_seed(infos: list[Info], probe: str, key: str, value: int) -> dict[int, dict[str, float]]:
     return {i.run.seed: _scores(i, probe, key, value) for i in infos}
+
+
+def adaptation_auc(by_m: dict[int, dict[str, float]]) -> dict[str, float]:
+    """Per item, the area under its accuracy-vs-m curve (trapezoids over the probed m, divided by their range):
+    its mean accuracy over the adaptation, in [0, 1]; items probed at every m only. One m: its accuracy."""
+    ms = sorted(by_m)
+    items = set.intersection(*(set(by_m[m]) for m in ms)) if ms else set()
+    if len(ms) == 1:
+        return {i: by_m[ms[0]][i] for i in items}
+    span = ms[-1] - ms[0]
+    return {i: sum((b - a) * (by_m[a][i] + by_m[b][i]) / 2 for a, b in pairwise(ms)) / span for i in items}
+
+
+def _auc_by_seed(infos: list[Info], ms: list[int]) -> dict[int, dict[str, float]]:
+    return {i.run.seed: adaptation_auc({m: _scores(i, "adapt", "m", m) for m in ms}) for i in infos}
 
 
 def _name(init: str, label: str) -> str:
@@ -59,12 +76,17 @@ def probe_blocks(study, infos: list[Info]) -> list[Block]:
     if panels:
         png = curves_plot(panels, "k or m (symlog)", "greedy accuracy (%)", "Learning to learn", xscale="symlog")
         blocks.append(Plot("probes", "In-context and adaptation curves", png))
+    ms = [v for p, _, v in columns if p == "adapt"]
     header = ["init", "model"] + [f"{probe} {key}={v}" for probe, key, v in columns]
+    header += [f"adapt AUC (m={ms[0]}-{ms[-1]})"] if ms else []
     rows = []
     for (init, label), g in groups.items():
         cells = []
         for probe, key, v in columns:
             arrays = _aligned([d for d in _by_seed(g, probe, key, v).values() if d])
+            cells.append(_pct(_estimate(study, arrays)) if arrays else "—")
+        if ms:
+            arrays = _aligned([d for d in _auc_by_seed(g, ms).values() if d])
             cells.append(_pct(_estimate(study, arrays)) if arrays else "—")
         rows.append([init, label, *cells])
     blocks.append(Table(header, rows))
@@ -82,6 +104,12 @@ def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[
             if d:
                 lines.append(f"{_name(init, label)}: k={icl[-1]} minus k={icl[0]} = {d}.")
     adapt = [v for p, _, v in columns if p == "adapt"]
+    for (init, label), g in groups.items() if adapt else ():
+        arrays = _aligned([d for d in _auc_by_seed(g, adapt).values() if d])
+        if arrays:
+            lines.append(f"{_name(init, label)}: adaptation speed (area under accuracy vs m={adapt[0]}-{adapt[-1]} "
+                         f"SFT steps, as a mean accuracy) {_pct(_estimate(study, arrays))}% ({study.ci:.0%} CI, "
+                         f"n={arrays[0].size} items, {len(arrays)} seed(s)).")  # fmt: skip
     if adapt:
         m = adapt[-1]
         for (init, label), g in groups.items():

@@ -156,20 +156,38 @@ def group_drop(study: StudyResults, runs: list[RunResults]) -> tuple[float, floa
     return stats.drop_ci(id_scores, ood_scores, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
 
 
-def recovery(study: StudyResults, recipe: str, split: str) -> dict | None:
-    """random-init over pretrained greedy pass@1 on the items and seeds both have, paired by seed and item."""
-    groups = study.groups()
-    rand, pre = groups.get(("random", recipe)), groups.get(("pretrained", recipe))
-    if not rand or not pre:
-        return None
-    seeds = sorted({r.seed for r in rand} & {r.seed for r in pre})
-    by_seed = [{r.seed: r for r in g} for g in (rand, pre)]
+def paired_scores(a: list[RunResults], b: list[RunResults], split: str) -> tuple[list, list, int, int] | None:
+    """Per-seed greedy per-item scores of two groups of runs on the seeds and items both have, paired by seed and
+    item: (a's arrays, b's arrays, n items, seeds), or None when they share none."""
+    seeds = sorted({r.seed for r in a} & {r.seed for r in b})
+    by_seed = [{r.seed: r for r in g} for g in (a, b)]
     scores = [[stats.per_item_pass(g[s].samples, split) for s in seeds] for g in by_seed]
     items = sorted(set.intersection(*(set(d) for g in scores for d in g))) if seeds else []
     if not items:
         return None
-    num, den = ([np.array([d[i] for i in items]) for d in g] for g in scores)
+    first, second = ([np.array([d[i] for i in items]) for d in g] for g in scores)
+    return first, second, len(items), len(seeds)
+
+
+def recovery(study: StudyResults, recipe: str, split: str) -> dict | None:
+    """random-init over pretrained greedy pass@1 on the items and seeds both have, paired by seed and item."""
+    groups = study.groups()
+    rand, pre = groups.get(("random", recipe)), groups.get(("pretrained", recipe))
+    paired = paired_scores(rand, pre, split) if rand and pre else None
+    if paired is None:
+        return None
+    num, den, n, seeds = paired
     rng = np.random.default_rng(BOOT_SEED)
     means = [float(np.mean([a.mean() for a in g])) for g in (num, den)]
     ratio = stats.ratio_ci(num, den, study.n_boot, study.ci, rng)
-    return {"ratio": ratio, "random": means[0], "pretrained": means[1], "n": len(items), "seeds": len(seeds)}
+    return {"ratio": ratio, "random": means[0], "pretrained": means[1], "n": n, "seeds": seeds}
+
+
+def paired_difference(study: StudyResults, a: list[RunResults], b: list[RunResults], split: str) -> dict | None:
+    """a minus b greedy pass@1 with its bootstrap CI paired by seed and item: {"diff": (est, lo, hi), "n", "seeds"}."""
+    paired = paired_scores(a, b, split)
+    if paired is None:
+        return None
+    first, second, n, seeds = paired
+    diff = stats.paired_diff_ci(first, second, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
+    return {"diff": diff, "n": n, "seeds": seeds}

@@ -160,11 +160,13 @@ def pretrain_tokens(study: Study) -> int:
 
 
 def _procedural_items(study: Study) -> int:
-    """Items of the procedural evaluation splits: test_size each for id_test, ood_format and the optional two."""
+    """Items of the procedural evaluation splits: test_size each for id_test, ood_format and the optional three."""
     tasks = study.tasks
     if tasks is None:
         return 0
-    splits = 2 + any(t.harder is not None for t in tasks.train) + bool(tasks.ood_family)
+    optional = (any(t.harder is not None for t in tasks.train), bool(tasks.ood_family),
+                any(t.rule_shift is not None for t in tasks.train))  # fmt: skip
+    splits = 2 + sum(optional)
     return splits * tasks.test_size
 
 

@@ -80,9 +80,13 @@ def train_tokenizer(text: str, vocab_size: int, shape: str = "postfit"):
     return fast
 
 
-def pack(tokenizer, docs: list[str], seq_len: int, n_tokens: int) -> list[list[int]]:
-    """Token blocks of `seq_len` covering `n_tokens`, documents joined by DOC_SEP (or, in a tokenizer without it,
-    its eos, as real checkpoints were pre-trained), repeating the corpus if short."""
+HELDOUT_BLOCKS = 32  # blocks of the corpus's end held out of pre-training, for its held-out loss
+
+
+def pack(tokenizer, docs: list[str], seq_len: int, n_tokens: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(training blocks of `seq_len` covering `n_tokens`, held-out blocks): documents joined by DOC_SEP (or, in a
+    tokenizer without it, its eos, as real checkpoints were pre-trained); the held-out blocks are the corpus's last
+    tokens (up to HELDOUT_BLOCKS, at most a tenth of it), never trained on; the rest repeats if short."""
     sep = tokenizer.convert_tokens_to_ids(DOC_SEP) if DOC_SEP in tokenizer.get_vocab() else tokenizer.eos_token_id
     ids: list[int] = []
     for doc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
@@ -90,9 +94,38 @@ def pack(tokenizer, docs: list[str], seq_len: int, n_tokens: int) -> list[list[i
         ids.append(sep)
     if not ids:
         raise ValueError("empty corpus")
+    held = min(HELDOUT_BLOCKS, len(ids) // (10 * seq_len))
+    heldout = [ids[len(ids) - (i + 1) * seq_len : len(ids) - i * seq_len] for i in reversed(range(held))]
+    ids = ids[: len(ids) - held * seq_len]
     n_blocks = max(1, n_tokens // seq_len)
     stream = ids * (n_blocks * seq_len // len(ids) + 1)
-    return [stream[i * seq_len : (i + 1) * seq_len] for i in range(n_blocks)]
+    return [stream[i * seq_len : (i + 1) * seq_len] for i in range(n_blocks)], heldout
+
+
+def unigram_entropy(blocks: list[list[int]]) -> float:
+    """Entropy in nats of the tokens' frequencies: the loss of a model that ignores context."""
+    import numpy as np
+
+    counts = np.bincount(np.concatenate([np.asarray(b) for b in blocks]))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def heldout_loss(model, blocks: list[list[int]], batch_size: int = 8) -> float | None:
+    """Mean next-token cross-entropy (nats) of `model` on the held-out blocks; None without any."""
+    import torch
+
+    if not blocks:
+        return None
+    total, n = 0.0, 0
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(blocks), batch_size):
+            ids = torch.tensor(blocks[i : i + batch_size], device=model.device)
+            tokens = ids.shape[0] * (ids.shape[1] - 1)
+            total += float(model(input_ids=ids, labels=ids).loss) * tokens
+            n += tokens
+    return total / n
 
 
 def ensure_base(
@@ -176,11 +209,13 @@ def pretrain(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     tokenizer = AutoTokenizer.from_pretrained(arch_dir)
-    blocks = pack(tokenizer, docs, cfg.seq_len, cfg.tokens)
+    blocks, heldout = pack(tokenizer, docs, cfg.seq_len, cfg.tokens)
     steps = max(1, len(blocks) // cfg.batch_size)
     dataset = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
     set_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(arch_dir), dtype=torch.float32)
+    initial_loss = heldout_loss(model, heldout)  # the random init pre-training starts from
+    model.train()
     per_device, accumulation = per_device_batch(cfg.batch_size, None, "pretrain")
     args = TrainingArguments(
         gradient_accumulation_steps=accumulation,
@@ -211,6 +246,11 @@ def pretrain(
         "params": model.num_parameters(),
         "tokens_per_s": round(tokens / max(stats["runtime_s"], 1e-9), 1),
         "corpus": read_json(arch_dir / "corpus.json"),
+        # Nats per token: a context-free model's loss, and the held-out corpus blocks' before and after.
+        "unigram_entropy": round(unigram_entropy(blocks), 4),
+        "heldout_tokens": len(heldout) * cfg.seq_len,
+        "heldout_loss_random": None if initial_loss is None else round(initial_loss, 4),
+        "heldout_loss_pretrained": None if not heldout else round(heldout_loss(model, heldout), 4),
     }
     if is_main():
         atomic_write_json(base_dir / "meta.json", meta)  # marks pre-training as done (ensure_base)

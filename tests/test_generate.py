@@ -1,0 +1,71 @@
+"""postfit's decode loop against transformers' `generate`: the same greedy tokens, rows leaving as they stop."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def model_and_batch():
+    """A random tiny Qwen3 and a left-padded batch of six prompts of different lengths."""
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    torch.manual_seed(0)
+    config = Qwen3Config(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, pad_token_id=0)  # fmt: skip
+    model = AutoModelForCausalLM.from_config(config).eval()
+    lengths = [7, 3, 5, 7, 1, 4]
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, -n:] = torch.randint(1, 48, (n,))
+        mask[row, -n:] = 1
+    return model, ids, mask
+
+
+def _hf(model, ids, mask, stops, max_new, **kwargs) -> list[list[int]]:
+    """`model.generate`'s new tokens per row, cut after the first stop (its padding after that dropped)."""
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, eos_token_id=stops or None,
+                             pad_token_id=0, **kwargs)[:, ids.shape[1] :].tolist()  # fmt: skip
+    rows = []
+    for row in out:
+        hit = next((t for t, tok in enumerate(row) if tok in stops), None)
+        rows.append(row if hit is None else row[: hit + 1])
+    return rows
+
+
+def test_greedy_decode_is_generates_greedy_search_with_rows_stopping_at_different_steps(model_and_batch):
+    from postfit.config import EvalOptions
+    from postfit.evaluation.generate import decode
+
+    model, ids, mask = model_and_batch
+    free = _hf(model, ids, mask, [], 12, do_sample=False)
+    # Stop ids taken from the free-running rows, so that rows stop early, at different steps, and some never.
+    stops = sorted({free[0][2], free[3][5]})
+    want = _hf(model, ids, mask, stops, 12, do_sample=False)
+    assert len({len(r) for r in want}) >= 2 and min(len(r) for r in want) < 12, "the test needs rows that stop early"
+    got = decode(model, ids, mask, EvalOptions(max_new_tokens=12), stops)
+    assert got == want
+    assert all(r[-1] in stops for r in got if len(r) < 12)
+
+
+def test_sampling_draws_n_continuations_per_row_in_row_order(model_and_batch):
+    """At a temperature near zero every sampled continuation is the greedy one, so the prompt encoded once and
+    repeated n times keeps each row's continuations together and in order; at 1.0 the draws are seeded."""
+    from postfit.config import EvalOptions
+    from postfit.evaluation.generate import decode
+
+    model, ids, mask = model_and_batch
+    greedy = decode(model, ids, mask, EvalOptions(max_new_tokens=10), [5, 9])
+    cold = decode(model, ids, mask, EvalOptions(max_new_tokens=10, temperature=1e-6), [5, 9], n=3, sample=True)
+    assert cold == [row for row in greedy for _ in range(3)]
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        draws.append(decode(model, ids, mask, EvalOptions(max_new_tokens=10, temperature=1.0), [5, 9], n=3,
+                            sample=True))  # fmt: skip
+    assert draws[0] == draws[1] and len(draws[0]) == 18
+    assert draws[0] != [row for row in greedy for _ in range(3)]

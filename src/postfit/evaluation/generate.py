@@ -81,7 +81,7 @@ def decode(model, input_ids, attention_mask, opts: EvalOptions, stops: list[int]
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
     with torch.inference_mode():
         logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                       cache=cache, use_cache=True).logits[:, -1].float()  # fmt: skip
+                       cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()  # fmt: skip
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits, attention_mask = logits.repeat_interleave(n, 0), attention_mask.repeat_interleave(n, 0)

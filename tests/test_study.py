@@ -84,6 +84,17 @@ def test_other_study_in_same_dir_exits_2(smoke_dir: Path, tmp_path: Path):
     assert proc.returncode == 2 and "holds results of a different study" in proc.stderr
 
 
+def test_data_without_its_study_file_exits_2_before_training(smoke_dir: Path, tmp_path: Path):
+    """data/ copied without study.yaml: which study made it is unknown, so nothing is trained on it."""
+    import shutil
+
+    out = tmp_path / "copied"
+    shutil.copytree(smoke_dir / "data", out / "data")
+    proc = postfit("run", "smoke", "--out", str(out), check=False)
+    assert proc.returncode == 2 and "holds data/ but no study.yaml" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["data"]
+
+
 def _kill_when(out: Path, ready) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "postfit", "run", "smoke", "--out", str(out)], env=env,

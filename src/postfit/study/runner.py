@@ -55,6 +55,9 @@ def _check_same_study(study: Study, out_dir: Path) -> None:
         previous = parse_study(yaml.safe_load(path.read_text()), str(path))
         if previous.fingerprint() != study.fingerprint():
             raise UserError(f"{out_dir}: holds results of a different study (see {path}); choose another --out")
+    elif (out_dir / "data" / "manifest.json").exists():  # study.yaml is written before the data: it was removed
+        raise UserError(f"{out_dir}: holds data/ but no study.yaml, so which study made it is unknown; restore "
+                        f"{path} or choose another --out")  # fmt: skip
 
 
 def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:

@@ -124,3 +124,37 @@ def test_adaptation_auc_is_the_mean_accuracy_under_the_curve():
     by_m = {0: {"a": 0.0, "b": 1.0, "c": 1.0}, 4: {"a": 1.0, "b": 1.0}, 16: {"a": 1.0, "b": 0.0, "c": 1.0}}
     assert adaptation_auc(by_m) == pytest.approx({"a": (2 + 12) / 16, "b": (4 + 6) / 16})
     assert adaptation_auc({8: {"a": 1.0}}) == {"a": 1.0}
+
+
+def test_probe_verdict_states_in_context_gain_and_adaptation_speed_with_intervals():
+    """Synthetic probe rows for two seeds: pre-trained adapts on every item by m=10, random init never; neither
+    gains from shots. The verdict names pre-trained for adaptation and finds no in-context gain."""
+    from types import SimpleNamespace
+
+    from postfit.report.probes import probe_verdict
+    from postfit.report.results import RunResults
+    from postfit.report.scaling import Info
+    from postfit.report.verdict import compare
+
+    def rows(adapts: bool) -> list[dict]:
+        out = [{"probe": "icl", "k": k, "task": "gcd", "item": str(i), "sample": -1, "correct": i % 3 == 0}
+               for k in (0, 4) for i in range(30)]  # fmt: skip
+        out += [{"probe": "adapt", "m": m, "task": "lc", "item": str(i), "sample": -1,
+                 "correct": adapts and m > 0 and i % 5 > 0} for m in (0, 10, 40) for i in range(30)]  # fmt: skip
+        return out
+
+    infos = [Info(RunResults(init, "sft", seed), None, None, rows(init == "pretrained"))
+             for init in ("pretrained", "random") for seed in (0, 1)]  # fmt: skip
+    study = SimpleNamespace(n_boot=200, ci=0.95)
+    text = " ".join(probe_verdict(study, infos, compare))
+    assert (
+        "pretrained sft (after): in-context gain, k=4 minus k=0 shots, +0.0 [+0.0, +0.0] pp (95% CI, n=30, "
+        "2 seed(s)): no detectable difference." in text
+    )
+    # AUC per adapting item: (10 * 0.5 + 30 * 1) / 40 = 0.875; 24 of 30 items adapt: 70.0 pp on average.
+    assert (
+        "Adaptation speed after sft (area under accuracy vs m=0-40 SFT steps on a new task), pre-trained minus "
+        "random init: +70.0 ["
+        in text
+        and text.endswith("(95% CI, n=30, 2 seed(s)): pre-trained higher.")
+    )

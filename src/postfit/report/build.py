@@ -42,7 +42,8 @@ def build_blocks(study: StudyResults) -> list[Block]:
         missing = ", ".join(study.sandbox.get("missing") or [])
         blocks.append(Para(f"Weak sandbox: model-written code ran without the layers {missing} "
                            "(sandbox.allow_weak / --unsafe-weak-sandbox); see sandbox.json."))  # fmt: skip
-    sentences = verdict(study)
+    infos = load_infos(study)
+    sentences = verdict(study, infos)
     if sentences:
         blocks += [Heading("Verdict"), Para(" ".join(sentences))]
     blocks += [
@@ -71,7 +72,6 @@ def build_blocks(study: StudyResults) -> list[Block]:
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
-    infos = load_infos(study)
     blocks += scaling_blocks(study, infos) + probe_blocks(study, infos)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)

@@ -11,7 +11,7 @@ from itertools import pairwise
 
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.plots import curves_plot
-from postfit.report.scaling import Info, _aligned, _estimate, _pct, paired_difference
+from postfit.report.scaling import Info, _aligned, _estimate, _pct, paired_difference, paired_estimate
 
 
 def _scores(info: Info, probe: str, key: str, value: int) -> dict[str, float]:
@@ -121,3 +121,32 @@ def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[
                 lines.append(f"{init}: adaptation after m={m} steps, {label} model minus the model before "
                              f"post-training = {d}.")  # fmt: skip
     return [Para(" ".join(lines))] if lines else []
+
+
+def probe_verdict(study, infos: list[Info], compare) -> list[str]:
+    """The verdict's learning-to-learn sentences: per model, the in-context gain (largest k minus k=0); per recipe,
+    pre-trained minus random init in adaptation speed (the AUC); each worded by `compare` from its interval."""
+    probed = [i for i in infos if i.probes]
+    groups: dict[tuple[str, str], list[Info]] = {}
+    for i in probed:
+        groups.setdefault((i.run.init, i.label), []).append(i)
+    values = {p: sorted({r[key] for i in probed for r in i.probes if r["probe"] == p}) for p, key in
+              (("icl", "k"), ("adapt", "m"))}  # fmt: skip
+    ci, out = f"{study.ci:.0%}", []
+    ks, ms = values["icl"], values["adapt"]
+    for (init, label), g in groups.items() if len(ks) > 1 else ():
+        got = paired_estimate(study, _by_seed(g, "icl", "k", ks[-1]), _by_seed(g, "icl", "k", ks[0]))
+        if got:
+            (est, n, seeds), words = got, compare(got[0], f"k={ks[-1]}", f"k={ks[0]}")
+            out.append(f"{_name(init, label)}: in-context gain, k={ks[-1]} minus k={ks[0]} shots, "
+                       f"{_pct(est, signed=True)} pp ({ci} CI, n={n}, {seeds} seed(s)): {words}.")  # fmt: skip
+    for label in dict.fromkeys(label for _, label in groups) if ms else ():
+        pre, rand = groups.get(("pretrained", label)), groups.get(("random", label))
+        got = pre and rand and paired_estimate(study, _auc_by_seed(pre, ms), _auc_by_seed(rand, ms))
+        if got:
+            est, n, seeds = got
+            what = "before post-training" if label == "none" else f"after {label}"
+            out.append(f"Adaptation speed {what} (area under accuracy vs m={ms[0]}-{ms[-1]} SFT steps on a new "
+                       f"task), pre-trained minus random init: {_pct(est, signed=True)} pp ({ci} CI, n={n}, "
+                       f"{seeds} seed(s)): {compare(est, 'pre-trained', 'random init')}.")  # fmt: skip
+    return out

@@ -63,15 +63,24 @@ def _pct(e: tuple[float, float, float], signed: bool = False) -> str:
     return f"{f.format(100 * e[0])} [{f.format(100 * e[1])}, {f.format(100 * e[2])}]"
 
 
-def paired_difference(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str | None:
-    """'+d [lo, hi] pp (n items, s seeds)' for a - b, two {seed: {item: score}}, paired by seed and item."""
+def paired_estimate(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]):
+    """((a - b, lo, hi), n items, seeds) for two {seed: {item: score}}, paired by seed and item; None if disjoint."""
     seeds = sorted(set(a) & set(b))
     arrays = _aligned([a[s] for s in seeds] + [b[s] for s in seeds])
     if arrays is None:
         return None
     k = len(seeds)
     est = stats.paired_diff_ci(arrays[:k], arrays[k:], study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
-    return f"{_pct(est, signed=True)} pp (n={arrays[0].size} items, {k} seed{'s' * (k > 1)}, paired)"
+    return est, arrays[0].size, k
+
+
+def paired_difference(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str | None:
+    """'+d [lo, hi] pp (n items, s seeds)' for a - b, two {seed: {item: score}}, paired by seed and item."""
+    got = paired_estimate(study, a, b)
+    if got is None:
+        return None
+    est, n, k = got
+    return f"{_pct(est, signed=True)} pp (n={n} items, {k} seed{'s' * (k > 1)}, paired)"
 
 
 def _by_seed(infos: list[Info], split: str) -> dict[int, dict[str, float]]:

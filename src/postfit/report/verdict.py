@@ -5,6 +5,7 @@ n and seeds, worded from the interval ("no detectable difference" when it spans 
 from __future__ import annotations
 
 from postfit.report.main import ratio_text
+from postfit.report.probes import probe_verdict
 from postfit.report.results import StudyResults, group_drop, paired_difference, recovery
 from postfit.report.rl import RL_RECIPES
 
@@ -20,8 +21,9 @@ def compare(est: tuple[float, float, float], better: str, worse: str) -> str:
     return f"{better} higher" if est[0] > 0 else f"{worse} higher"
 
 
-def verdict(study: StudyResults) -> list[str]:
-    """The verdict's sentences, in the order: recovery, paired difference between inits, ID-to-OOD drops, RL."""
+def verdict(study: StudyResults, infos: list | None = None) -> list[str]:
+    """The verdict's sentences, in the order: recovery, paired difference between inits, ID-to-OOD drops, RL,
+    then learning to learn from the probes of `infos` (postfit.report.scaling.load_infos)."""
     groups, ci = study.groups(), f"{study.ci:.0%}"
     recipes = [r for r in dict.fromkeys(recipe for _, recipe in groups) if r != "none"]
     out: list[str] = []
@@ -52,4 +54,4 @@ def verdict(study: StudyResults) -> list[str]:
             if d is not None:
                 out.append(f"{init}, {recipe} minus {start} on {split}: {_pp(d['diff'])} greedy pass@1 ({ci} CI, "
                            f"n={d['n']}, {d['seeds']} seed(s)): {compare(d['diff'], recipe, start)}.")  # fmt: skip
-    return out
+    return out + probe_verdict(study, infos or [], compare)

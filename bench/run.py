@@ -51,7 +51,7 @@ def _base(work: Path, preset: str, tokens: int):
 
 
 def _items(n_train: int, n_test: int) -> dict[str, list[dict]]:
-    """The default study's training and test items."""
+    """The default study's training and test items (its task settings, these sizes)."""
     from postfit.config import load_study
     from postfit.tasks import make_splits
 
@@ -120,7 +120,7 @@ def bench_sft(work: Path, quick: bool) -> tuple[dict, Path]:
 
     base, _ = _base(work, "micro", 40_000)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    items = _items(3000, 200)["train"]
+    items = _items(2000, 200)["train"]
     steps = 40 if quick else 200
     opts = SFTOptions(steps=steps, batch_size=32, learning_rate=0.002, logging_steps=10)
     torch.manual_seed(0)

@@ -191,11 +191,11 @@ def test_verdict_names_the_better_init_with_its_interval(study_dir: Path) -> Non
     md = write_report(study_dir)[0].read_text(encoding="utf-8")
     text = _verdict(md)
     assert md.index("## Verdict") < md.index("## Greedy pass@1")
-    hit = re.search(r"sft, id_test: pre-trained minus random init \+45\.0 pp \[\+(\d+\.\d), \+(\d+\.\d)\] \(95% CI, "
+    hit = re.search(r"sft, id_test: pre-trained minus random init \+45\.0 \[\+(\d+\.\d), \+(\d+\.\d)\] pp \(95% CI, "
                     r"n=20, 2 seed\(s\)\): pre-trained higher\.", text)  # fmt: skip
     assert hit and 0 < float(hit[1]) < 45 < float(hit[2])
     assert "sft, id_test: random init recovers 0.40 [" in text and "(30.0% vs 75.0%, n=20, 2 seed(s))" in text
-    assert re.search(r"random \+ sft: id_test minus the mean of the OOD splits \+20\.0 pp \[.*?\] .*: a drop\.", text)
+    assert re.search(r"random \+ sft: id_test minus the mean of the OOD splits \+20\.0 \[.*?\] pp .*: a drop\.", text)
     assert "no detectable difference" not in text.split("sft, ood_format")[0]
 
 
@@ -209,7 +209,7 @@ def test_verdict_says_no_detectable_difference_when_the_interval_spans_zero(stud
         RATES["random", "sft"] = [6, 3, 2, 1]
     text = _verdict(write_report(study_dir)[0].read_text(encoding="utf-8"))
     for split in SPLITS:
-        hit = re.search(rf"sft, {split}: pre-trained minus random init \+5\.0 pp \[([-+]\d+\.\d), ([-+]\d+\.\d)\] "
+        hit = re.search(rf"sft, {split}: pre-trained minus random init \+5\.0 \[([-+]\d+\.\d), ([-+]\d+\.\d)\] pp "
                         r"\(95% CI, n=20, 2 seed\(s\)\): no detectable difference\.", text)  # fmt: skip
         assert hit and float(hit[1]) <= 0 <= float(hit[2]), split
     assert "pre-trained higher" not in text and "random init higher" not in text

@@ -42,13 +42,19 @@ def _name(init: str, label: str) -> str:
     return f"{init} (before)" if label == "none" else f"{init} {label} (after)"
 
 
+def _groups(probed: list[Info]) -> dict[tuple[str, str], list[Info]]:
+    """(init, model label) -> the probed runs of that model, one per seed."""
+    groups: dict[tuple[str, str], list[Info]] = {}
+    for i in probed:
+        groups.setdefault((i.run.init, i.label), []).append(i)
+    return groups
+
+
 def probe_blocks(study, infos: list[Info]) -> list[Block]:
     probed = [i for i in infos if i.probes]
     if not probed:
         return []
-    groups: dict[tuple[str, str], list[Info]] = {}
-    for i in probed:
-        groups.setdefault((i.run.init, i.label), []).append(i)
+    groups = _groups(probed)
     # Plot the models before post-training and the final ones (largest N); the table has every group.
     top = {}
     for i in probed:
@@ -127,9 +133,7 @@ def probe_verdict(study, infos: list[Info], compare) -> list[str]:
     """The verdict's learning-to-learn sentences: per model, the in-context gain (largest k minus k=0); per recipe,
     pre-trained minus random init in adaptation speed (the AUC); each worded by `compare` from its interval."""
     probed = [i for i in infos if i.probes]
-    groups: dict[tuple[str, str], list[Info]] = {}
-    for i in probed:
-        groups.setdefault((i.run.init, i.label), []).append(i)
+    groups = _groups(probed)
     values = {p: sorted({r[key] for i in probed for r in i.probes if r["probe"] == p}) for p, key in
               (("icl", "k"), ("adapt", "m"))}  # fmt: skip
     ci, out = f"{study.ci:.0%}", []

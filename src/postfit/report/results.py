@@ -156,17 +156,20 @@ def group_drop(study: StudyResults, runs: list[RunResults]) -> tuple[float, floa
     return stats.drop_ci(id_scores, ood_scores, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
 
 
-def paired_scores(a: list[RunResults], b: list[RunResults], split: str) -> tuple[list, list, int, int] | None:
-    """Per-seed greedy per-item scores of two groups of runs on the seeds and items both have, paired by seed and
-    item: (a's arrays, b's arrays, n items, seeds), or None when they share none."""
-    seeds = sorted({r.seed for r in a} & {r.seed for r in b})
-    by_seed = [{r.seed: r for r in g} for g in (a, b)]
-    scores = [[stats.per_item_pass(g[s].samples, split) for s in seeds] for g in by_seed]
-    items = sorted(set.intersection(*(set(d) for g in scores for d in g))) if seeds else []
+def pair_by_seed_and_item(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]):
+    """Two {seed: {item: score}} on the seeds and items both sides have, in one order: (a's per-seed arrays, b's,
+    n items, seeds), or None when they share none."""
+    seeds = sorted(set(a) & set(b))
+    items = sorted(set.intersection(*(set(d) for s in seeds for d in (a[s], b[s])))) if seeds else []
     if not items:
         return None
-    first, second = ([np.array([d[i] for i in items]) for d in g] for g in scores)
+    first, second = ([np.array([side[s][i] for i in items]) for s in seeds] for side in (a, b))
     return first, second, len(items), len(seeds)
+
+
+def paired_scores(a: list[RunResults], b: list[RunResults], split: str) -> tuple[list, list, int, int] | None:
+    """`pair_by_seed_and_item` of two groups of runs' greedy per-item scores on `split`."""
+    return pair_by_seed_and_item(*({r.seed: stats.per_item_pass(r.samples, split) for r in g} for g in (a, b)))
 
 
 def recovery(study: StudyResults, recipe: str, split: str) -> dict | None:

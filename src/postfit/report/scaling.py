@@ -16,7 +16,9 @@ import numpy as np
 from postfit.analysis import stats
 from postfit.io import read_json, read_jsonl
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
+from postfit.report.main import _pct
 from postfit.report.plots import curves_plot, transfer_plot
+from postfit.report.results import pair_by_seed_and_item
 
 BOOT_SEED = 0
 
@@ -58,20 +60,13 @@ def _estimate(study, arrays: list[np.ndarray]) -> tuple[float, float, float]:
     return stats.bootstrap_ci(arrays, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
 
 
-def _pct(e: tuple[float, float, float], signed: bool = False) -> str:
-    f = "{:+.1f}" if signed else "{:.1f}"
-    return f"{f.format(100 * e[0])} [{f.format(100 * e[1])}, {f.format(100 * e[2])}]"
-
-
 def paired_estimate(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]):
     """((a - b, lo, hi), n items, seeds) for two {seed: {item: score}}, paired by seed and item; None if disjoint."""
-    seeds = sorted(set(a) & set(b))
-    arrays = _aligned([a[s] for s in seeds] + [b[s] for s in seeds])
-    if arrays is None:
+    paired = pair_by_seed_and_item(a, b)
+    if paired is None:
         return None
-    k = len(seeds)
-    est = stats.paired_diff_ci(arrays[:k], arrays[k:], study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
-    return est, arrays[0].size, k
+    first, second, n, k = paired
+    return stats.paired_diff_ci(first, second, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED)), n, k
 
 
 def paired_difference(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str | None:

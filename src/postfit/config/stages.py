@@ -311,10 +311,15 @@ class EvalOptions(Strict):
 
 
 class ReportOptions(Strict):
-    """Statistics of the report."""
+    """Statistics of the report, and where training curves are sent."""
 
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     ci: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
+    to: list[Literal["tensorboard", "trackio", "wandb"]] = Field(
+        [],
+        description="Trackers every training stage reports to (the Trainer's `report_to`; run names = postfit "
+        "run names; TensorBoard files in DIR/tensorboard). Not in the fingerprint.",
+    )
 
 
 class SandboxOptions(Strict):

@@ -32,6 +32,9 @@ from postfit.config.stages import (
 )
 from postfit.errors import UserError
 
+# Where and how a study runs, not what it computes: left out of the fingerprint.
+_UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "report": {"to"}}
+
 
 class Study(Strict):
     """A study: one architecture, several initialisations, the same post-training, ID and OOD evaluation."""
@@ -92,9 +95,9 @@ class Study(Strict):
 
     def fingerprint(self) -> str:
         """Hash of everything that determines results (the description, the sandbox opt-in, the scheduler's
-        `resources` and where vLLM's server runs do not)."""
+        `resources`, the trackers of `report.to` and where vLLM's server runs do not)."""
         # Where to run is not what is run: vLLM's server address never blocks resuming a study.
-        data = self.model_dump(mode="json", exclude={"description", "sandbox", "resources"})
+        data = self.model_dump(mode="json", exclude=_UNFINGERPRINTED)
         if vllm := data["rl"].get("vllm"):
             data["rl"]["vllm"] = {k: v for k, v in vllm.items() if k not in ("server_host", "server_port")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -42,6 +42,7 @@ from postfit.io import (
 from postfit.study.grid import Run, grid_runs
 from postfit.study.integrity import damaged, record_files, run_log, sweep, undo
 from postfit.study.locks import POLL_S, TaskLock
+from postfit.train.tracking import require_trackers, tracking
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,9 @@ def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
 
     snapshots = sorted({t for i in study.grid.inits if (t := init_tokens(i))})  # pretrained@TOKENS checkpoints
     need = "pretrained" in study.grid.inits or bool(snapshots)
-    dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, out_dir / "base",
-                       need_weights=need, snapshots=snapshots)  # fmt: skip
+    with tracking(study.report.to, out_dir, "pretrain", study.name):
+        dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, out_dir / "base",
+                           need_weights=need, snapshots=snapshots)  # fmt: skip
     return {init: str(dirs[init]) for init in study.grid.inits}
 
 
@@ -167,7 +169,9 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
             if lock is not None:
                 sweep(sft_dir)
             try:
-                sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed, study.data.sft)
+                with tracking(study.report.to, out_dir, sft_dir.name, study.name):
+                    sft_stats = train_sft(model, tokenizer, splits["train"], study.sft, sft_dir, run.seed,
+                                          study.data.sft)  # fmt: skip
                 _write_once(sft_dir / "train.json", sft_stats)
                 discard_checkpoints(sft_dir / "checkpoints")
             finally:
@@ -179,7 +183,8 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
         stats["sft_from"] = str(sft_dir / "model")
     heldout = splits[heldout_split(study)][: study.rl.heldout_items]
     prompts = splits.get("rl") or splits["train"]
-    stats.update(train_rl(model, tokenizer, prompts, heldout, study.rl, study.eval, run_dir, run.seed))
+    with tracking(study.report.to, out_dir, run.name, study.name):
+        stats.update(train_rl(model, tokenizer, prompts, heldout, study.rl, study.eval, run_dir, run.seed))
     _write_once(run_dir / "train.json", stats)
     discard_checkpoints(run_dir / "checkpoints")
     return model, stats
@@ -214,7 +219,8 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
         from postfit.analysis.probes import ensure_probe_data, run_probes
 
         data = ensure_probe_data(study.probes, out_dir)
-        run_probes(study.probes, data, model, variant.tokenizer, study.eval, run_dir, run.seed)
+        with tracking(study.report.to, out_dir, f"{run.name}-adapt", study.name):  # the adaptation probe's SFT
+            run_probes(study.probes, data, model, variant.tokenizer, study.eval, run_dir, run.seed)
     rows = run_results(meta, samples, study.eval.k, study.report.bootstrap, study.report.ci)
     if is_main():
         results = jsonl_text(rows)
@@ -226,9 +232,11 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
 
 
 def _check_backends(study: Study) -> None:
-    """vLLM, where the study asks for it, is installed and has a GPU: checked before anything is written."""
+    """vLLM, where the study asks for it, is installed and has a GPU, and so are the trackers of `report.to`:
+    checked before anything is written."""
     from postfit.evaluation.vllm import require_vllm
 
+    require_trackers(study.report.to)
     if study.rl.vllm is not None and any(r.recipe in ("rl", "sft+rl") for r in grid_runs(study)):
         require_vllm("rl.vllm")
     if study.eval.backend == "vllm":

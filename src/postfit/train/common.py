@@ -11,6 +11,7 @@ from pathlib import Path
 from postfit.distributed import barrier, is_main, world_size
 from postfit.errors import UserError
 from postfit.io import atomic_dir, write_jsonl
+from postfit.train.tracking import report_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def trainer_kwargs(
         logging_steps=logging_steps,
         save_steps=checkpoint_steps,
         save_total_limit=1,
-        report_to="none",
+        **report_kwargs(),  # "none", or report.to around a stage (train/tracking.py)
         disable_tqdm=True,  # the rich progress callback replaces tqdm
         seed=seed,
         data_seed=seed,

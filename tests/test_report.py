@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from postfit.io import read_jsonl
 from postfit.report.build import write_report
+from postfit.report.results import load_study
 
 SPLITS = ["id_test", "ood_harder", "ood_family", "ood_format"]
 N_ITEMS, N_SAMPLES, SEEDS = 20, 4, [0, 1]
@@ -139,10 +141,43 @@ def test_recovery_ratio(study_dir: Path) -> None:
 
 def test_html_is_self_contained(study_dir: Path) -> None:
     html = write_report(study_dir)[1].read_text()
-    assert html.count("data:image/png;base64,") == 3
-    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
-    assert "<link" not in html and "<script" not in html
+    assert html.count('<figure class="pf-plot"') == 3 and html.count("<svg") == 3  # the plots, as inline SVG
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing loaded from elsewhere
+    assert "<link" not in html and "<img" not in html
+    assert not re.search(r"fetch\(|XMLHttpRequest|WebSocket|import\(|sendBeacon", html)  # the script asks for nothing
     assert "<td>pretrained</td>" in html
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "two elements of the page share an id"
+
+
+def test_html_holds_every_stored_sample_once(study_dir: Path) -> None:
+    html = write_report(study_dir)[1].read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="pf-samples-data">(.*?)</script>', html).group(1))
+    runs, items = data["runs"], data["items"]
+    seen = sorted((runs[r][0], items[i][0], items[i][1], s, c, bool(ok)) for r, i, s, c, _, ok, _ in data["rows"])
+    stored = sorted((p.parent.name, row["split"], row["item"], row["sample"], row["completion"], row["correct"])
+                    for p in (study_dir / "runs").glob("*/samples.jsonl") for row in read_jsonl(p))  # fmt: skip
+    assert seen == stored and data["clip"] == 0
+    prompts = {
+        (row["split"], row["item"]): row["prompt"]
+        for row in read_jsonl(next((study_dir / "runs").glob("*/samples.jsonl")))
+    }
+    assert all(prompts.get((split, item), prompt) == prompt for split, item, prompt, _ in items)
+
+
+def test_a_large_study_keeps_the_start_of_each_completion_and_links_the_rest(study_dir: Path, monkeypatch) -> None:
+    from postfit.report import browser
+
+    path = study_dir / "runs" / "random-sft-s0" / "samples.jsonl"
+    rows = read_jsonl(path)
+    rows[0]["completion"] = "Answer: 12345"
+    _write_jsonl(path, rows)
+    monkeypatch.setattr(browser, "WHOLE_LIMIT", 1000)
+    monkeypatch.setattr(browser, "CLIP", 8)
+    data = browser.samples_block(load_study(study_dir)).payload
+    completions = {row[3] for row in data["rows"]}
+    assert data["clip"] == 8 and "Answer: " in completions and max(map(len, completions)) == 8
+    assert all(run[4] == f"runs/{run[0]}/samples.jsonl" and (study_dir / run[4]).exists() for run in data["runs"])
 
 
 def test_report_is_deterministic(study_dir: Path) -> None:

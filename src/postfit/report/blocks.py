@@ -27,14 +27,35 @@ class Table:
     rows: list[list[str]]
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """A figure drawn twice: PNG for report.md, SVG for report.html with its series and hover points (svg.py)."""
+
+    png: bytes
+    svg: str
+    series: list[str]
+    points: list[list]  # [x, y, series index, text] in the SVG's coordinates
+
+
 @dataclass
 class Plot:
     name: str  # file stem under plots/
     title: str
-    png: bytes
+    figure: Drawn
 
 
-Block = Heading | Para | Table | Plot
+@dataclass
+class Samples:
+    """The report block of the browser: report.md names the files, report.html renders the browser."""
+
+    payload: dict
+
+    @property
+    def count(self) -> int:
+        return len(self.payload["rows"])
+
+
+Block = Heading | Para | Table | Plot | Samples
 
 
 def _figure(width: float = 7.0, height: float = 4.0):
@@ -46,7 +67,9 @@ def _figure(width: float = 7.0, height: float = 4.0):
     return fig
 
 
-def _png(fig) -> bytes:
+def drawn(fig) -> Drawn:
+    from postfit.report.svg import figure_svg
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})  # no version string: reruns stay identical
-    return buf.getvalue()
+    return Drawn(buf.getvalue(), *figure_svg(fig))

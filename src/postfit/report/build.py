@@ -13,6 +13,7 @@ from pathlib import Path
 
 from postfit.io import atomic_write_bytes, atomic_write_text
 from postfit.report.blocks import Block, Heading, Para, Plot
+from postfit.report.browser import samples_block
 from postfit.report.main import (
     contamination_blocks,
     estimate_table,
@@ -78,6 +79,7 @@ def build_blocks(study: StudyResults) -> list[Block]:
     # Relative paths: a copied or moved study directory regenerates the identical report.
     text = "Provenance: every number above comes from `runs/*/samples.jsonl` in this directory (loss curves from "
     text += "the stored training logs); regenerate with `postfit report DIR`, DIR being this directory."
+    blocks += [Heading("Samples"), samples_block(study)]
     return [*blocks, Para(text)]
 
 
@@ -87,7 +89,7 @@ def write_report(out_dir: Path) -> tuple[Path, Path]:
     blocks = build_blocks(load_study(out_dir))
     for b in blocks:
         if isinstance(b, Plot):
-            atomic_write_bytes(out_dir / "plots" / f"{b.name}.png", b.png)
+            atomic_write_bytes(out_dir / "plots" / f"{b.name}.png", b.figure.png)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md_path, render_md(blocks))
     atomic_write_text(html_path, render_html(blocks))

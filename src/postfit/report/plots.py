@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from postfit.report.blocks import _figure, _png
+from postfit.report.blocks import Drawn, _figure, drawn
 
 if TYPE_CHECKING:
     from postfit.report.results import Estimate, RunResults
@@ -26,7 +26,7 @@ def _style(label: str, labels: list[str]) -> dict:
 
 
 def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title: str, xscale: str = "log",
-                linthresh: float = 1.0) -> bytes:  # fmt: skip
+                linthresh: float = 1.0) -> Drawn:  # fmt: skip
     """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent."""
     from matplotlib.ticker import FuncFormatter
 
@@ -50,11 +50,11 @@ def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title:
     axes[0].set_ylabel(ylabel)
     fig.suptitle(title)
     fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="outside right upper")
-    return _png(fig)
+    return drawn(fig)
 
 
 def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, float]]], split: str,
-                  ci: float) -> bytes:  # fmt: skip
+                  ci: float) -> Drawn:  # fmt: skip
     """Left: measured accuracy vs N with the fitted logistic curves and their bootstrap bands. Right: N_eff vs N."""
     from postfit.analysis.transfer import REACHED
 
@@ -91,32 +91,32 @@ def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, fl
     right.plot([], [], "v", color="C3", label="matched below the measured range")
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
-    return _png(fig)
+    return drawn(fig)
 
 
 def loss_plot(title: str, curves: list[tuple[str, list[dict], dict]],
-              levels: list[tuple[str, float]] = ()) -> bytes | None:  # fmt: skip
+              levels: list[tuple[str, float]] = ()) -> Drawn | None:  # fmt: skip
     """Loss vs step, one line per (label, log rows, matplotlib line style), and a dashed horizontal line per
     (label, loss) in `levels`; None when no row holds a loss."""
     fig = _figure()
     ax = fig.subplots()
-    drawn = False
+    plotted = False
     for label, rows, style in curves:
         points = [(r["step"], r["loss"]) for r in rows if "loss" in r and "step" in r]
         if points:
             ax.plot(*zip(*points, strict=True), label=label, lw=1.5, **style)
-            drawn = True
-    if not drawn:
+            plotted = True
+    if not plotted:
         return None
     for i, (label, y) in enumerate(levels):
         ax.axhline(y, ls="--", lw=1, color=f"C{i + 1}", label=label)
     ax.set(xlabel="step", ylabel="training loss", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return drawn(fig)
 
 
-def runs_loss_plot(title: str, runs: list[RunResults]) -> bytes | None:
+def runs_loss_plot(title: str, runs: list[RunResults]) -> Drawn | None:
     """Loss curves of one recipe's runs: colour says init, line style says seed, so the init comparison stands out."""
     inits, seeds = sorted({r.init for r in runs}), sorted({r.seed for r in runs})
     styles = [{"color": f"C{inits.index(r.init) % 10}", "ls": "- -- : -.".split()[seeds.index(r.seed) % 4]}
@@ -125,7 +125,7 @@ def runs_loss_plot(title: str, runs: list[RunResults]) -> bytes | None:
     return loss_plot(title, curves)
 
 
-def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str], ci: float) -> bytes:
+def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str], ci: float) -> Drawn:
     fig = _figure(max(7.0, 1.8 * len(est)), 4.5)
     ax = fig.subplots()
     x, width = np.arange(len(est)), 0.8 / len(splits)
@@ -141,4 +141,4 @@ def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str],
     ax.set(ylabel=f"greedy pass@1 (%), {ci:.0%} CI", ylim=(0, 100), title="Greedy pass@1 by init × recipe")
     ax.grid(axis="y", alpha=0.3)
     fig.legend(fontsize=8, loc="outside right upper")  # outside: a bar at 100% must not hide under it
-    return _png(fig)
+    return drawn(fig)

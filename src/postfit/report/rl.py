@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from postfit.analysis import stats
-from postfit.report.blocks import Heading, Para, Plot, Table, _figure, _png
+from postfit.report.blocks import Drawn, Heading, Para, Plot, Table, _figure, drawn
 from postfit.study.grid import Run
 
 if TYPE_CHECKING:
@@ -40,25 +40,25 @@ def _style(run: RunResults, runs: list[RunResults]) -> dict:
     return {"color": f"C{inits.index(run.init) % 10}", "ls": "- -- : -.".split()[run.seed % 4]}
 
 
-def _curves_plot(runs: list[RunResults], panels: list[tuple[str, str]], title: str) -> bytes | None:
+def _curves_plot(runs: list[RunResults], panels: list[tuple[str, str]], title: str) -> Drawn | None:
     """One panel per (log key or "heldout", y label); one line per run."""
     fig = _figure(4.2 * len(panels), 3.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    drawn = False
+    plotted = False
     for ax, (key, label) in zip(axes, panels, strict=True):
         for run in runs:
             pts = [(s, a) for s, a, _ in heldout_curve(run)] if key == "heldout" else _series(run.train_log, key)
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="." if key == "heldout" else None, lw=1.5,
                         label=f"{run.init} {run.recipe} s{run.seed}", **_style(run, runs))  # fmt: skip
-                drawn = True
+                plotted = True
         ax.set(xlabel="RL step", ylabel=label)
         ax.grid(alpha=0.3)
-    if not drawn:
+    if not plotted:
         return None
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
-    return _png(fig)
+    return drawn(fig)
 
 
 def pass_at_k_curve(run: RunResults, split: str, items: list[str] | None = None) -> list[float]:
@@ -124,7 +124,7 @@ def _pass_k_blocks(study: StudyResults, pairs: list[tuple[RunResults, RunResults
             f"pass@1 carries a {study.ci:.0%} bootstrap interval paired over the n items.")  # fmt: skip
     header = ["split", "init", "seed", "recipe", "n", "pass@1 sampled (%)", "change (pp, paired CI)", "pass@K (%)"]
     return [Heading("pass@k before and after RL", 3), Para(text), Plot("rl_pass_at_k", "pass@k before/after RL",
-            _png(fig)), Table(header, rows)]  # fmt: skip
+            drawn(fig)), Table(header, rows)]  # fmt: skip
 
 
 def _summary_table(runs: list[RunResults]) -> Table:

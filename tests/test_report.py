@@ -44,7 +44,11 @@ def _samples(init: str, recipe: str, seed: int) -> list[dict]:
 
 @pytest.fixture
 def study_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "study"
+    return make_study(tmp_path / "study")
+
+
+def make_study(d: Path) -> Path:
+    """The synthetic study: every init x recipe of RATES, SEEDS seeds, logs, base/ and contamination checks."""
     (d / "runs").mkdir(parents=True)
     config = {"name": "synthetic", "grid": {"inits": ["pretrained", "random"], "recipes": ["none", "sft"],
                                             "seeds": SEEDS},
@@ -139,15 +143,19 @@ def test_recovery_ratio(study_dir: Path) -> None:
     assert _table_row(md, "Recovery ratio", ["none", "id_test"])[4].startswith("0.00 [")
 
 
-def test_html_is_self_contained(study_dir: Path) -> None:
-    html = write_report(study_dir)[1].read_text()
-    assert html.count('<figure class="pf-plot"') == 3 and html.count("<svg") == 3  # the plots, as inline SVG
+def assert_self_contained(html: str) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing loaded from elsewhere
     assert "<link" not in html and "<img" not in html
     assert not re.search(r"fetch\(|XMLHttpRequest|WebSocket|import\(|sendBeacon", html)  # the script asks for nothing
-    assert "<td>pretrained</td>" in html
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids)), "two elements of the page share an id"
+
+
+def test_html_is_self_contained(study_dir: Path) -> None:
+    html = write_report(study_dir)[1].read_text()
+    assert html.count('<figure class="pf-plot"') == 3 and html.count("<svg") == 3  # the plots, as inline SVG
+    assert_self_contained(html)
+    assert "<td>pretrained</td>" in html
 
 
 def test_html_holds_every_stored_sample_once(study_dir: Path) -> None:

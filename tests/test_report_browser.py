@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def page(smoke_dir):
+def browser():
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("CI must test report.html in chromium: .ci/run installs Debian's chromium")
@@ -28,17 +28,27 @@ def page(smoke_dir):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root, as in CI
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors, requests = [], []
-        pg.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("request", lambda r: requests.append(r.url))
-        url = (smoke_dir / "report.html").as_uri()
-        pg.goto(url)
-        pg.wait_for_selector("#pf-rows tr")
-        yield pg, errors, requests, url
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root, as in CI
+        yield b
+        b.close()
+
+
+def _open(browser, path: Path):
+    """A page showing `path`, with the console errors and warnings and the requests it has logged so far."""
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, requests = [], []
+    pg.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.goto(path.as_uri())
+    return pg, errors, requests, path.as_uri()
+
+
+@pytest.fixture(scope="module")
+def page(browser, smoke_dir):
+    opened = _open(browser, smoke_dir / "report.html")
+    opened[0].wait_for_selector("#pf-rows tr")
+    return opened
 
 
 def _stored(smoke_dir: Path) -> list[dict]:
@@ -106,15 +116,22 @@ def test_an_item_shows_every_runs_completion_side_by_side(page, smoke_dir):
     assert errors == []
 
 
+def _hover_first_point(pg, fig) -> str:
+    """Move the pointer onto the figure's first hover point; return the text the page says it shows."""
+    points = json.loads(fig.locator(".pf-points").text_content())["points"]
+    svg = fig.locator("svg")
+    box, view = svg.bounding_box(), [float(v) for v in svg.get_attribute("viewBox").split()]
+    x, y, _, text = points[0]
+    pg.mouse.move(box["x"] + x * box["width"] / view[2], box["y"] + y * box["height"] / view[3])
+    return text
+
+
 def test_plots_show_values_on_hover_and_hide_a_series(page):
     pg, errors, _, _ = page
     fig = pg.locator('figure.pf-plot[data-name="pass1_bars"]')
     fig.scroll_into_view_if_needed()
-    points = json.loads(fig.locator(".pf-points").text_content())["points"]
-    svg = fig.locator("svg")
-    box, view = svg.bounding_box(), [float(v) for v in svg.get_attribute("viewBox").split()]
-    x, y, series, text = points[0]
-    pg.mouse.move(box["x"] + x * box["width"] / view[2], box["y"] + y * box["height"] / view[3])
+    series = json.loads(fig.locator(".pf-points").text_content())["points"][0][2]
+    text = _hover_first_point(pg, fig)
     tip = fig.locator(".pf-tip")
     assert tip.is_visible() and tip.text_content() == text and "[" in text  # the value and its CI
     bars = fig.locator(f'[id^="pass1_bars-pf-s{series}-"]')
@@ -122,10 +139,29 @@ def test_plots_show_values_on_hover_and_hide_a_series(page):
     assert bars.count() >= 6 and bars.evaluate_all(shown) == bars.count()
     fig.locator(f'input[data-series="{series}"]').uncheck()
     assert bars.evaluate_all(shown) == 0
-    pg.mouse.move(box["x"] + x * box["width"] / view[2], box["y"] + y * box["height"] / view[3] + 1)
+    _hover_first_point(pg, fig)
     assert not tip.is_visible() or tip.text_content() != text  # a hidden series has no values either
     fig.locator(f'input[data-series="{series}"]').check()
     assert bars.evaluate_all(shown) == bars.count() and errors == []
+
+
+def test_the_comparison_page_of_a_study_and_its_copy(browser, smoke_dir, tmp_path):
+    from postfit.report.compare import write_comparison
+
+    copy = tmp_path / "again"
+    shutil.copytree(smoke_dir, copy)
+    html = write_comparison([smoke_dir, copy], tmp_path / "cmp")[1]
+    pg, errors, requests, url = _open(browser, html)
+    # The third table holds the differences: every init x recipe on every split, each against itself.
+    diffs = pg.eval_on_selector_all("table", "ts => [...ts[2].rows].slice(1).map(r => r.cells[4].textContent)")
+    groups = {p.parent.name.rsplit("-s", 1)[0] for p in smoke_dir.glob("runs/*/samples.jsonl")}
+    splits = {r["split"] for p in smoke_dir.glob("runs/*/samples.jsonl") for r in read_jsonl(p)}
+    assert len(diffs) == len(groups) * len(splits) and set(diffs) == {"+0.0 [+0.0, +0.0]"}
+    fig = pg.locator('figure.pf-plot[data-name="compare_pass1"]')
+    fig.scroll_into_view_if_needed()
+    text = _hover_first_point(pg, fig)
+    assert fig.locator(".pf-tip").text_content() == text and errors == [] and requests == [url]
+    pg.close()
 
 
 def test_the_page_is_drawn(page):

@@ -176,6 +176,23 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A study's output direct
 
 @app.command()
 @user_errors
+def compare(
+    dirs: Annotated[
+        list[Path],
+        typer.Argument(metavar="DIR", help="Two or more study directories; the others are compared with the first."),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for compare.md, compare.html and plots/.")],
+) -> None:
+    """Compare studies that share evaluation splits: their greedy pass@1 tables side by side, and each later study
+    minus the first with intervals paired by seed and item where the items match (from stored samples only)."""
+    from postfit.report.compare import write_comparison
+
+    md, html = write_comparison(dirs, out_dir)
+    out.print(f"comparison: [bold]{md}[/] and {html}")
+
+
+@app.command()
+@user_errors
 def plan(
     study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, scaling, paper) or a YAML path.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,

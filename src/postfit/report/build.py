@@ -83,15 +83,19 @@ def build_blocks(study: StudyResults) -> list[Block]:
     return [*blocks, Para(text)]
 
 
-def write_report(out_dir: Path) -> tuple[Path, Path]:
-    """Write DIR/report.md (plots in DIR/plots/) and a self-contained DIR/report.html; return their paths."""
-    out_dir = Path(out_dir)
-    blocks = build_blocks(load_study(out_dir))
+def write_pages(blocks: list[Block], out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """DIR/STEM.md (its plots as PNGs in DIR/plots/) and a self-contained DIR/STEM.html from the same blocks."""
     for b in blocks:
         if isinstance(b, Plot):
             atomic_write_bytes(out_dir / "plots" / f"{b.name}.png", b.figure.png)
-    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     atomic_write_text(md_path, render_md(blocks))
     atomic_write_text(html_path, render_html(blocks))
     log.info("wrote %s and %s", md_path, html_path)
     return md_path, html_path
+
+
+def write_report(out_dir: Path) -> tuple[Path, Path]:
+    """Write DIR/report.md (plots in DIR/plots/) and a self-contained DIR/report.html; return their paths."""
+    out_dir = Path(out_dir)
+    return write_pages(build_blocks(load_study(out_dir)), out_dir, "report")

@@ -12,7 +12,7 @@ from postfit.report.plots import loss_plot, runs_loss_plot
 from postfit.report.results import StudyResults, group_drop, recovery
 
 
-def _pct(e: tuple[float, float, float], signed: bool = False) -> str:
+def pct(e: tuple[float, float, float], signed: bool = False) -> str:
     f = "{:+.1f}" if signed else "{:.1f}"
     return f"{f.format(100 * e[0])} [{f.format(100 * e[1])}, {f.format(100 * e[2])}]"
 
@@ -30,10 +30,10 @@ def estimate_table(study: StudyResults, est: dict, with_drop: bool) -> Table:
         for split in splits:
             e = by_split.get(split)
             n_note = "" if len(ns[split]) == 1 or e is None else f" (n={e.n})"
-            cells.append("—" if e is None else _pct((e.value, e.lo, e.hi)) + n_note)
+            cells.append("—" if e is None else pct((e.value, e.lo, e.hi)) + n_note)
         if with_drop:
             drop = group_drop(study, groups[(init, recipe)])
-            cells.append("—" if drop is None else _pct(drop, signed=True))
+            cells.append("—" if drop is None else pct(drop, signed=True))
         rows.append(cells)
     return Table(header, rows)
 

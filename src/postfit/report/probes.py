@@ -11,7 +11,7 @@ from itertools import pairwise
 
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.plots import curves_plot
-from postfit.report.scaling import Info, _aligned, _estimate, _pct, paired_difference, paired_estimate
+from postfit.report.scaling import Info, _aligned, _estimate, paired_difference, paired_estimate, pct
 
 
 def _scores(info: Info, probe: str, key: str, value: int) -> dict[str, float]:
@@ -90,10 +90,10 @@ def probe_blocks(study, infos: list[Info]) -> list[Block]:
         cells = []
         for probe, key, v in columns:
             arrays = _aligned([d for d in _by_seed(g, probe, key, v).values() if d])
-            cells.append(_pct(_estimate(study, arrays)) if arrays else "—")
+            cells.append(pct(_estimate(study, arrays)) if arrays else "—")
         if ms:
             arrays = _aligned([d for d in _auc_by_seed(g, ms).values() if d])
-            cells.append(_pct(_estimate(study, arrays)) if arrays else "—")
+            cells.append(pct(_estimate(study, arrays)) if arrays else "—")
         rows.append([init, label, *cells])
     blocks.append(Table(header, rows))
     blocks += _statements(study, groups, columns)
@@ -114,7 +114,7 @@ def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[
         arrays = _aligned([d for d in _auc_by_seed(g, adapt).values() if d])
         if arrays:
             lines.append(f"{_name(init, label)}: adaptation speed (area under accuracy vs m={adapt[0]}-{adapt[-1]} "
-                         f"SFT steps, as a mean accuracy) {_pct(_estimate(study, arrays))}% ({study.ci:.0%} CI, "
+                         f"SFT steps, as a mean accuracy) {pct(_estimate(study, arrays))}% ({study.ci:.0%} CI, "
                          f"n={arrays[0].size} items, {len(arrays)} seed(s)).")  # fmt: skip
     if adapt:
         m = adapt[-1]
@@ -143,7 +143,7 @@ def probe_verdict(study, infos: list[Info], compare) -> list[str]:
         if got:
             (est, n, seeds), words = got, compare(got[0], f"k={ks[-1]}", f"k={ks[0]}")
             out.append(f"{_name(init, label)}: in-context gain, k={ks[-1]} minus k={ks[0]} shots, "
-                       f"{_pct(est, signed=True)} pp ({ci} CI, n={n}, {seeds} seed(s)): {words}.")  # fmt: skip
+                       f"{pct(est, signed=True)} pp ({ci} CI, n={n}, {seeds} seed(s)): {words}.")  # fmt: skip
     for label in dict.fromkeys(label for _, label in groups) if ms else ():
         pre, rand = groups.get(("pretrained", label)), groups.get(("random", label))
         got = pre and rand and paired_estimate(study, _auc_by_seed(pre, ms), _auc_by_seed(rand, ms))
@@ -151,6 +151,6 @@ def probe_verdict(study, infos: list[Info], compare) -> list[str]:
             est, n, seeds = got
             what = "before post-training" if label == "none" else f"after {label}"
             out.append(f"Adaptation speed {what} (area under accuracy vs m={ms[0]}-{ms[-1]} SFT steps on a new "
-                       f"task), pre-trained minus random init: {_pct(est, signed=True)} pp ({ci} CI, n={n}, "
+                       f"task), pre-trained minus random init: {pct(est, signed=True)} pp ({ci} CI, n={n}, "
                        f"{seeds} seed(s)): {compare(est, 'pre-trained', 'random init')}.")  # fmt: skip
     return out

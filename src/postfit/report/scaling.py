@@ -16,7 +16,7 @@ import numpy as np
 from postfit.analysis import stats
 from postfit.io import read_json, read_jsonl
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
-from postfit.report.main import _pct
+from postfit.report.main import pct
 from postfit.report.plots import curves_plot, transfer_plot
 from postfit.report.results import pair_by_seed_and_item
 
@@ -75,7 +75,7 @@ def paired_difference(study, a: dict[int, dict[str, float]], b: dict[int, dict[s
     if got is None:
         return None
     est, n, k = got
-    return f"{_pct(est, signed=True)} pp (n={n} items, {k} seed{'s' * (k > 1)}, paired)"
+    return f"{pct(est, signed=True)} pp (n={n} items, {k} seed{'s' * (k > 1)}, paired)"
 
 
 def _by_seed(infos: list[Info], split: str) -> dict[int, dict[str, float]]:
@@ -123,7 +123,7 @@ def data_scaling_blocks(study, infos: list[Info]) -> list[Block]:
                 cells = [(n, e) for n, e in cells if e is not None]
                 if cells:
                     panels.setdefault(split, []).append((init, [n for n, _ in cells], [e for _, e in cells]))
-                    table += [[recipe, split, init, f"{n:,}", _pct(e)] for n, e in cells]
+                    table += [[recipe, split, init, f"{n:,}", pct(e)] for n, e in cells]
         text = (f"Greedy pass@1 (%) after `{recipe}` on the first N training items (same steps for every N), per "
                 f"init; bands and brackets: {study.ci:.0%} CI over seeds and items.")  # fmt: skip
         png = curves_plot(panels, "post-training examples N (log)", "greedy pass@1 (%)", f"{recipe}: accuracy vs N")
@@ -206,7 +206,7 @@ def budget_blocks(study, infos: list[Info]) -> list[Block]:
             cells = [(x, e) for x, e in cells if e is not None]
             if cells:
                 panels.setdefault(split, []).append((label, [x for x, _ in cells], [e for _, e in cells]))
-                table += [[split, label, f"{x:,}", _pct(e)] for x, e in cells]
+                table += [[split, label, f"{x:,}", pct(e)] for x, e in cells]
     positive = sorted({i.tokens for i in chosen if i.tokens})
     png = curves_plot(panels, "pre-training tokens (symlog; 0 = random init)", "greedy pass@1 (%)",
                       "Accuracy vs pre-training tokens", xscale="symlog", linthresh=(positive or [1])[0])  # fmt: skip

@@ -4,14 +4,14 @@ n and seeds, worded from the interval ("no detectable difference" when it spans 
 
 from __future__ import annotations
 
-from postfit.report.main import _pct, ratio_text
+from postfit.report.main import pct, ratio_text
 from postfit.report.probes import probe_verdict
 from postfit.report.results import StudyResults, group_drop, paired_difference, recovery
 from postfit.report.rl import RL_RECIPES
 
 
 def _pp(e: tuple[float, float, float]) -> str:
-    return f"{_pct(e, signed=True)} pp"
+    return f"{pct(e, signed=True)} pp"
 
 
 def compare(est: tuple[float, float, float], better: str, worse: str) -> str:

@@ -19,6 +19,7 @@ class Attack:
     statuses: tuple[str, ...]  # any of these is a safe outcome
     kwargs: dict = field(default_factory=dict)  # tests= / stdin= / expect= / calls= / timeout=
     not_in_output: tuple[str, ...] = ()  # strings (after formatting) that must not appear in stdout/stderr
+    needs: tuple[str, ...] = ()  # sandbox layers the safe outcome depends on beyond the required ones
 
 
 FAILS = ("failed",)
@@ -40,6 +41,28 @@ ATTACKS = [
     Attack("grow-list", "memory", "l = []\nwhile True:\n    l.append('x' * 10**6)\n", ("memory",), {"timeout": 10}),
     Attack("alloc-in-call", "memory", "def f(x):\n    return len('x' * (8 << 30))\n", ("memory",),
            {"tests": TESTS}),
+    # bounds on the whole program, all its processes together (the sandbox's cgroup)
+    Attack("fork-and-allocate", "memory-total", "import os, time\nfor i in range(12):\n    if os.fork() == 0:\n"
+           "        x = b'1' * (300 << 20)\n        time.sleep(5)\n        os._exit(0)\n"
+           "while True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        break\n",
+           ("memory",), {"memory_mb": 512, "timeout": 20}, needs=("cgroup",)),
+    Attack("pids-across-children", "pids-total", "import os, time\nr, w = os.pipe()\nkids = 0\n"
+           "for i in range(8):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+           "    kids += 1\n    if pid == 0:\n        n = 0\n        for j in range(40):\n            try:\n"
+           "                if os.fork() == 0:\n                    time.sleep(4)\n                    os._exit(0)\n"
+           "                n += 1\n            except OSError:\n                break\n"
+           "        os.write(w, bytes([n]))\n        time.sleep(4)\n        os._exit(0)\n"
+           "total = 1 + kids + sum(os.read(r, 1)[0] for _ in range(kids))\n"
+           "print('bounded' if total <= 32 else f'unbounded {{total}}')\n", ("passed",), {"expect": "bounded",
+           "timeout": 20}),
+    Attack("fds-across-children", "fds", "import os, time\nr, w = os.pipe()\nfor i in range(8):\n"
+           "    if os.fork() == 0:\n        held = []\n        try:\n            while True:\n"
+           "                held.append(os.open('/dev/null', os.O_RDONLY))\n"
+           "        except OSError:\n            pass\n"
+           "        os.write(w, bytes([min(len(held), 255)]))\n        time.sleep(2)\n        os._exit(0)\n"
+           "counts = [os.read(r, 1)[0] for _ in range(8)]\n"
+           "print('bounded' if max(counts) <= 64 else f'unbounded {{counts}}')\n", ("passed",), {"expect": "bounded",
+           "timeout": 20}),
     # output floods
     Attack("stdout-flood", "output", "while True:\n    print('x' * 1000)\n", FAILS, {"timeout": 10}),
     Attack("stderr-flood", "output", "import sys\nwhile True:\n    sys.stderr.write('y' * 10000)\n", FAILS,
@@ -60,6 +83,13 @@ ATTACKS = [
            "        try:\n            if {secret_env!r} in open(os.path.join(root, f), errors='ignore').read(99999):\n"
            "                print('found', root, f)\n        except Exception:\n            pass\n"
            "raise SystemExit(1)\n", FAILS, {"timeout": 20}, ("found",)),
+    Attack("write-everywhere", "files", "import os, sys\nok = []\n"
+           "for d in ['/', '/usr', '/usr/lib', '/usr/local', '/bin', '/lib', '/etc', '/var', '/var/tmp', '/run', "
+           "'/home', '/root', '/srv', '/opt', '/mnt', '/proc', '/proc/self', '/sys', '/dev', '/dev/pts', "
+           "'/dev/mqueue', '/tmp', '/dev/shm', os.getcwd(), sys.prefix, os.path.dirname(sys.executable), "
+           "os.path.dirname(os.__file__)]:\n    try:\n        with open(os.path.join(d, 'pf-w'), 'w') as f:\n"
+           "            f.write('x')\n        os.remove(os.path.join(d, 'pf-w'))\n        ok.append(d)\n"
+           "    except OSError:\n        pass\nprint(*sorted(set(ok)))\n", ("passed",), {"expect": "/dev/shm /tmp"}),
     # environment
     Attack("read-own-env", "env", "import os\nprint(dict(os.environ))\nraise SystemExit(1)\n", FAILS, {},
            ("{secret_env}",)),

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 SANDBOX_UID = 65534  # nobody: the uid programs run as when postfit runs as root
 STRONGEST = (
     "uid-drop", "userns", "pidns", "netns", "mountns", "ipcns", "utsns", "seccomp", "no-new-privs", "no-caps",
-    "rlimits", "session", "scrubbed-env", "private-tmp",
+    "rlimits", "session", "scrubbed-env", "private-tmp", "landlock", "cgroup",
 )  # fmt: skip
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 ENV_KEYS = ("PATH", "HOME", "LANG", "MALLOC_ARENA_MAX", "PWD")  # PWD: set by bwrap --chdir
 
 
@@ -31,12 +32,25 @@ class Isolation:
     seccomp: bool = False
     uid: int | None = None  # drop to this uid/gid before exec (only when running as root)
     layers: tuple[str, ...] = field(default=())
+    landlock: bool = False  # the launcher restricts itself with Landlock (launcher.apply_landlock)
+    cgroup: bool = False  # each sandbox gets a cgroup bounding its memory, processes and CPU (cgroup.py)
     fork_server: bool = False  # programs may run as forks of a long-lived sandbox (server.py): verified like the rest
     problems: tuple[str, ...] = ()  # why a stronger candidate was not used (named in refusals, policy.py)
 
     def env(self, home: str) -> dict[str, str]:
         # MALLOC_ARENA_MAX: each glibc arena reserves 64 MiB of address space, so under RLIMIT_AS threads fail early
         return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "MALLOC_ARENA_MAX": "2"}
+
+    @property
+    def prefix(self) -> str:
+        return str(Path(self.python).resolve().parents[1])
+
+    def landlock_rules(self, workdir: str | None) -> dict:
+        """What a program may read (the paths bubblewrap binds) and write (its own /tmp and /dev/shm, or without
+        bubblewrap its host working directory), for launcher.apply_landlock."""
+        read = [*SYSTEM_DIRS, self.prefix, "/proc", "/dev"]
+        write = ["/tmp", "/dev/shm"] if self.bwrap else [workdir]
+        return {"read": read, "write": write, "files": ["/dev/null"]}
 
     def argv(self, launcher_args: list[str], *, seccomp_fd: int | None, tmp_mb: int) -> list[str]:
         cmd = [self.python, "-I", "-S", *launcher_args]
@@ -48,14 +62,13 @@ class Isolation:
             "--as-pid-1",  # the launcher is the namespace's init: when it exits, the kernel kills everything left
             "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
         ]  # fmt: skip
-        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        for top in SYSTEM_DIRS[1:]:
             if os.path.islink(top):
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
-        prefix = str(Path(self.python).resolve().parents[1])
-        if not prefix.startswith("/usr"):
-            args += ["--ro-bind", prefix, prefix]
+        if not self.prefix.startswith("/usr"):
+            args += ["--ro-bind", self.prefix, self.prefix]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
         args += ["--size", str(16 << 20), "--tmpfs", "/dev/shm", "--chdir", "/tmp", "--clearenv"]
         args += ["--remount-ro", "/", "--remount-ro", "/dev"]  # only /tmp and /dev/shm stay writable

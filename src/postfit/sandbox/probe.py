@@ -15,7 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-from postfit.sandbox import seccomp
+from postfit.sandbox import cgroup, seccomp
+from postfit.sandbox.launcher import landlock_abi
 from postfit.sandbox.layers import ENV_KEYS, SANDBOX_UID, STRONGEST, Isolation, sandbox_python
 from postfit.sandbox.run import Limits, execute
 from postfit.sandbox.server import ForkServer
@@ -23,7 +24,7 @@ from postfit.sandbox.server import ForkServer
 log = logging.getLogger(__name__)
 
 PROBE = r"""
-import json, os, resource, socket
+import errno, json, os, resource, socket
 st = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
 try:
     socket.socket(socket.AF_INET, socket.SOCK_STREAM).close(); sock = "allowed"
@@ -32,9 +33,20 @@ except PermissionError:
 except OSError as e:
     sock = "oserror %s" % e.errno
 ifaces = [l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]]
+def denied(act):
+    try:
+        act(); return "allowed"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+outside = os.path.join(os.path.dirname(os.getcwd()), "postfit-probe-%d" % os.getpid())
+def write_outside():
+    os.close(os.open(outside, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)); os.unlink(outside)
 print(json.dumps({
     "uid_map": open("/proc/self/uid_map").read().split(), "uid": os.getuid(), "pid": os.getpid(),
-    "pids": [p for p in os.listdir("/proc") if p.isdigit()], "root": sorted(os.listdir("/")),
+    "pids": [p for p in os.listdir("/proc") if p.isdigit()],
+    "host_dirs": [d for d in ("root", "home", "work", "etc") if os.path.exists("/" + d)],
+    "list_root": denied(lambda: os.listdir("/")), "list_usr": denied(lambda: os.listdir("/usr")),
+    "write_outside": denied(write_outside),
     "ifaces": ifaces, "seccomp": st["Seccomp"].strip(), "nnp": st["NoNewPrivs"].strip(),
     "capeff": st["CapEff"].strip(), "as": resource.getrlimit(resource.RLIMIT_AS)[0],
     "env": sorted(os.environ), "sid": os.getsid(0), "sock": sock,
@@ -52,6 +64,10 @@ def _verify(iso: Isolation, server=None) -> tuple[str, ...]:
         except OSError:
             return  # already gone: the layer stays unverified
         outer["uid"] = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
+        try:
+            outer["cgroup"] = "/postfit-" in Path(f"/proc/{proc.pid}/cgroup").read_text()
+        except OSError:
+            pass
 
     raw = execute(iso, "io", PROBE, limits=Limits(timeout=20.0, memory_mb=512), on_start=on_start, server=server)
     if not raw.started or raw.returncode != 0:
@@ -67,8 +83,10 @@ def _verify(iso: Isolation, server=None) -> tuple[str, ...]:
         seen.append("pidns")
     if f["ifaces"] == ["lo"] or (iso.bwrap and not [i for i in f["ifaces"] if i != "lo"]):
         seen.append("netns")
-    if not {"root", "home", "work", "etc"} & set(f["root"]):
+    if not f["host_dirs"]:
         seen.append("mountns")
+    if f["list_root"] == "EACCES" and f["list_usr"] == "allowed" and f["write_outside"] != "allowed":
+        seen.append("landlock")  # / is readable without it, with or without bubblewrap
     if f["hostname"] == "sandbox":
         seen += ["ipcns", "utsns"]  # created by the same bwrap call as the UTS namespace that proves it
     if f["seccomp"] == "2" and f["sock"] == "eperm":
@@ -85,6 +103,8 @@ def _verify(iso: Isolation, server=None) -> tuple[str, ...]:
         seen.append("scrubbed-env")
     if not f["cwd_entries"]:
         seen.append("private-tmp")
+    if iso.cgroup and outer.get("cgroup") and raw.cgroup.get("memory_peak", 0) > 0:
+        seen.append("cgroup")  # the sandbox was inside its cgroup, which counted the probe's memory
     return tuple(name for name in STRONGEST if name in seen)
 
 
@@ -112,18 +132,28 @@ def isolation() -> Isolation:
     uid = SANDBOX_UID if root else None
     python = sandbox_python(root)
     bwrap = shutil.which("bwrap")
+    problems = [] if bwrap else ["bubblewrap (`bwrap`) is not installed."]
+    # Each optional layer is tried on and then off: one that fails its probe must not cost bubblewrap.
+    landlock = [True, False] if landlock_abi() else [False]
+    cgroups = [True, False] if cgroup.where() else [False]
+    options = [(x, y) for x in landlock for y in cgroups]
     candidates = []
     if bwrap:
-        candidates.append(Isolation(python, bwrap, seccomp.supported(), uid))
-    candidates.append(Isolation(python, None, False, uid))
-    problems = [] if bwrap else ["bubblewrap (`bwrap`) is not installed."]
+        candidates += [Isolation(python, bwrap, seccomp.supported(), uid, landlock=x, cgroup=y) for x, y in options]
+    candidates += [Isolation(python, None, False, uid, landlock=x, cgroup=y) for x, y in options]
+    if not landlock_abi():
+        problems.append("the kernel has no Landlock (Linux >= 5.13 with lsm=landlock).")
+    if not cgroup.where():
+        problems.append(cgroup.problem())
+    if bwrap and not seccomp.supported():
+        problems.append("no seccomp filter: libseccomp is missing (apt-get install libseccomp2).")
     for cand in candidates:
         try:
             layers = _verify(cand)
         except Exception as e:  # noqa: BLE001 - a failed layer is reported, and the next candidate tried
             problems.append(f"{'bubblewrap' if cand.bwrap else 'plain subprocess'} sandbox failed its probe: {e}")
             continue
-        iso = Isolation(cand.python, cand.bwrap, cand.seccomp, cand.uid, layers, problems=tuple(problems))
+        iso = dataclasses.replace(cand, layers=layers, problems=tuple(problems))
         expected = [x for x in STRONGEST if not (x == "uid-drop" and not root)]
         missing = [x for x in expected if x not in layers]
         if missing or problems:

@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postfit.sandbox.cgroup import Cgroup
 from postfit.sandbox.layers import Isolation
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
+SANDBOX_TASKS = 2  # bubblewrap and the launcher (the PID namespace's init), in the cgroup beside the program
 START_TIMEOUT = 30.0  # seconds for the sandbox to start; longer is an infrastructure error, not the program's
 
 
@@ -35,7 +37,8 @@ class Limits:
     fsize_mb: int = 16  # largest file the program may write
     tmp_mb: int = 64  # size of its private /tmp
     nofile: int = 64
-    nproc: int = 32  # processes + threads, counted per sandbox (its own user namespace)
+    nproc: int = 32  # processes + threads, counted per sandbox (its own user namespace, and its cgroup)
+    cpus: float = 1.0  # CPU time per wall-clock second for all its processes together (cgroup cpu.max)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Raw:
     frames: list = field(default_factory=list)
     frame_error: str | None = None
     infra_error: str | None = None  # the sandbox failed after the program started (e.g. a fork server died)
+    cgroup: dict = field(default_factory=dict)  # the sandbox cgroup's memory peak and OOM kills (cgroup.Cgroup.end)
     seconds: float = 0.0
 
     @property
@@ -148,7 +152,7 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     child_fds = [report_w, code_r, stdin_r, out_w, err_w]
-    workdir = proc = None
+    workdir = proc = cg = None
     cfg = {
         "mode": mode, "report_fd": report_w, "code_fd": code_r, "cpu_s": math.ceil(limits.timeout) + 1,
         "memory_mb": limits.memory_mb, "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
@@ -156,9 +160,16 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
     }  # fmt: skip
     try:
         t0 = time.monotonic()
+        if iso.landlock and iso.bwrap:  # without bubblewrap: below, once its working directory exists
+            cfg["landlock"] = iso.landlock_rules(None)
         if server is not None:
             cfg["nproc"] += bool(cfg["nproc"])  # the server itself counts
+            cg = server.cgroup
             try:
+                if cg is not None:
+                    cg.limit_memory(limits.memory_mb)
+                    cg.limit_pids(limits.nproc + SANDBOX_TASKS + 1)
+                    cg.begin()
                 server.start(cfg, [stdin_r, out_w, err_w, report_w, code_r])
             except OSError as e:  # ServerError included
                 raw.stderr = f"fork server failed: {e}".encode()
@@ -171,11 +182,20 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
                 workdir = cwd = tempfile.mkdtemp(prefix="postfit-sandbox-")
                 if iso.uid is not None:
                     os.chown(workdir, iso.uid, iso.uid)
+                if iso.landlock:
+                    cfg["landlock"] = iso.landlock_rules(workdir)
             try:
+                cg = Cgroup(limits.memory_mb, limits.nproc + SANDBOX_TASKS, limits.cpus) if iso.cgroup else None
                 proc = spawn(iso, [json.dumps(cfg)], tmp_mb=limits.tmp_mb, fds=[report_w, code_r], stdin=stdin_r,
                              stdout=out_w, stderr=err_w, cwd=cwd)  # fmt: skip
+                if cg is not None:  # before the program arrives on its code pipe: all it starts is inside
+                    cg.adopt(proc.pid)
+                    cg.begin()
             except OSError as e:
                 raw.stderr = f"could not start the sandbox: {e}".encode()
+                if proc is not None:
+                    _kill(proc, iso)
+                    proc.wait()
                 return raw
             kill = functools.partial(_kill, proc, iso)
         for fd in child_fds:
@@ -199,6 +219,8 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
                 kill()
                 raw.returncode = proc.wait()
         raw.seconds = time.monotonic() - t0
+        if cg is not None and (server is None or server.cgroup is cg):  # a discarded server removed its own
+            raw.cgroup = cg.end()
         return raw
     finally:
         for fd in [report_r, code_w, stdin_w, out_r, err_r, *child_fds]:
@@ -207,6 +229,8 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
                     os.close(fd)
                 except OSError:
                     pass
+        if cg is not None and server is None:
+            cg.remove()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 

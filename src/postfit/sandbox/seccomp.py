@@ -1,104 +1,90 @@
-"""A seccomp filter, assembled by hand as classic BPF and handed to bubblewrap (`--seccomp FD`).
+"""The seccomp filter, built by libseccomp (through pyseccomp) from syscall names, for x86_64 and aarch64, and handed
+to bubblewrap as BPF (`--seccomp FD`).
 
 A deny-list on top of the namespaces: it closes kernel interfaces that untrusted Python has no business with and
 that have a history of escapes (ptrace, io_uring, bpf, perf, keyrings, mounts, new namespaces, terminal
 injection) and refuses every socket family but AF_UNIX, so network access fails even where a network namespace
-could not be created. Only x86_64 is described; elsewhere the layer reports itself missing.
+could not be created. libseccomp resolves the names per architecture (a call an architecture lacks is skipped)
+and kills a process that calls through another ABI of the machine (i386's int 0x80, x32 on x86_64), which would
+otherwise bypass the numbers. Without libseccomp (Debian's `libseccomp2`) the layer reports itself missing.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import os
 import platform
-import struct
 
-AUDIT_ARCH_X86_64 = 0xC000003E
-RET_ALLOW = 0x7FFF0000
-RET_KILL_PROCESS = 0x80000000
-RET_ERRNO = 0x00050000
-EPERM, ENOSYS = 1, 38
-
-# x86_64 numbers of the calls refused with EPERM.
-# fmt: off
-DENIED = {
-    "ptrace": 101, "syslog": 103, "uselib": 134, "personality": 135, "vhangup": 153, "modify_ldt": 154,
-    "pivot_root": 155, "adjtimex": 159, "chroot": 161, "acct": 163, "settimeofday": 164, "mount": 165,
-    "umount2": 166, "swapon": 167, "swapoff": 168, "reboot": 169, "sethostname": 170, "setdomainname": 171,
-    "iopl": 172, "ioperm": 173, "init_module": 175, "delete_module": 176, "quotactl": 179, "lookup_dcookie": 212,
-    "clock_settime": 227, "mbind": 237, "kexec_load": 246, "add_key": 248, "request_key": 249, "keyctl": 250,
-    "migrate_pages": 256, "unshare": 272, "move_pages": 279, "perf_event_open": 298, "name_to_handle_at": 303,
-    "open_by_handle_at": 304, "clock_adjtime": 305, "setns": 308, "process_vm_readv": 310,
-    "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "kexec_file_load": 320, "bpf": 321,
-    "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "pidfd_getfd": 438, "mount_setattr": 442,
+# Refused with EPERM, by name.
+DENIED = (
+    "ptrace", "syslog", "uselib", "personality", "vhangup", "modify_ldt", "pivot_root", "adjtimex", "chroot", "acct",
+    "settimeofday", "mount", "umount2", "swapon", "swapoff", "reboot", "sethostname", "setdomainname", "iopl",
+    "ioperm", "init_module", "delete_module", "quotactl", "lookup_dcookie", "clock_settime", "mbind", "kexec_load",
+    "add_key", "request_key", "keyctl", "migrate_pages", "unshare", "move_pages", "perf_event_open",
+    "name_to_handle_at", "open_by_handle_at", "clock_adjtime", "setns", "process_vm_readv", "process_vm_writev",
+    "kcmp", "finit_module", "kexec_file_load", "bpf", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd",
+    "mount_setattr",
     # IPC objects outlive their creator inside the sandbox's IPC namespace, so a fork server's next program could
     # find them: refuse creating any (multiprocessing's POSIX semaphores live in /dev/shm, which is wiped instead)
-    "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240,
-}
-# fmt: on
-SYS_SOCKET, SYS_CLONE, SYS_CLONE3, SYS_IOCTL = 41, 56, 435, 16
+    "shmget", "semget", "msgget", "mq_open",
+)  # fmt: skip
 AF_UNIX = 1
 TIOCSTI = 0x5412
-CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+# CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+CLONE_NAMESPACES = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+ARCHES = {"x86_64": "X86_64", "aarch64": "AARCH64", "arm64": "AARCH64"}
 
-# classic BPF opcodes
-LD_ABS, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
-NR, ARCH, ARG0, ARG1 = 0, 4, 16, 24  # offsets in struct seccomp_data (low 32 bits of args on little-endian)
+
+@functools.cache
+def _lib():
+    """pyseccomp, or None where it or libseccomp.so.2 is missing."""
+    try:
+        import pyseccomp
+    except (ImportError, OSError):
+        return None
+    return pyseccomp
 
 
 def supported() -> bool:
-    return platform.machine() == "x86_64"
+    return _lib() is not None and platform.machine() in ARCHES
 
 
-def _assemble(prog: list[tuple]) -> bytes:
-    """prog: (code, jt, jf, k) rows and label strings; jt/jf may name a label."""
-    labels, rows = {}, []
-    for p in prog:
-        if isinstance(p, str):
-            labels[p] = len(rows)
-        else:
-            rows.append(p)
-    out = []
-    for i, (code, jt, jf, k) in enumerate(rows):
-        jt, jf = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
-        if not (0 <= jt < 256 and 0 <= jf < 256):
-            raise ValueError("BPF jump out of range")
-        out.append(struct.pack("=HBBI", code, jt, jf, k))
-    return b"".join(out)
+def policy(arch: str | None = None):
+    """The filter for `arch` ("x86_64" or "aarch64"; default this machine's) as a libseccomp SyscallFilter, not
+    loaded. Raises RuntimeError where libseccomp is missing."""
+    sc = _lib()
+    if sc is None:
+        raise RuntimeError("libseccomp not available: pip install pyseccomp, apt-get install libseccomp2")
+    name = ARCHES[arch or platform.machine()]
+    f = sc.SyscallFilter(sc.ALLOW)
+    target = getattr(sc.Arch, name)
+    if target != sc.system_arch():
+        f.add_arch(target)
+        f.remove_arch(sc.Arch.NATIVE)
+    f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # another ABI's numbers would bypass the rules below
+    eperm = sc.ERRNO(errno.EPERM)
+    for call in DENIED:
+        f.add_rule(eperm, call)
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # its flags live in memory BPF cannot read: glibc falls back
+    f.add_rule(eperm, "socket", sc.Arg(0, sc.NE, AF_UNIX))
+    for flag in CLONE_NAMESPACES:  # clone's flags are its first argument on both architectures
+        f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    f.add_rule(eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSTI))  # the kernel reads an unsigned int
+    return f
 
 
-def build_filter() -> bytes:
-    """The filter as `struct sock_filter[]` bytes, the format `bwrap --seccomp` reads."""
-    p: list = [
-        (LD_ABS, 0, 0, ARCH),
-        (JEQ, 1, 0, AUDIT_ARCH_X86_64),
-        (RET, 0, 0, RET_KILL_PROCESS),  # another ABI (i386 via int 0x80) would bypass the numbers below
-        (LD_ABS, 0, 0, NR),
-        (JGE, "kill", 0, 0x40000000),  # x32 ABI
-    ]
-    p += [(JEQ, "eperm", 0, nr) for nr in sorted(DENIED.values())]
-    p += [
-        (JEQ, "enosys", 0, SYS_CLONE3),  # its flags live in memory BPF cannot read: glibc falls back to clone
-        (JEQ, "socket", 0, SYS_SOCKET),
-        (JEQ, "clone", 0, SYS_CLONE),
-        (JEQ, "ioctl", 0, SYS_IOCTL),
-        (RET, 0, 0, RET_ALLOW),
-        "socket",
-        (LD_ABS, 0, 0, ARG0),
-        (JEQ, "allow", "eperm", AF_UNIX),
-        "clone",
-        (LD_ABS, 0, 0, ARG0),
-        (JSET, "eperm", "allow", CLONE_NAMESPACES),
-        "ioctl",
-        (LD_ABS, 0, 0, ARG1),
-        (JEQ, "eperm", "allow", TIOCSTI),
-        "allow",
-        (RET, 0, 0, RET_ALLOW),
-        "eperm",
-        (RET, 0, 0, RET_ERRNO | EPERM),
-        "enosys",
-        (RET, 0, 0, RET_ERRNO | ENOSYS),
-        "kill",
-        (RET, 0, 0, RET_KILL_PROCESS),
-    ]
-    return _assemble(p)
+def bpf(f) -> bytes:
+    """A SyscallFilter as `struct sock_filter[]` bytes, the format `bwrap --seccomp` reads."""
+    fd = os.memfd_create("postfit-seccomp")
+    try:
+        with os.fdopen(os.dup(fd), "wb") as out:
+            f.export_bpf(out)
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+
+
+def build_filter(arch: str | None = None) -> bytes:
+    return bpf(policy(arch))

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from postfit.sandbox.cgroup import Cgroup
 from postfit.sandbox.layers import Isolation
 from postfit.sandbox.run import START_TIMEOUT, _kill, spawn
 
@@ -46,12 +47,22 @@ class ForkServer:
         self.iso, self.tmp_mb, self.thread = iso, tmp_mb, threading.current_thread()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         err_r, err_w = os.pipe()
+        self.proc: subprocess.Popen | None = None
+        self.cgroup: Cgroup | None = None  # the server's and all its programs'; each program's limits set in run.py
         try:
-            self.proc: subprocess.Popen | None = spawn(
+            self.cgroup = Cgroup(1024, 64, 1.0) if iso.cgroup else None
+            self.proc = spawn(
                 iso, [json.dumps({"mode": "serve", "ctl_fd": theirs.fileno()}), _source()], tmp_mb=tmp_mb,
                 fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w,
             )  # fmt: skip
+            if self.cgroup is not None:
+                self.cgroup.adopt(self.proc.pid)
         except OSError as e:
+            if self.proc is not None:
+                _kill(self.proc, iso)
+                self.proc.wait()
+            if self.cgroup is not None:
+                self.cgroup.remove()
             ours.close()
             os.close(err_r)
             raise ServerError(f"could not start the fork server: {e}") from None
@@ -145,6 +156,9 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             log.warning("fork server %d did not exit", self.proc.pid)
         self.proc = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         self.ctl.close()
         os.close(self.err)
 

@@ -90,6 +90,9 @@ def classify(
         return "error", raw.infra_error
     if raw.timed_out:
         return "timeout", "wall-clock time limit exceeded"
+    if raw.cgroup.get("oom_kills"):
+        n = raw.cgroup["oom_kills"]
+        return "memory", f"the memory limit of the whole program (all its processes) was hit: {n} OOM-killed"
     if raw.output_exceeded:
         return "failed", "output limit exceeded"
     if mode == "io":

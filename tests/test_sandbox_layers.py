@@ -4,9 +4,12 @@ and a cgroup bounding a whole program with all its children."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -141,3 +144,17 @@ def test_without_a_writable_cgroup_the_layer_is_missing_and_named(monkeypatch):
         probe.isolation.cache_clear()
     assert not iso.cgroup and "cgroup" not in iso.layers
     assert any("no writable cgroup" in p for p in iso.problems)
+
+
+def test_cli_memory_bounds_the_whole_program(tmp_path):
+    _needs(not missing_layers() and "cgroup" in isolation().layers, "a writable cgroup for the sandbox")
+    program = tmp_path / "twelve.py"
+    program.write_text(
+        "import os, time\nfor i in range(12):\n    if os.fork() == 0:\n"
+        "        x = b'1' * (300 << 20)\n        time.sleep(3)\n        os._exit(0)\n"
+        "while True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        break\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "postfit", "sandbox", "run", str(program), "--memory", "512",
+                           "--timeout", "30", "--json"], capture_output=True, text=True)  # fmt: skip
+    verdict = json.loads(proc.stdout)
+    assert proc.returncode == 0 and verdict["status"] == "memory" and "cgroup" in verdict["layers"], proc.stderr

@@ -14,6 +14,10 @@ from typing import Annotated
 
 import typer
 
+MEMORY_HELP = (
+    "Memory limit in MB: each process's address space and, where the sandbox has a cgroup, the whole "
+    "program's memory with all its children."
+)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
 
@@ -65,7 +69,7 @@ def run(
     stdin: Annotated[Path | None, typer.Option(help="File fed to the program's stdin.")] = None,
     expect: Annotated[Path | None, typer.Option(help="Expected stdout (compared by the parent).")] = None,
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds for the run.")] = 5.0,
-    memory: Annotated[int, typer.Option(help="Address-space limit per process, in MB.")] = 1024,
+    memory: Annotated[int, typer.Option(help=MEMORY_HELP)] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:
@@ -88,7 +92,7 @@ def batch(
     items: Annotated[Path, typer.Argument(help="JSONL: id, program, and tests or stdin/expect per line.")],
     workers: Annotated[int | None, typer.Option(help="Parallel sandboxes [default: one per CPU core].")] = None,
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds per item (an item's `timeout` wins).")] = 5.0,
-    memory: Annotated[int, typer.Option(help="Address-space limit per process, in MB.")] = 1024,
+    memory: Annotated[int, typer.Option(help=MEMORY_HELP)] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per item.")] = False,
     unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:

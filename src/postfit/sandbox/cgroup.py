@@ -92,6 +92,8 @@ class Cgroup:
         for d in dict.fromkeys(self.dirs.values()):
             d.mkdir()
         self._peak_fd: int | None = None
+        self._oom_last: int | None = None
+        self._set: dict[str, str] = {}  # what each limit file holds: a fork server's next program often repeats it
         try:
             self.limit_pids(pids)
             quota = max(1000, int(cpus * CPU_PERIOD_US))
@@ -110,16 +112,23 @@ class Cgroup:
 
     def _write(self, controller: str, name: str, value: str) -> None:
         self._path(controller, name).write_text(value)
+        self._set[name] = value
+
+    def _limit(self, controller: str, name: str, value: str) -> None:
+        if self._set.get(name) != value:
+            self._write(controller, name, value)
 
     def _read(self, controller: str, name: str) -> str:
         return self._path(controller, name).read_text()
 
     def limit_pids(self, pids: int) -> None:
-        self._write("pids", "pids.max", str(pids))
+        self._limit("pids", "pids.max", str(pids))
 
     def limit_memory(self, memory_mb: int) -> None:
         """All processes together: memory_mb of RAM and no swap."""
         limit = str(memory_mb << 20)
+        if self._set.get("memory") == limit:
+            return
         if self.version == 2:
             self._write("memory", "memory.max", limit)
             if self._path("memory", "memory.swap.max").exists():
@@ -134,6 +143,7 @@ class Cgroup:
                 self._write("memory", "memory.memsw.limit_in_bytes", limit)
             except OSError:
                 pass
+        self._set["memory"] = limit
 
     def adopt(self, pid: int) -> None:
         """Move `pid` and every descendant into this cgroup: a parent before its children are listed, so a child
@@ -150,7 +160,7 @@ class Cgroup:
 
     def begin(self) -> None:
         """Before a program: the peak and the OOM count read by `end` start from here."""
-        self._oom0 = self._oom_kills()
+        self._oom0 = self._oom_last if self._oom_last is not None else self._oom_kills()
         if self.version == 1:
             self._write("memory", "memory.max_usage_in_bytes", "0")
         elif (peak := self._path("memory", "memory.peak")).exists():
@@ -175,7 +185,8 @@ class Cgroup:
             peak = int(os.pread(self._peak_fd, 64, 0))
         else:
             peak = int(self._read("memory", "memory.current"))
-        return {"memory_peak": peak, "oom_kills": self._oom_kills() - self._oom0}
+        self._oom_last = self._oom_kills()  # the next program's baseline, without reading it again
+        return {"memory_peak": peak, "oom_kills": self._oom_last - self._oom0}
 
     def _oom_kills(self) -> int:
         name = "memory.events" if self.version == 2 else "memory.oom_control"

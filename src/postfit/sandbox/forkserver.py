@@ -44,6 +44,8 @@ def serve(cfg):
     ctl = socket.socket(fileno=cfg["ctl_fd"])
     layout = {d: sorted(os.listdir(d)) for d in FIXED}
     modes = {d: os.stat(d).st_mode & 0o7777 for d in WIPED}
+    # Landlock's ruleset is built once here; each child restricts itself with it before anything else runs.
+    ruleset = landlock_ruleset(cfg["landlock"]) if cfg.get("landlock") else None  # noqa: F821 - launcher.py
     gc.freeze()  # what the children inherit stays shared, not copied when their collector touches it
     ctl.sendall(b"ready")
     while True:
@@ -53,6 +55,9 @@ def serve(cfg):
         pid = os.fork()
         if pid == 0:
             ctl.close()
+            if ruleset is not None:
+                landlock_restrict(ruleset)  # noqa: F821 - from launcher.py
+                job["landlock"] = None  # done: the launcher must not build another
             return _child_config(job, fds)
         for fd in fds:
             os.close(fd)

@@ -119,24 +119,34 @@ def apply_limits(cfg):
 LANDLOCK_CREATE_RULESET, LANDLOCK_ADD_RULE, LANDLOCK_RESTRICT_SELF = 444, 445, 446
 
 
+_libc = None
+
+
+def _syscalls():
+    """libc through ctypes, loaded once (a fork server's children inherit it)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    return _libc
+
+
 def landlock_abi():
     """The kernel's Landlock ABI version; 0 where it has none (or Landlock is disabled)."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return max(0, libc.syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
+    return max(0, _syscalls().syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
 
 
-def apply_landlock(rules):
-    """Restrict this process and its future children to reading (and executing) beneath `rules["read"]`, writing
-    beneath `rules["write"]` and writing the single files `rules["files"]`; with ABI >= 4 no TCP bind or connect,
-    with ABI >= 6 no signal or abstract UNIX socket to a process outside. Raises OSError where it cannot."""
+def landlock_ruleset(rules):
+    """A Landlock ruleset fd: read (and execute) beneath `rules["read"]`, write beneath `rules["write"]` and write
+    the single files `rules["files"]`; with ABI >= 4 no TCP bind or connect, with ABI >= 6 no signal or abstract
+    UNIX socket to a process outside. Raises OSError where it cannot."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    abi = landlock_abi()
+    libc, abi = _syscalls(), landlock_abi()
     if abi < 1:
         raise OSError(38, "Landlock is not available in this kernel")
     # EXECUTE .. MAKE_SYM are ABI 1; REFER 2; TRUNCATE 3 (IOCTL_DEV, ABI 5, is left unhandled: devices behave)
@@ -167,10 +177,27 @@ def apply_landlock(rules):
                         raise OSError(ctypes.get_errno(), "landlock_add_rule " + path)
                 finally:
                     os.close(target)
-        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS, required to restrict oneself without CAP
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-        if libc.syscall(LANDLOCK_RESTRICT_SELF, fd, ctypes.c_uint32(0)) != 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def landlock_restrict(fd):
+    """Put this process (and its future children) under the ruleset `fd`."""
+    import ctypes
+
+    libc = _syscalls()
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS, required to restrict oneself without CAP_SYS_ADMIN
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if libc.syscall(LANDLOCK_RESTRICT_SELF, fd, ctypes.c_uint32(0)) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+
+
+def apply_landlock(rules):
+    fd = landlock_ruleset(rules)
+    try:
+        landlock_restrict(fd)
     finally:
         os.close(fd)
 
@@ -189,7 +216,7 @@ def _set_not_dumpable():
     # A non-dumpable process's /proc/PID/{mem,fd,environ} are closed to other processes of the same uid.
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _syscalls()
     if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0)")
 

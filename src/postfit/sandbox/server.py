@@ -51,8 +51,10 @@ class ForkServer:
         self.cgroup: Cgroup | None = None  # the server's and all its programs'; each program's limits set in run.py
         try:
             self.cgroup = Cgroup(1024, 64, 1.0) if iso.cgroup else None
+            landlock = iso.landlock_rules(None) if iso.landlock else None
             self.proc = spawn(
-                iso, [json.dumps({"mode": "serve", "ctl_fd": theirs.fileno()}), _source()], tmp_mb=tmp_mb,
+                iso, [json.dumps({"mode": "serve", "ctl_fd": theirs.fileno(), "landlock": landlock}), _source()],
+                tmp_mb=tmp_mb,
                 fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w,
             )  # fmt: skip
             if self.cgroup is not None:

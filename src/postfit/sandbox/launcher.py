@@ -194,14 +194,6 @@ def landlock_restrict(fd):
         raise OSError(ctypes.get_errno(), "landlock_restrict_self")
 
 
-def apply_landlock(rules):
-    fd = landlock_ruleset(rules)
-    try:
-        landlock_restrict(fd)
-    finally:
-        os.close(fd)
-
-
 def _install_exit():
     # -S skips site.py, which is what defines exit() and quit(); programs use them
     import builtins
@@ -388,8 +380,10 @@ def main():
     if cfg["mode"] == "serve":  # the fork server (forkserver.py); serve() returns only in a program's fresh child
         exec(compile(sys.argv.pop(2), "forkserver.py", "exec"), globals())
         cfg = serve(cfg)  # noqa: F821 - defined by the exec above
-    if cfg.get("landlock"):
-        apply_landlock(cfg["landlock"])
+    if cfg.get("landlock"):  # a fresh sandbox (a fork server's children are restricted already)
+        ruleset = landlock_ruleset(cfg["landlock"])
+        landlock_restrict(ruleset)
+        os.close(ruleset)
     apply_limits(cfg)
     _install_exit()
     os.write(cfg["report_fd"], b"S")  # started: from here on, a failure is the program's

@@ -32,7 +32,7 @@ class Isolation:
     seccomp: bool = False
     uid: int | None = None  # drop to this uid/gid before exec (only when running as root)
     layers: tuple[str, ...] = field(default=())
-    landlock: bool = False  # the launcher restricts itself with Landlock (launcher.apply_landlock)
+    landlock: bool = False  # the launcher restricts itself with Landlock (launcher.landlock_ruleset)
     cgroup: bool = False  # each sandbox gets a cgroup bounding its memory, processes and CPU (cgroup.py)
     fork_server: bool = False  # programs may run as forks of a long-lived sandbox (server.py): verified like the rest
     problems: tuple[str, ...] = ()  # why a stronger candidate was not used (named in refusals, policy.py)
@@ -47,7 +47,7 @@ class Isolation:
 
     def landlock_rules(self, workdir: str | None) -> dict:
         """What a program may read (the paths bubblewrap binds) and write (its own /tmp and /dev/shm, or without
-        bubblewrap its host working directory), for launcher.apply_landlock."""
+        bubblewrap its host working directory), for launcher.landlock_ruleset."""
         read = [*SYSTEM_DIRS, self.prefix, "/proc", "/dev"]
         write = ["/tmp", "/dev/shm"] if self.bwrap else [workdir]
         return {"read": read, "write": write, "files": ["/dev/null"]}

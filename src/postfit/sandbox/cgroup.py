@@ -91,7 +91,7 @@ class Cgroup:
         self.dirs = {c: parents[c] / name for c in CONTROLLERS}
         for d in dict.fromkeys(self.dirs.values()):
             d.mkdir()
-        self._peak_fd: int | None = None
+        self._fds: dict[Path, int] = {}  # files read or written for every program, opened once
         self._oom_last: int | None = None
         self._set: dict[str, str] = {}  # what each limit file holds: a fork server's next program often repeats it
         try:
@@ -110,8 +110,17 @@ class Cgroup:
     def _path(self, controller: str, name: str) -> Path:
         return self.dirs[controller] / name
 
+    def _fd(self, controller: str, name: str) -> int:
+        path = self._path(controller, name)
+        if path not in self._fds:
+            try:
+                self._fds[path] = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except PermissionError:  # read-only files (memory.events)
+                self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._fds[path]
+
     def _write(self, controller: str, name: str, value: str) -> None:
-        self._path(controller, name).write_text(value)
+        os.pwrite(self._fd(controller, name), value.encode(), 0)
         self._set[name] = value
 
     def _limit(self, controller: str, name: str, value: str) -> None:
@@ -119,7 +128,7 @@ class Cgroup:
             self._write(controller, name, value)
 
     def _read(self, controller: str, name: str) -> str:
-        return self._path(controller, name).read_text()
+        return os.pread(self._fd(controller, name), 4096, 0).decode()
 
     def limit_pids(self, pids: int) -> None:
         self._limit("pids", "pids.max", str(pids))
@@ -163,11 +172,9 @@ class Cgroup:
         self._oom0 = self._oom_last if self._oom_last is not None else self._oom_kills()
         if self.version == 1:
             self._write("memory", "memory.max_usage_in_bytes", "0")
-        elif (peak := self._path("memory", "memory.peak")).exists():
-            if self._peak_fd is None:
-                self._peak_fd = os.open(peak, os.O_RDWR)
-            try:
-                os.pwrite(self._peak_fd, b"reset", 0)  # Linux >= 6.12: a peak of its own for this descriptor
+        elif self._path("memory", "memory.peak").exists():
+            try:  # Linux >= 6.12: a peak of its own for this (kept) descriptor
+                os.pwrite(self._fd("memory", "memory.peak"), b"reset", 0)
             except OSError:
                 pass
 
@@ -181,8 +188,8 @@ class Cgroup:
     def _stats(self) -> dict:
         if self.version == 1:
             peak = int(self._read("memory", "memory.max_usage_in_bytes"))
-        elif self._peak_fd is not None:
-            peak = int(os.pread(self._peak_fd, 64, 0))
+        elif self._path("memory", "memory.peak").exists():
+            peak = int(self._read("memory", "memory.peak"))
         else:
             peak = int(self._read("memory", "memory.current"))
         self._oom_last = self._oom_kills()  # the next program's baseline, without reading it again
@@ -195,9 +202,9 @@ class Cgroup:
 
     def remove(self) -> None:
         """Kill whatever is left inside and remove the directories."""
-        if self._peak_fd is not None:
-            os.close(self._peak_fd)
-            self._peak_fd = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
         for d in dict.fromkeys(self.dirs.values()):
             for _ in range(100):
                 try:

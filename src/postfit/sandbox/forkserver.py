@@ -30,7 +30,6 @@ import resource  # noqa: F401 - imported once here, not in every child (launcher
 import signal
 import socket
 import sys
-import time
 
 N_FDS = 5  # stdin, stdout, stderr, report, code: the fds the child gets as 0-4
 WIPED = ("/tmp", "/dev/shm")  # private tmpfs mounts, emptied after every program
@@ -104,9 +103,8 @@ def _reap(pid):
             os.kill(-1, signal.SIGKILL)  # from PID 1: every process in the namespace but us
         except ProcessLookupError:
             pass
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                time.sleep(0.0005)
+        try:  # blocks until one dies; an orphan is our child by the time its parent is reaped
+            os.waitpid(-1, 0)
         except ChildProcessError:
             break
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

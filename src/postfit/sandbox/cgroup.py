@@ -91,6 +91,7 @@ class Cgroup:
         self.dirs = {c: parents[c] / name for c in CONTROLLERS}
         for d in dict.fromkeys(self.dirs.values()):
             d.mkdir()
+        self._has_peak = self.version == 2 and self._path("memory", "memory.peak").exists()  # Linux >= 5.19
         self._fds: dict[Path, int] = {}  # files read or written for every program, opened once
         self._oom_last: int | None = None
         self._set: dict[str, str] = {}  # what each limit file holds: a fork server's next program often repeats it
@@ -172,7 +173,7 @@ class Cgroup:
         self._oom0 = self._oom_last if self._oom_last is not None else self._oom_kills()
         if self.version == 1:
             self._write("memory", "memory.max_usage_in_bytes", "0")
-        elif self._path("memory", "memory.peak").exists():
+        elif self._has_peak:
             try:  # Linux >= 6.12: a peak of its own for this (kept) descriptor
                 os.pwrite(self._fd("memory", "memory.peak"), b"reset", 0)
             except OSError:
@@ -188,7 +189,7 @@ class Cgroup:
     def _stats(self) -> dict:
         if self.version == 1:
             peak = int(self._read("memory", "memory.max_usage_in_bytes"))
-        elif self._path("memory", "memory.peak").exists():
+        elif self._has_peak:
             peak = int(self._read("memory", "memory.peak"))
         else:
             peak = int(self._read("memory", "memory.current"))

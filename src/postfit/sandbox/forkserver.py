@@ -62,7 +62,6 @@ def serve(cfg):
             ctl.close()
             if ruleset is not None:
                 landlock_restrict(ruleset)  # noqa: F821 - from launcher.py
-                job["landlock"] = None  # done: the launcher must not build another
             return _child_config(job, fds)
         for fd in fds:
             os.close(fd)

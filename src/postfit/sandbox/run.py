@@ -160,7 +160,7 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
     }  # fmt: skip
     try:
         t0 = time.monotonic()
-        if iso.landlock and iso.bwrap:  # without bubblewrap: below, once its working directory exists
+        if iso.landlock and iso.bwrap and server is None:  # a fork server's children use its ruleset
             cfg["landlock"] = iso.landlock_rules(None)
         if server is not None:
             cfg["nproc"] += bool(cfg["nproc"])  # the server itself counts

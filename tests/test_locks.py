@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import TINY_RUNS
+from conftest import TINY_RUNS, postfit
 from postfit.io import read_jsonl
 from postfit.study import locks
 from postfit.study.locks import TaskLock, holder, is_stale
@@ -84,3 +85,96 @@ def test_two_workers_on_one_directory_train_each_run_once(tiny_study, tmp_path):
     from postfit.study.status import run_states
 
     assert [r["state"] for r in run_states(out)] == ["done"] * len(TINY_RUNS)
+
+
+@pytest.mark.slow
+def test_workers_flag_runs_the_study_on_that_many_processes(tiny_study, tmp_path):
+    """`postfit run --workers 2`: two processes of this machine share the directory (one torch thread each on two
+    cores), each run starts once, the results are the one-process run's, and a worker takes a random-init run
+    while the other pre-trains."""
+    path, one = tiny_study
+    out = tmp_path / "two"
+    proc = postfit("run", str(path), "--out", str(out), "--workers", "2")
+    text = proc.stdout + proc.stderr
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert f"2 workers on this machine, {threads} torch thread" in " ".join(text.split())
+    assert "[worker 0]" in text and "[worker 1]" in text
+    assert read_jsonl(out / "results.jsonl") == read_jsonl(one / "results.jsonl")
+    for run in TINY_RUNS:
+        assert read_jsonl(out / "runs" / run / "samples.jsonl") == read_jsonl(one / "runs" / run / "samples.jsonl")
+        assert (out / "runs" / run / "log.txt").read_text().count(f"{run}: starting") == 1, run
+    assert not list(out.rglob(".lock*")), "a lock was left behind"
+    first = (out / "runs" / "random-sft+rl-s0" / "log.txt").read_text().split(",")[0]  # the first random run
+    started = time.mktime(time.strptime(first, "%Y-%m-%d %H:%M:%S"))
+    assert started < (out / "base" / "meta.json").stat().st_mtime, "no run started while the other pre-trained"
+    assert (out / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_that_fails_makes_workers_exit_with_its_code(tiny_study, tmp_path):
+    """Bad input met by the workers (a directory of another study) exits 2 with their message; nothing written."""
+    import yaml
+
+    path, one = tiny_study
+    out = tmp_path / "other"
+    shutil.copytree(one, out)
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "sft": {"steps": 61, "batch_size": 16}}))
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    proc = postfit("run", str(other), "--out", str(out), "--workers", "2", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "holds results of a different study" in " ".join((proc.stdout + proc.stderr).split())
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+@pytest.mark.slow
+def test_runs_from_random_init_go_on_while_another_worker_pretrains(tiny_study, tmp_path):
+    """While a live worker holds the directory's lock with the tokenizer made but no weights, `prepare` returns
+    at once with the random init only, and the pre-trained one is not offered; once that worker is dead, its
+    lock is taken over and the pre-training done here gives the one-process run's weights."""
+    from safetensors.torch import load_file
+
+    from postfit.config import load_study
+    from postfit.study import runner
+
+    path, one = tiny_study
+    out = tmp_path / "pretraining"
+    shutil.copytree(one, out)
+    for name in ("pretrained", "meta.json"):
+        target = out / "base" / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    study = load_study(str(path))[0]
+    other = subprocess.Popen(["sleep", "120"])
+    try:
+        (out / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid, "since": time.time(),
+                                                "heartbeat": time.time()}))  # fmt: skip
+        start = time.monotonic()
+        splits, bases = runner.prepare(study, out, block=False)
+        assert time.monotonic() - start < 30 and set(bases) == {"random"}
+        assert splits == runner.ensure_data(study, out)
+        assert runner._later_bases(study, out) == {}
+    finally:
+        other.kill()
+        other.wait()
+    bases = runner._later_bases(study, out)
+    assert set(bases) == {"random", "pretrained"} and not (out / ".lock").exists()
+    weights = load_file(out / "base" / "pretrained" / "model.safetensors")
+    expected = load_file(one / "base" / "pretrained" / "model.safetensors")
+    assert weights.keys() == expected.keys() and all(weights[k].equal(expected[k]) for k in weights)
+
+
+def test_an_sft_rl_run_waits_while_another_live_worker_trains_its_sft_run(tmp_path):
+    from postfit.study.grid import Run
+    from postfit.study.runner import _sft_elsewhere
+
+    sft = tmp_path / "runs" / "random-sft-s0"
+    sft.mkdir(parents=True)
+    rl = Run("random", "sft+rl", 0)
+    assert not _sft_elsewhere(tmp_path, rl)  # nobody trains it: this worker does, under that run's lock
+    (sft / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "heartbeat": 0}))
+    assert _sft_elsewhere(tmp_path, rl) and not _sft_elsewhere(tmp_path, Run("random", "sft", 0))
+    (sft / "train.json").write_text("{}")
+    assert not _sft_elsewhere(tmp_path, rl)  # trained: sft+rl loads its model
+    (sft / "train.json").unlink()
+    (sft / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid(), "heartbeat": 0}))
+    assert not _sft_elsewhere(tmp_path, rl)  # a dead holder: taken over

@@ -110,24 +110,25 @@ def _kill_when(out: Path, ready) -> None:
 
 def test_killed_study_resumes_to_the_same_results(smoke_dir: Path, tmp_path: Path):
     out = tmp_path / "killed"
-    ckpts = out / "runs" / "pretrained-sft-s0" / "checkpoints"
-    # Kill during SFT of the second run, once a complete checkpoint exists.
+    ckpts = out / "runs" / "random-sft-s0" / "checkpoints"
+    # Kill during SFT of the third run (trained runs go first, untrained ones last), once a complete checkpoint
+    # exists.
     _kill_when(out, lambda: any(ckpts.glob("checkpoint-*/trainer_state.json")))
-    first = out / "runs" / "pretrained-none-s0" / "results.jsonl"
-    assert first.exists() and not (out / "runs" / "pretrained-sft-s0" / "results.jsonl").exists()
+    first = out / "runs" / "pretrained-sft-s0" / "results.jsonl"
+    assert first.exists() and not (out / "runs" / "random-sft-s0" / "results.jsonl").exists()
     finished_at = first.stat().st_mtime_ns
     # The kill left the run's lock behind, held by a dead pid: status says so, and the next worker takes it over.
     from postfit.study.status import run_states
 
     states = {r["run"]: r["state"] for r in run_states(out)}
-    assert states["pretrained-none-s0"] == "done" and states["pretrained-sft-s0"] == "interrupted", states
-    # The random-init runs come after the killed one and do not depend on it: taken from the uninterrupted study
-    # as finished runs (skipped on resume), so the resume redoes only what the kill interrupted.
-    for run in ("random-none-s0", "random-sft-s0", "random-sft+rl-s0"):
+    assert states["pretrained-sft-s0"] == "done" and states["random-sft-s0"] == "interrupted", states
+    # The runs after the killed one: taken from the uninterrupted study as finished runs (skipped on resume), so
+    # the resume redoes only what the kill interrupted.
+    for run in ("random-sft+rl-s0", "pretrained-none-s0", "random-none-s0"):
         shutil.copytree(smoke_dir / "runs" / run, out / "runs" / run)
     postfit("run", "smoke", "--out", str(out))
     assert first.stat().st_mtime_ns == finished_at, "a finished run was redone"
-    train = json.loads((out / "runs" / "pretrained-sft-s0" / "run.json").read_text())["train"]
+    train = json.loads((out / "runs" / "random-sft-s0" / "run.json").read_text())["train"]
     assert train["resumed_from"] and "checkpoint-" in train["resumed_from"]
     assert read_jsonl(out / "results.jsonl") == read_jsonl(smoke_dir / "results.jsonl")
     assert not list(out.rglob(".lock*")), "a lock was left behind"

@@ -71,6 +71,15 @@ def run(
             "--only", help="Run only this run (its name under runs/; repeatable), then the report if all are done."
         ),  # fmt: skip
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes on this machine for --executor local, sharing the "
+            "directory, each with cores // N torch threads (resources.workers; the default study: 2).",
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
     """Run a study (skipping runs that finished before) and write its report.
 
@@ -90,13 +99,18 @@ def run(
 
     if unsafe:
         spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
-    flags = {"partition": partition, "time_min": time_min, "gpus_per_run": gpus_per_run}
+    flags = {"partition": partition, "time_min": time_min, "gpus_per_run": gpus_per_run, "workers": workers}
     if set_flags := {k: v for k, v in flags.items() if v is not None}:
         spec = spec.model_copy(update={"resources": spec.resources.model_copy(update=set_flags)})
     _check_run_flags(spec, executor, parts, only)
     target = out_dir or Path("runs") / spec.name
     out.print(f"study [bold]{spec.name}[/] from {path} -> {target} ({executor})")
-    if executor == "local":
+    if executor == "local" and spec.resources.workers > 1:
+        from postfit.study.executors import run_workers
+
+        passed = [study, *(["--unsafe-weak-sandbox"] if unsafe else []), *(f"--only={name}" for name in only or [])]
+        report = run_workers(target, spec.resources.workers, passed)
+    elif executor == "local":
         report = run_study(spec, target, parts, set(only) if only else None)
     else:
         from postfit.study.executors import run_ray, run_slurm
@@ -114,6 +128,9 @@ def _check_run_flags(spec, executor: str, shard, only: list[str] | None) -> None
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if shard and spec.resources.workers > 1:
+        raise UserError(f"--shard splits the grid for workers you start yourself; with {spec.resources.workers} "
+                        "workers (--workers, resources.workers) postfit starts them: pass --workers 1")  # fmt: skip
     if executor != "local" and (shard or only):
         raise UserError(f"--shard and --only split the grid for workers you start yourself; --executor {executor} "
                         "schedules every run itself")  # fmt: skip

@@ -334,9 +334,14 @@ class SandboxOptions(Strict):
 
 
 class ResourcesOptions(Strict):
-    """What each task asks the scheduler for under `postfit run --executor ray|slurm` (README "Running a grid on
-    Ray / Slurm"). Where a study runs is not what it computes: this block is not in the fingerprint."""
+    """How many local workers run a study, and what each task asks the scheduler for under `postfit run --executor
+    ray|slurm` (README "Running a grid on Ray / Slurm"). Where a study runs is not what it computes: this block is
+    not in the fingerprint."""
 
+    workers: int = Field(1, ge=1, description="`postfit run` processes the local executor starts on this machine, "
+                         "sharing the output directory (runs are locked), each with cores // workers torch threads: "
+                         "small models run faster as several one-thread processes than as one that splits each "
+                         "small matrix product.")  # fmt: skip
     cpus_per_run: int = Field(1, ge=1, description="CPU cores per task (a run, or the data and base models); also "
                               "its torch threads.")  # fmt: skip
     gpus_per_run: int = Field(0, ge=0, description="GPUs per task; above 1 the run is started through `accelerate "

@@ -70,14 +70,14 @@ def decode(model, input_ids, attention_mask, opts: EvalOptions, stops: list[int]
     `generate` (fewer rows per draw).
     """
     import torch
-    from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
     warp = LogitsProcessorList()
     if sample:
         warp += [TemperatureLogitsWarper(opts.temperature)] if opts.temperature != 1.0 else []
         warp += [TopPLogitsWarper(opts.top_p)] if opts.top_p < 1.0 else []
     stop = torch.tensor(sorted(set(stops)), device=input_ids.device)
-    cache = DynamicCache(config=model.config)
+    cache = growing_cache(model.config, opts.max_new_tokens)
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
     with torch.inference_mode():
         logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
@@ -107,6 +107,48 @@ def decode(model, input_ids, attention_mask, opts: EvalOptions, stops: list[int]
                            position_ids=attention_mask.sum(-1, keepdim=True) - 1, cache=cache,
                            use_cache=True).logits[:, -1].float()  # fmt: skip
     return out
+
+
+def growing_cache(config, room: int):
+    """A `DynamicCache` whose layers keep keys and values in buffers with `room` free positions after the prompt:
+    each new token is written in place, where `DynamicCache` copies the whole cache (torch.cat) at every step. The
+    attention reads the same values either way, so outputs are identical. Other layer kinds (sliding windows) stay
+    as they are."""
+    import torch
+    from transformers import DynamicCache, DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self.keys = self._k = key_states[:, :, :0]
+                self.values = self._v = value_states[:, :, :0]
+            used, new = self.keys.shape[-2], key_states.shape[-2]
+            if used + new > self._k.shape[-2]:  # the prompt, or more tokens than `room`: a new buffer
+                free = lambda x: x.new_empty([*x.shape[:2], room, x.shape[3]])  # noqa: E731
+                self._k = torch.cat([self.keys, key_states, free(key_states)], -2)
+                self._v = torch.cat([self.values, value_states, free(value_states)], -2)
+            else:
+                self._k[:, :, used : used + new] = key_states
+                self._v[:, :, used : used + new] = value_states
+            self.keys, self.values = self._k[:, :, : used + new], self._v[:, :, : used + new]
+            return self.keys, self.values
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.get_seq_length() > 0:
+                used = self.keys.shape[-2]
+                self._k, self._v = self._k.repeat_interleave(repeats, 0), self._v.repeat_interleave(repeats, 0)
+                self.keys, self.values = self._k[:, :, :used], self._v[:, :, :used]
+
+        def batch_select_indices(self, indices) -> None:
+            if self.get_seq_length() > 0:
+                used = self.keys.shape[-2]
+                self._k, self._v = self._k[indices], self._v[indices]
+                self.keys, self.values = self._k[:, :, :used], self._v[:, :, :used]
+
+    cache = DynamicCache(config=config)
+    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalOptions, seed: int,

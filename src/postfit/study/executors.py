@@ -1,4 +1,5 @@
-"""Where a study's tasks run: `local` (this process, study/runner.py), `ray` (Ray tasks) or `slurm` (submitit jobs).
+"""Where a study's tasks run: `local` (this process, study/runner.py; with `resources.workers` / `--workers` N,
+N such processes on this machine), `ray` (Ray tasks) or `slurm` (submitit jobs).
 
 A study is a list of tasks with dependencies: `prepare` (data and base models), one task per run (an `sft+rl`
 run after its `sft` run, when the grid has both), then `report`. Each task is idempotent and locked
@@ -77,6 +78,43 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
     except UserError as e:
         return str(e)
     return None
+
+
+def run_workers(out_dir: Path, workers: int, args: list[str]) -> Path:
+    """`workers` processes of `postfit run ARGS --out OUT_DIR` on this machine, sharing OUT_DIR (each run is locked,
+    study/locks.py), each with cores // workers torch threads; their lines are printed here, each after its
+    worker's number. Returns report.md; a worker that failed makes this exit with its code (2: bad input)."""
+    import threading
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TOKENIZERS_PARALLELISM": "false", "COLUMNS": os.environ.get("COLUMNS", "120")}  # fmt: skip
+    cmd = [sys.executable, "-m", "postfit", "run", *args, "--out", str(out_dir), "--workers", "1"]
+    log.info("%d workers on this machine, %d torch thread%s each", workers, threads, "s" * (threads > 1))
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+             for _ in range(workers)]  # fmt: skip
+
+    def relay(k: int, stream) -> None:
+        for line in stream:
+            if line.strip():  # progress bars, drawn for a pipe, leave blank lines
+                print(f"[worker {k}] {line}", end="", flush=True)
+
+    relays = [threading.Thread(target=relay, args=(k, p.stdout), daemon=True) for k, p in enumerate(procs)]
+    for t in relays:
+        t.start()
+    try:
+        codes = [p.wait() for p in procs]
+    finally:  # interrupted: the workers stop too (their runs resume on the next `postfit run`)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
+        for t in relays:
+            t.join()
+    if failed := [c for c in codes if c]:
+        raise SystemExit(2 if 2 in failed else failed[0])
+    return out_dir / "report.md"
 
 
 def _require(executor: str):

@@ -41,7 +41,7 @@ from postfit.io import (
 )
 from postfit.study.grid import Run, grid_runs
 from postfit.study.integrity import damaged, record_files, run_log, sweep, undo
-from postfit.study.locks import POLL_S, TaskLock
+from postfit.study.locks import POLL_S, TaskLock, holder, is_stale
 from postfit.train.tracking import require_trackers, tracking
 
 log = logging.getLogger(__name__)
@@ -87,19 +87,20 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
     return splits
 
 
-def ensure_bases(study: Study, out_dir: Path) -> dict[str, str]:
-    """init -> what `build_variant` loads: a directory postfit built, or the user's model id/path."""
+def ensure_bases(study: Study, out_dir: Path, weights: bool = True) -> dict[str, str]:
+    """init -> what `build_variant` loads: a directory postfit built, or the user's model id/path. Without
+    `weights`, only the inits that need no pre-training (random: the tokenizer and config)."""
     if study.model.name_or_path is not None:
         return {init: study.model.name_or_path for init in study.grid.inits}
     from postfit.config.scaling import init_tokens
     from postfit.train.pretrain import ensure_base
 
     snapshots = sorted({t for i in study.grid.inits if (t := init_tokens(i))})  # pretrained@TOKENS checkpoints
-    need = "pretrained" in study.grid.inits or bool(snapshots)
+    need = weights and ("pretrained" in study.grid.inits or bool(snapshots))
     with tracking(study.report.to, out_dir, "pretrain", study.name):
         dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, out_dir / "base",
-                           need_weights=need, snapshots=snapshots)  # fmt: skip
-    return {init: str(dirs[init]) for init in study.grid.inits}
+                           need_weights=need, snapshots=snapshots if need else [])  # fmt: skip
+    return {init: str(dirs[init]) for init in study.grid.inits if init in dirs}
 
 
 def check_contamination(study: Study, out_dir: Path, splits: dict[str, list[dict]]) -> dict:
@@ -243,8 +244,9 @@ def _check_backends(study: Study) -> None:
         require_vllm("eval.backend")
 
 
-def _prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
-    """The study's data (checked: sandbox, contamination, probes) and its bases, made once and then reused."""
+def _prepare(study: Study, out_dir: Path, weights: bool) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """The study's data (checked: sandbox, contamination, probes) and its bases (pre-trained ones if `weights`),
+    made once and then reused."""
     from postfit.analysis.contamination import drop_items
 
     with main_first():  # the main process writes the data and checks; the others then read them
@@ -256,16 +258,20 @@ def _prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[s
             from postfit.analysis.probes import ensure_probe_data
 
             ensure_probe_data(study.probes, out_dir)  # fails before any training if a probe cannot be built
-    return splits, ensure_bases(study, out_dir)
+    return splits, ensure_bases(study, out_dir, weights)
 
 
 def done(out_dir: Path, run: Run) -> bool:
     return (out_dir / "runs" / run.name / "results.jsonl").exists()
 
 
-def prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
+def prepare(study: Study, out_dir: Path, block: bool = True) -> tuple[dict[str, list[dict]], dict[str, str]]:
     """The first task of a study: its data and base models (under the directory's lock, so one worker makes them
-    and the others read them); cheap once done. Checks first that the study can run here."""
+    and the others read them); cheap once done. Checks first that the study can run here.
+
+    With `block=False`, a worker that finds the data and the tokenizer made while another worker holds the lock
+    (pre-training) reads them and goes on: the bases then lack the pre-trained inits, which `work` asks for again.
+    """
     import torch
 
     if study.requires_gpu and not torch.cuda.is_available():
@@ -274,12 +280,15 @@ def prepare(study: Study, out_dir: Path) -> tuple[dict[str, list[dict]], dict[st
     _check_backends(study)
     fresh = not out_dir.exists()
     lock = TaskLock(out_dir)  # one worker prepares data and bases at a time; the next finds them done
-    from_main(lambda: lock.acquire_or_wait(lambda: False))
+    # The tokenizer and config are made after the data and its checks, so they mark everything but the weights.
+    made = (out_dir / "base" / "architecture").is_dir
+    if not from_main(lambda: lock.acquire_or_wait(lambda: not block and made())):
+        return _prepare(study, out_dir, weights=False)  # only reads: the lock's holder writes
     try:
         for directory, recursive in ((out_dir, False), (out_dir / "data", True), (out_dir / "base", True)):
             sweep(directory, recursive)
         with writing_under(out_dir / "base"):  # pre-training's checkpoints (data files name themselves)
-            return _prepare(study, out_dir)
+            return _prepare(study, out_dir, weights=True)
     finally:
         if is_main():
             lock.release()
@@ -297,8 +306,10 @@ def work(study: Study, out_dir: Path, runs: list[Run], splits: dict[str, list[di
             if done(out_dir, run) and not from_main(lambda r=run: damaged(out_dir / "runs" / r.name)):
                 log.info("%s: finished", run.name)
                 continue
+            if run.init not in bases:  # another worker is pre-training: ask again, take other runs meanwhile
+                bases = {**bases, **_later_bases(study, out_dir)}
             lock = TaskLock(out_dir / "runs" / run.name)
-            if not from_main(lock.acquire):
+            if run.init not in bases or _sft_elsewhere(out_dir, run) or not from_main(lock.acquire):
                 waiting.append(run)
                 continue
             try:
@@ -317,6 +328,30 @@ def work(study: Study, out_dir: Path, runs: list[Run], splits: dict[str, list[di
         pending = waiting
 
 
+def _later_bases(study: Study, out_dir: Path) -> dict[str, str]:
+    """Every base, once the worker that holds the directory's lock has pre-trained (nothing while it still holds
+    it); a dead holder's lock is taken over and its pre-training resumed here."""
+    lock = TaskLock(out_dir)
+    if not from_main(lock.acquire):
+        return {}
+    try:
+        sweep(out_dir / "base")
+        with writing_under(out_dir / "base"):
+            return ensure_bases(study, out_dir)
+    finally:
+        if is_main():
+            lock.release()
+
+
+def _sft_elsewhere(out_dir: Path, run: Run) -> bool:
+    """An sft+rl run whose `sft` run another live worker is training now: this worker takes other runs first."""
+    if run.recipe != "sft+rl":
+        return False
+    sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name
+    info = holder(sft_dir / ".lock")
+    return not (sft_dir / "train.json").exists() and info is not None and not is_stale(info)
+
+
 def finish(study: Study, out_dir: Path) -> Path:
     """The last task: results.jsonl and the report, once every run is done; the path of report.md (not written
     while runs remain)."""
@@ -330,8 +365,13 @@ def finish(study: Study, out_dir: Path) -> Path:
     if is_main():
         from postfit.report.build import write_report
 
-        lock = TaskLock(out_dir)  # two workers that finish together write it one after the other
-        lock.acquire_or_wait(lambda: False)
+        lock = TaskLock(out_dir)  # two workers that finish together: the second finds it written meanwhile
+        asked = time.time()
+        written = lambda: md.exists() and md.stat().st_mtime >= asked and (out_dir / "results.jsonl").exists()  # noqa: E731
+        if not lock.acquire_or_wait(written):
+            log.info("report written by another worker meanwhile")
+            barrier()
+            return md
         try:
             sweep(out_dir, False)
             with writing_under(out_dir):  # the report first: it refuses a damaged run before results.jsonl exists
@@ -350,8 +390,10 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None,
     Any number of workers may share `out_dir`: preparing the data and bases, and each run, happen under a lock
     (study/locks.py), so no run is trained twice and a dead worker's run is taken over and resumed.
     """
-    splits, bases = prepare(study, out_dir)
+    splits, bases = prepare(study, out_dir, block=False)
     runs = [r for i, r in enumerate(grid_runs(study))
             if (shard is None or i % shard[1] == shard[0]) and (only is None or r.name in only)]  # fmt: skip
-    work(study, out_dir, runs, splits, bases)
+    # Trained runs first, untrained ones last: workers sharing the directory then end together, the short runs
+    # filling in while the last long ones finish. Each run is seeded by itself, so the order changes no result.
+    work(study, out_dir, sorted(runs, key=lambda r: r.recipe == "none"), splits, bases)
     return finish(study, out_dir)

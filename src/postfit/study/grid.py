@@ -26,6 +26,11 @@ class Run:
         return f"{self.init}-{self.recipe}{size}-s{self.seed}"
 
     @property
+    def sft(self) -> Run:
+        """The `sft` run of the same init, seed and data size: the one an `sft+rl` run starts from."""
+        return Run(self.init, "sft", self.seed, self.examples)
+
+    @property
     def label(self) -> str:
         """The recipe, with N when the study scales the post-training data (runs of different N never pool)."""
         return self.recipe if self.examples is None else f"{self.recipe} N={self.examples}"

@@ -151,7 +151,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
     from postfit.train.sft import train_sft
 
     run_dir = out_dir / "runs" / run.name
-    for directory in {run_dir, out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name}:
+    for directory in {run_dir, out_dir / "runs" / run.sft.name}:
         if (directory / "train.json").exists() and not has_weights(directory / "model"):
             log.warning("%s: train.json without weights in model/; training again", directory)
             if is_main():
@@ -162,7 +162,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
         return AutoModelForCausalLM.from_pretrained(run_dir / "model"), read_json(run_dir / "train.json")
     stats: dict = {}
     if run.recipe in ("sft", "sft+rl"):
-        sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name
+        sft_dir = out_dir / "runs" / run.sft.name
         trained = (sft_dir / "train.json").exists
         # sft+rl trains the `sft` run's model under that run's lock (its worker holds it already for `sft`).
         lock = TaskLock(sft_dir) if run.recipe != "sft" else None
@@ -347,7 +347,7 @@ def _sft_elsewhere(out_dir: Path, run: Run) -> bool:
     """An sft+rl run whose `sft` run another live worker is training now: this worker takes other runs first."""
     if run.recipe != "sft+rl":
         return False
-    sft_dir = out_dir / "runs" / Run(run.init, "sft", run.seed, run.examples).name
+    sft_dir = out_dir / "runs" / run.sft.name
     info = holder(sft_dir / ".lock")
     return not (sft_dir / "train.json").exists() and info is not None and not is_stale(info)
 
@@ -367,7 +367,10 @@ def finish(study: Study, out_dir: Path) -> Path:
 
         lock = TaskLock(out_dir)  # two workers that finish together: the second finds it written meanwhile
         asked = time.time()
-        written = lambda: md.exists() and md.stat().st_mtime >= asked and (out_dir / "results.jsonl").exists()  # noqa: E731
+
+        def written() -> bool:
+            return md.exists() and md.stat().st_mtime >= asked and (out_dir / "results.jsonl").exists()
+
         if not lock.acquire_or_wait(written):
             log.info("report written by another worker meanwhile")
             barrier()

@@ -30,15 +30,7 @@ import yaml
 from postfit.config import Study
 from postfit.distributed import barrier, device, from_main, is_main, main_first
 from postfit.errors import UserError, writing_under
-from postfit.io import (
-    atomic_write_json,
-    atomic_write_text,
-    jsonl_text,
-    read_json,
-    read_jsonl,
-    sha256,
-    write_jsonl,
-)
+from postfit.io import atomic_write_json, atomic_write_text, jsonl_text, read_json, read_jsonl, sha256, write_jsonl
 from postfit.study.grid import Run, grid_runs
 from postfit.study.integrity import damaged, record_files, run_log, sweep, undo
 from postfit.study.locks import POLL_S, TaskLock, holder, is_stale
@@ -192,7 +184,7 @@ def _posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[
 
 
 def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], out_dir: Path) -> list[dict]:
-
+    """Build, post-train and evaluate one run; its results.jsonl is written last, so it marks the run done."""
     from postfit.analysis.stats import run_results
     from postfit.evaluation.generate import evaluate_splits
     from postfit.models import build_variant

@@ -158,6 +158,33 @@ def test_html_is_self_contained(study_dir: Path) -> None:
     assert "<td>pretrained</td>" in html
 
 
+def _drawn_at(svg: str, series: int) -> list[tuple[float, float]]:
+    """Where the SVG draws series `series`: its paths' vertices and edge midpoints (a bar's top), its markers."""
+    out = []
+    for group in re.findall(rf'<g id="[^"]*pf-s{series}-\d+">(.*?)</g>', svg, re.S):
+        for d in re.findall(r'<path d="([^"]+)"', group):
+            xy = [(float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+) (-?[\d.]+)", d)]
+            out += xy + [((a[0] + b[0]) / 2, (a[1] + b[1]) / 2) for a, b in zip(xy, xy[1:], strict=False)]
+        out += [(float(x), float(y)) for x, y in re.findall(r'<use [^>]*x="([-\d.]+)" y="([-\d.]+)"', group)]
+    return out
+
+
+def test_every_hover_point_sits_on_what_the_svg_draws(study_dir: Path) -> None:
+    """A plot's hover points are placed by the layout of the SVG's own draw, to the 0.1 unit they are rounded to."""
+    html = write_report(study_dir)[1].read_text()
+    figures = re.findall(r'<figure class="pf-plot" data-name="([^"]+)">(.*?)</figure>', html, re.S)
+    assert {name for name, _ in figures} == {"pass1_bars", "loss_sft", "pretrain_loss"}  # bars and lines
+    for name, body in figures:
+        points = json.loads(re.search(r'class="pf-points">(.*?)</script>', body, re.S).group(1))["points"]
+        assert points, name
+        for x, y, series, text in points:
+            near = min(max(abs(x - a), abs(y - b)) for a, b in _drawn_at(body, series))
+            assert near <= 0.051, (name, text, x, y, near)
+        if name == "pretrain_loss":  # a reference level (axhline) spans the axes: its points name only the level
+            level = [t for *_, t in points if t.startswith("corpus unigram entropy")]
+            assert level == ["corpus unigram entropy: 6.26"] * 2
+
+
 def test_html_holds_every_stored_sample_once(study_dir: Path) -> None:
     html = write_report(study_dir)[1].read_text()
     data = json.loads(re.search(r'<script type="application/json" id="pf-samples-data">(.*?)</script>', html).group(1))

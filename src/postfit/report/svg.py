@@ -32,8 +32,7 @@ class _Tagger:
     """Series labels in first-seen order across the figure's panels; gids `pf-s{series}-{n}` on their artists."""
 
     def __init__(self, fig):
-        self.fig, self.labels, self.points, self.n = fig, [], [], 0
-        self.height = fig.get_figheight() * SVG_DPI
+        self.fig, self.labels, self.n, self.pending = fig, [], 0, []
 
     def series(self, label: str) -> int:
         if label not in self.labels:
@@ -44,10 +43,18 @@ class _Tagger:
         artist.set_gid(f"pf-s{s}-{self.n}")
         self.n += 1
 
-    def point(self, ax, s: int, x: float, y: float, text: str) -> None:
-        px, py = ax.transData.transform((x, y)) * SVG_DPI / self.fig.dpi
-        if np.isfinite(px) and np.isfinite(py):
-            self.points.append([round(float(px), 1), round(float(self.height - py), 1), s, text])
+    def point(self, transform, s: int, x: float, y: float, text: str) -> None:
+        """A hover point at (x, y) in `transform`'s coordinates (an artist's own: data, or axes for axhline)."""
+        self.pending.append((transform, s, x, y, text))
+
+    def points(self) -> list[list]:
+        """[x, y, series, text] of every point, through the transforms of the figure's last draw (the SVG's)."""
+        height, out = self.fig.get_figheight() * SVG_DPI, []
+        for transform, s, x, y, text in self.pending:
+            px, py = transform.transform((x, y)) * SVG_DPI / self.fig.dpi
+            if np.isfinite(px) and np.isfinite(py):
+                out.append([round(float(px), 1), round(float(height - py), 1), s, text])
+        return out
 
 
 def _xtick(ax, x: float) -> str:
@@ -70,14 +77,14 @@ def _tag_axes(t: _Tagger, ax) -> None:
                 t.tag(bar, s)
                 x, h = bar.get_x() + bar.get_width() / 2, bar.get_height()
                 ci = f" [{_num(err[i][0][1])}, {_num(err[i][1][1])}]" if err is not None and i < len(err) else ""
-                t.point(ax, s, x, h, f"{label} · {_xtick(ax, x)}: {_num(h)}{ci}")
+                t.point(ax.transData, s, x, h, f"{label} · {_xtick(ax, x)}: {_num(h)}{ci}")
             parts = list(c.errorbar.get_children()) if c.errorbar else []
         elif isinstance(c, ErrorbarContainer):
             data, _, bars = c.lines
             segs = bars[0].get_segments() if bars else []
             for i, (x, y) in enumerate(zip(*data.get_data(), strict=True)):
                 ci = f" [{_num(segs[i][0][1])}, {_num(segs[i][1][1])}]" if i < len(segs) else ""
-                t.point(ax, s, x, y, f"{label} · {xlabel} {_num(x)}: {_num(y)}{ci}")
+                t.point(ax.transData, s, x, y, f"{label} · {xlabel} {_num(x)}: {_num(y)}{ci}")
             parts = [a for a in c.get_children() if a is not None]
         else:
             continue
@@ -91,8 +98,10 @@ def _tag_axes(t: _Tagger, ax) -> None:
         s = t.series(label)
         t.tag(line, s)
         colors.setdefault(_rgb(line.get_color()), s)
+        transform = line.get_transform()  # an axhline's x is in axes coordinates: its points name only its level
         for x, y in zip(*line.get_data(), strict=True):
-            t.point(ax, s, float(x), float(y), f"{label} · {xlabel} {_num(float(x))}: {_num(float(y))}")
+            at = f" · {xlabel} {_num(float(x))}" if transform is ax.transData else ""
+            t.point(transform, s, float(x), float(y), f"{label}{at}: {_num(float(y))}")
     for coll in ax.collections:  # confidence bands (fill_between) join the line of their colour
         if id(coll) in owned:
             continue
@@ -109,15 +118,14 @@ def figure_svg(fig) -> tuple[str, list[str], list[list]]:
     """
     from matplotlib import rc_context
 
-    fig.set_dpi(SVG_DPI)
-    fig.canvas.draw()  # the layout (and so every transform) as the SVG will have it
     t = _Tagger(fig)
-    for ax in fig.axes:
+    for ax in fig.axes:  # the gids go on before the SVG is drawn; the points are placed after it
         _tag_axes(t, ax)
+    fig.set_dpi(SVG_DPI)  # kept after savefig: the transforms are then the SVG's, laid out by its own draw
     buf = io.StringIO()
     with rc_context({"svg.hashsalt": "postfit", "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", dpi=SVG_DPI, metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]  # no XML declaration or doctype inside HTML
     svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="pf-svg"', svg, count=1)
-    return svg, t.labels, t.points
+    return svg, t.labels, t.points()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from postfit.analysis.contamination import overlapping_items
 from postfit.config import load_study
 from postfit.tasks import make_splits
@@ -61,3 +65,35 @@ def test_study_contamination_check_reports_none_then_a_planted_leak(tmp_path):
     report = check_contamination(study, tmp_path / "leaky", leaked)
     (pair,) = [p for p in report["pairs"] if p["source"] == "train" and p["split"] == "id_test"]
     assert pair["items"] == ["id_test/leak"]
+
+
+def _reference(texts: list[str], items: dict[str, str], n: int) -> list[str]:
+    """Item by item, window by window: what overlapping_items must find."""
+    from postfit.analysis.contamination import words
+
+    seqs = [words(t) for t in texts]
+    hits = []
+    for key, text in items.items():
+        item = words(text)
+        m = min(n, len(item))
+        grams = {tuple(item[i : i + m]) for i in range(len(item) - m + 1)} if item else set()
+        if any(tuple(s[i : i + m]) in grams for s in seqs for i in range(len(s) - m + 1)):
+            hits.append(key)
+    return sorted(hits)
+
+
+_text = st.lists(st.sampled_from(["a", "b", "c", "1", "+", "="]), max_size=12).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_text, max_size=6), st.lists(_text, min_size=1, max_size=5), st.integers(1, 5), st.integers(1, 9))
+def test_overlap_is_exactly_the_window_by_window_answer(texts, item_texts, n, chunk):
+    """Streamed in chunks of any size, keyed and then compared word by word: the same items as comparing every
+    window of every text (and none across two texts)."""
+    from postfit.analysis import contamination
+
+    items = {f"i{k}": t for k, t in enumerate(item_texts)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(contamination, "_CHUNK", chunk)
+        assert overlapping_items(texts, items, n) == _reference(texts, items, n)
+    assert overlapping_items(["a b", "c"], {"x": "b c"}, 2) == []  # no n-gram spans two texts

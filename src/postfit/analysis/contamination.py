@@ -17,24 +17,58 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _grams(seq: list[str], n: int) -> Iterable[int]:
-    return (hash(tuple(seq[i : i + n])) for i in range(len(seq) - n + 1))
+_CHUNK = 1 << 20  # source words matched at once (whole texts): memory stays about this plus the items' n-grams
+
+
+def _windows(ids, m: int):
+    """A 64-bit key of every window of `m` word ids (a polynomial that wraps), and whether the window holds a word
+    no item has (id -1: it cannot match)."""
+    import numpy as np
+
+    count = len(ids) - m + 1
+    key = np.zeros(count, dtype=np.uint64)
+    for j in range(m):
+        key = key * np.uint64(0x9E3779B97F4A7C15) + ids[j : j + count].astype(np.uint64)
+    unknown = np.concatenate([[0], np.cumsum(ids < 0)])
+    return key, unknown[m:] - unknown[:count] > 0
 
 
 def overlapping_items(source_texts: Iterable[str], items: dict[str, str], n: int = DEFAULT_N) -> list[str]:
-    """Ids of the items (id -> text) that share a word n-gram with any of the source texts."""
-    item_words = {k: words(v) for k, v in items.items()}
-    lengths = {min(n, len(w)) for w in item_words.values() if w}
-    index: dict[int, set[int]] = {m: set() for m in lengths}
-    for text in source_texts:
-        seq = words(text)
-        for m in lengths:
-            index[m].update(_grams(seq, m))
-    hits = []
-    for key, seq in item_words.items():
+    """Ids of the items (id -> text) that share a word n-gram with any of the source texts.
+
+    The items' n-grams are indexed and the source is streamed past them in chunks of whole texts, so a corpus of
+    any size is read once in the memory of a chunk. Candidate windows are found by their 64-bit keys and then
+    compared word by word: the result is exact.
+    """
+    import numpy as np
+
+    vocab: dict[str, int] = {}
+    grams: dict[int, dict[tuple, list[str]]] = {}  # length m -> an item n-gram (as word ids) -> the items with it
+    for key, text in items.items():
+        seq = [vocab.setdefault(w, len(vocab)) for w in words(text)]
         m = min(n, len(seq))
-        if seq and any(g in index[m] for g in _grams(seq, m)):
-            hits.append(key)
+        for i in range(len(seq) - m + 1 if seq else 0):
+            grams.setdefault(m, {}).setdefault(tuple(seq[i : i + m]), []).append(key)
+    wanted = {m: np.unique([_windows(np.array(g), m)[0] for g in index]) for m, index in grams.items()}  # sorted
+    hits: set[str] = set()
+
+    def match(ids: list[int]) -> None:
+        ids = np.array(ids, dtype=np.int64)
+        for m, index in grams.items():
+            if len(ids) < m:
+                continue
+            key, unknown = _windows(ids, m)
+            at = np.minimum(np.searchsorted(wanted[m], key), len(wanted[m]) - 1)
+            for i in np.flatnonzero((wanted[m][at] == key) & ~unknown):
+                hits.update(index.get(tuple(ids[i : i + m].tolist()), ()))
+
+    chunk: list[int] = []
+    for text in source_texts:
+        chunk += [vocab.get(w, -1) for w in words(text)] + [-1]  # -1 between texts: no n-gram spans two
+        if len(chunk) >= _CHUNK:
+            match(chunk)
+            chunk = []  # a chunk ends with a text, so no window is cut
+    match(chunk)
     return sorted(hits)
 
 

@@ -21,16 +21,14 @@ _CHUNK = 1 << 20  # source words matched at once (whole texts): memory stays abo
 
 
 def _windows(ids, m: int):
-    """A 64-bit key of every window of `m` word ids (a polynomial that wraps), and whether the window holds a word
-    no item has (id -1: it cannot match)."""
+    """A 64-bit key of every window of `m` word ids (a polynomial that wraps)."""
     import numpy as np
 
     count = len(ids) - m + 1
     key = np.zeros(count, dtype=np.uint64)
     for j in range(m):
         key = key * np.uint64(0x9E3779B97F4A7C15) + ids[j : j + count].astype(np.uint64)
-    unknown = np.concatenate([[0], np.cumsum(ids < 0)])
-    return key, unknown[m:] - unknown[:count] > 0
+    return key
 
 
 def overlapping_items(source_texts: Iterable[str], items: dict[str, str], n: int = DEFAULT_N) -> list[str]:
@@ -49,7 +47,7 @@ def overlapping_items(source_texts: Iterable[str], items: dict[str, str], n: int
         m = min(n, len(seq))
         for i in range(len(seq) - m + 1 if seq else 0):
             grams.setdefault(m, {}).setdefault(tuple(seq[i : i + m]), []).append(key)
-    wanted = {m: np.unique([_windows(np.array(g), m)[0] for g in index]) for m, index in grams.items()}  # sorted
+    wanted = {m: np.unique([_windows(np.array(g), m) for g in index]) for m, index in grams.items()}  # sorted
     hits: set[str] = set()
 
     def match(ids: list[int]) -> None:
@@ -57,9 +55,9 @@ def overlapping_items(source_texts: Iterable[str], items: dict[str, str], n: int
         for m, index in grams.items():
             if len(ids) < m:
                 continue
-            key, unknown = _windows(ids, m)
+            key = _windows(ids, m)  # a key that matches by chance, or spans a word no item has (-1), is refused below
             at = np.minimum(np.searchsorted(wanted[m], key), len(wanted[m]) - 1)
-            for i in np.flatnonzero((wanted[m][at] == key) & ~unknown):
+            for i in np.flatnonzero(wanted[m][at] == key):
                 hits.update(index.get(tuple(ids[i : i + m].tolist()), ()))
 
     chunk: list[int] = []

@@ -73,7 +73,8 @@ def tiny_study(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tiny")
     path = d / "study.yaml"
     path.write_text(yaml.safe_dump(TINY_STUDY))
-    postfit("run", str(path), "--out", str(d / "one"))
+    proc = postfit("run", str(path), "--out", str(d / "one"))
+    (d / "log.txt").write_text(proc.stdout, encoding="utf-8")  # stdout was a pipe, as `> log.txt` makes it
     return path, d / "one"
 
 

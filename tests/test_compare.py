@@ -72,6 +72,11 @@ def test_side_by_side_tables_and_a_paired_difference(study_dir: Path, tmp_path: 
     row = _table_row(md, "Differences to synthetic (pp)", ["tuned − synthetic", "pretrained", "sft", "id_test"])
     assert row[4:] == [f"+{100 * est:.1f} [+{100 * lo:.1f}, +{100 * hi:.1f}]", "20", "2"]
     assert lo > 0
+    # The page opens with that difference as its headline, then the figure, then the differences table.
+    headline = md.split("\n\n", 2)[1]
+    assert headline == (f"tuned − synthetic: 1 of 16 differences exclude zero; the largest is {row[4]} pp for "
+                        "pretrained + sft on id_test (tuned higher).")  # fmt: skip
+    assert md.index(headline) < md.index("compare_pass1.png") < md.index("## Differences") < md.index("## Studies")
     # Where the studies agree item by item, the difference is exactly 0 with a zero-width interval.
     row = _table_row(md, "Differences to synthetic (pp)", ["tuned − synthetic", "random", "sft", "ood_format"])
     assert row[4:] == ["+0.0 [+0.0, +0.0]", "20", "2"]

@@ -126,15 +126,16 @@ def test_adaptation_auc_is_the_mean_accuracy_under_the_curve():
     assert adaptation_auc({8: {"a": 1.0}}) == {"a": 1.0}
 
 
-def test_probe_verdict_states_in_context_gain_and_adaptation_speed_with_intervals():
+def test_probe_comparisons_state_in_context_gain_and_adaptation_speed_with_intervals():
     """Synthetic probe rows for two seeds: pre-trained adapts on every item by m=10, random init never; neither
-    gains from shots. The verdict names pre-trained for adaptation and finds no in-context gain."""
+    gains from shots. Adaptation names pre-trained; the in-context rows, all zero with zero-width intervals, collapse
+    into one row that says the probe cannot measure, and the headline says so instead of calling it a finding."""
     from types import SimpleNamespace
 
-    from postfit.report.probes import probe_verdict
+    from postfit.report.headline import comparisons_table, headline
+    from postfit.report.probes import probe_comparisons
     from postfit.report.results import RunResults
     from postfit.report.scaling import Info
-    from postfit.report.verdict import compare
 
     def rows(adapts: bool) -> list[dict]:
         out = [{"probe": "icl", "k": k, "task": "gcd", "item": str(i), "sample": -1, "correct": i % 3 == 0}
@@ -145,16 +146,18 @@ def test_probe_verdict_states_in_context_gain_and_adaptation_speed_with_interval
 
     infos = [Info(RunResults(init, "sft", seed), None, None, rows(init == "pretrained"))
              for init in ("pretrained", "random") for seed in (0, 1)]  # fmt: skip
-    study = SimpleNamespace(n_boot=200, ci=0.95)
-    text = " ".join(probe_verdict(study, infos, compare))
-    assert (
-        "pretrained sft (after): in-context gain, k=4 minus k=0 shots, +0.0 [+0.0, +0.0] pp (95% CI, n=30, "
-        "2 seed(s)): no detectable difference." in text
-    )
+    comps = probe_comparisons(SimpleNamespace(n_boot=200, ci=0.95), infos)
+    icl = [c for c in comps if c.kind == "in-context"]
+    zero = (0.0, 0.0, 0.0)
+    assert [(c.subject, c.est, c.n, c.seeds) for c in icl] == [
+        ("pretrained sft (after)", zero, 30, 2), ("random sft (after)", zero, 30, 2)]  # fmt: skip
+    (adapt,) = [c for c in comps if c.kind == "adaptation"]
     # AUC per adapting item: (10 * 0.5 + 30 * 1) / 40 = 0.875; 24 of 30 items adapt: 70.0 pp on average.
-    assert (
-        "Adaptation speed after sft (area under accuracy vs m=0-40 SFT steps on a new task), pre-trained minus "
-        "random init: +70.0 ["
-        in text
-        and text.endswith("(95% CI, n=30, 2 seed(s)): pre-trained higher.")
-    )
+    assert adapt.text().startswith("+70.0 [") and adapt.verdict() == "pre-trained higher" and adapt.n == 30
+    table = comparisons_table(comps).rows
+    assert table[0][0] == "in-context gain, k=4 − k=0 shots" and table[0][-1].startswith("unable to measure")
+    assert len(table) == 2 and table[1][-1] == "pre-trained higher"
+    (sentence,) = headline(comps)
+    assert sentence.startswith("After sft, pre-trained adapts faster to a new task (adapt: lc): pre-trained minus "
+                               "random +70.0 [")  # fmt: skip
+    assert "in-context" not in sentence  # a probe that cannot move is no finding

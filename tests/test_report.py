@@ -153,7 +153,7 @@ def assert_self_contained(html: str) -> None:
 
 def test_html_is_self_contained(study_dir: Path) -> None:
     html = write_report(study_dir)[1].read_text()
-    assert html.count('<figure class="pf-plot"') == 3 and html.count("<svg") == 3  # the plots, as inline SVG
+    assert html.count('<figure class="pf-plot"') == 4 and html.count("<svg") == 4  # the plots, as inline SVG
     assert_self_contained(html)
     assert "<td>pretrained</td>" in html
 
@@ -173,7 +173,7 @@ def test_every_hover_point_sits_on_what_the_svg_draws(study_dir: Path) -> None:
     """A plot's hover points are placed by the layout of the SVG's own draw, to the 0.1 unit they are rounded to."""
     html = write_report(study_dir)[1].read_text()
     figures = re.findall(r'<figure class="pf-plot" data-name="([^"]+)">(.*?)</figure>', html, re.S)
-    assert {name for name, _ in figures} == {"pass1_bars", "loss_sft", "pretrain_loss"}  # bars and lines
+    assert {name for name, _ in figures} == {"headline", "pass1_bars", "loss_sft", "pretrain_loss"}  # bars, lines
     for name, body in figures:
         points = json.loads(re.search(r'class="pf-points">(.*?)</script>', body, re.S).group(1))["points"]
         assert points, name
@@ -251,25 +251,38 @@ def test_missing_optional_files_and_runs(study_dir: Path) -> None:
     assert _table_row(md, "Greedy pass@1 (%)", ["random", "none"])[2] == "1"
 
 
-def _verdict(md: str) -> str:
-    return md.split("## Verdict\n", 1)[1].split("\n## ", 1)[0]
+def _headline(md: str) -> str:
+    return md.split("\n\n", 2)[1]  # the paragraph right under the title
 
 
-def test_verdict_names_the_better_init_with_its_interval(study_dir: Path) -> None:
-    """pretrained+sft 15/20 vs random+sft 6/20 on id_test, both seeds: the paired difference and the recovery
-    ratio with their intervals, n and seeds, and the better init named."""
+def _comparison_rows(md: str) -> list[list[str]]:
+    table = md.split("## Comparisons\n\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table]
+
+
+def test_report_opens_with_headline_figure_and_comparisons(study_dir: Path) -> None:
+    """pretrained+sft 15/20 vs random+sft 6/20 on id_test, both seeds: the headline states the recovery ratio and
+    the paired difference with their intervals, names the better init, and every number it holds is in a row of
+    the comparisons table; the figure and that table come before the main table."""
     md = write_report(study_dir)[0].read_text(encoding="utf-8")
-    text = _verdict(md)
-    assert md.index("## Verdict") < md.index("## Greedy pass@1")
-    hit = re.search(r"sft, id_test: pre-trained minus random init \+45\.0 \[\+(\d+\.\d), \+(\d+\.\d)\] pp \(95% CI, "
-                    r"n=20, 2 seed\(s\)\): pre-trained higher\.", text)  # fmt: skip
+    text = _headline(md)
+    assert md.index(text) < md.index("plots/headline.png") < md.index("## Comparisons") < md.index("## Greedy pass@1")
+    assert len(re.findall(r"[.!?](?:\s|$)", text)) <= 3
+    hit = re.search(r"pre-trained minus random is \+45\.0 \[\+(\d+\.\d), \+(\d+\.\d)\] pp on id_test "
+                    r"\(pre-trained higher\)", text)  # fmt: skip
     assert hit and 0 < float(hit[1]) < 45 < float(hit[2])
-    assert "sft, id_test: random init recovers 0.40 [" in text and "(30.0% vs 75.0%, n=20, 2 seed(s))" in text
-    assert re.search(r"random \+ sft: id_test minus the mean of the OOD splits \+20\.0 \[.*?\] pp .*: a drop\.", text)
-    assert "no detectable difference" not in text.split("sft, ood_format")[0]
+    assert "After sft, random init recovers 0.40 [" in text
+    assert re.search(r"id_test minus the mean of the OOD splits is \+25\.0 \[.*?\] pp for pretrained \+ sft "
+                     r"\(a drop\)", text)  # fmt: skip
+    rows = _comparison_rows(md)
+    cells = {(r[0], r[1], r[2]): r for r in rows}
+    assert cells[("difference, pre-trained − random", "sft", "id_test")][3:] == [
+        "+45.0 pp", f"[+{hit[1]}, +{hit[2]}]", "20", "2", "pre-trained higher"]  # fmt: skip
+    table_numbers = {n for r in rows for cell in r[3:5] for n in re.findall(r"[-+]?\d+\.\d+", cell)}
+    assert set(re.findall(r"[-+]?\d+\.\d+", text)) <= table_numbers
 
 
-def test_verdict_says_no_detectable_difference_when_the_interval_spans_zero(study_dir: Path) -> None:
+def test_headline_says_no_detectable_difference_when_the_intervals_span_zero(study_dir: Path) -> None:
     """random+sft one item behind pretrained+sft on every split: each interval reaches zero, so no init is named."""
     RATES["random", "sft"] = [14, 11, 9, 7]
     try:
@@ -277,12 +290,14 @@ def test_verdict_says_no_detectable_difference_when_the_interval_spans_zero(stud
             _write_jsonl(study_dir / "runs" / f"random-sft-s{seed}" / "samples.jsonl", _samples("random", "sft", seed))
     finally:
         RATES["random", "sft"] = [6, 3, 2, 1]
-    text = _verdict(write_report(study_dir)[0].read_text(encoding="utf-8"))
-    for split in SPLITS:
-        hit = re.search(rf"sft, {split}: pre-trained minus random init \+5\.0 \[([-+]\d+\.\d), ([-+]\d+\.\d)\] pp "
-                        r"\(95% CI, n=20, 2 seed\(s\)\): no detectable difference\.", text)  # fmt: skip
-        assert hit and float(hit[1]) <= 0 <= float(hit[2]), split
-    assert "pre-trained higher" not in text and "random init higher" not in text
+    md = write_report(study_dir)[0].read_text(encoding="utf-8")
+    text = _headline(md)
+    assert text.startswith("After post-training (sft), pre-trained and random init show no detectable difference")
+    assert "higher" not in text
+    for row in _comparison_rows(md):
+        if row[0] == "difference, pre-trained − random":
+            lo, hi = (float(x) for x in row[4].strip("[]").split(", "))
+            assert row[3] == "+5.0 pp" and lo <= 0 <= hi and row[7] == "no detectable difference", row
 
 
 def test_pretraining_held_out_loss_against_the_unigram_entropy(study_dir: Path) -> None:

@@ -25,6 +25,7 @@ from postfit.distributed import barrier, is_main
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, _generate, _seed, normalise_question
+from postfit.ui import stage
 from postfit.verify import is_correct, score
 
 log = logging.getLogger(__name__)
@@ -183,15 +184,15 @@ def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, ru
     path = run_dir / "probes.jsonl"
     if path.exists():
         return read_jsonl(path)
-    log.info("stage probes: %s", run_dir.name)
     rows: list[dict] = []
-    if probes.icl is not None:
-        rows += run_icl(model, tokenizer, data["icl"], probes.icl, eval_opts, probes.seed)
-    if probes.adapt is not None:
-        work_dir = run_dir / "adapt_work"
-        rows += run_adapt(model, tokenizer, data["adapt"], probes.adapt, eval_opts, work_dir, seed)
-        if is_main():
-            shutil.rmtree(work_dir, ignore_errors=True)
+    with stage("probes", run_dir.name):
+        if probes.icl is not None:
+            rows += run_icl(model, tokenizer, data["icl"], probes.icl, eval_opts, probes.seed)
+        if probes.adapt is not None:
+            work_dir = run_dir / "adapt_work"
+            rows += run_adapt(model, tokenizer, data["adapt"], probes.adapt, eval_opts, work_dir, seed)
+            if is_main():
+                shutil.rmtree(work_dir, ignore_errors=True)
     if is_main():
         write_jsonl(path, rows)
     barrier()

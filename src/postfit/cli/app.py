@@ -5,6 +5,7 @@ Exit codes: 0 done, 2 bad input (study file, data, missing model), 1 anything el
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -94,7 +95,7 @@ def run(
     from postfit.ui import setup_logging
 
     spec, path = load_study(study)
-    setup_logging()
+    setup_logging(sys.stdout)  # a run's output is its progress: `postfit run ... > log.txt` keeps it
     from postfit.study.runner import run_study
 
     if unsafe:
@@ -157,21 +158,26 @@ def status(
     out_dir: Annotated[Path, typer.Argument(help="A study's output directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per run.")] = False,
 ) -> None:
-    """Where every run of a study stands: done, running (where, since when), interrupted, failed (with the last
-    lines of its log) or waiting."""
+    """Where every run of a study stands, one line each: its state (done, running, interrupted, failed, waiting),
+    the stage it is in with its training step, how long ago it last wrote, and where it runs (or its error and the
+    last lines of its log)."""
     import json
 
     from postfit.study.status import run_states
+    from postfit.ui import duration
 
     rows = run_states(out_dir)
     for row in rows:
         if as_json:
             print(json.dumps(row))
             continue
-        extra = {"running": f" on {row.get('where')} since {row.get('since')}",
-                 "interrupted": f" (holder {row.get('where')} is dead; the next worker takes it over)",
-                 "failed": f": {row.get('error')}"}.get(row["state"], "")  # fmt: skip
-        out.print(f"{row['run']:<32} {row['state']}{extra}", highlight=False, markup=False)
+        extra = {"running": f"on {row.get('where')} since {row.get('since')}",
+                 "interrupted": f"holder {row.get('where')} is dead; the next worker takes it over",
+                 "failed": f"{row.get('error')}"}.get(row["state"], "")  # fmt: skip
+        stage = " ".join(x for x in (row.get("stage"), row.get("progress")) if x) or "—"
+        age = "—" if row.get("age") is None else f"{duration(row['age'])} ago"
+        line = f"{row['run']:<28} {row['state']:<11} {stage:<16} {age:<10} {extra}".rstrip()
+        out.print(line, highlight=False, markup=False)
         for line in row.get("log", []):
             out.print(f"    {line}", highlight=False, markup=False)
     counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}

@@ -11,7 +11,7 @@ from rich.markup import escape
 from postfit.errors import DiskFull, UserError, is_disk_full
 
 err = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)  # a line longer than the terminal (or any line in a file) is never cut
 
 
 def user_errors(fn):

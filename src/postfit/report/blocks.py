@@ -19,12 +19,14 @@ class Heading:
 @dataclass
 class Para:
     text: str  # `code` spans are the only markup
+    lead: bool = False  # the headline: set larger in report.html
 
 
 @dataclass
 class Table:
     header: list[str]
     rows: list[list[str]]
+    nowrap: bool = False  # cells of numbers and short names: report.html keeps each on one line
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 from postfit.io import atomic_write_bytes, atomic_write_text
 from postfit.report.blocks import Block, Heading, Para, Plot
 from postfit.report.browser import samples_block
+from postfit.report.comparisons import comparisons
+from postfit.report.headline import comparisons_table, headline
 from postfit.report.main import (
     contamination_blocks,
     estimate_table,
@@ -21,34 +23,54 @@ from postfit.report.main import (
     recovery_table,
     summary,
 )
-from postfit.report.plots import bar_plot
+from postfit.report.plots import bar_plot, inits_plot
 from postfit.report.probes import probe_blocks
 from postfit.report.render import render_html, render_md
 from postfit.report.results import StudyResults, group_estimates, load_study
 from postfit.report.rl import rl_blocks
 from postfit.report.scaling import load_infos, scaling_blocks
-from postfit.report.verdict import verdict
 
 log = logging.getLogger(__name__)
+
+
+HEADLINE_RULES = (
+    "How the headline is chosen (postfit.report.headline): first, the largest pre-trained minus random difference "
+    "after post-training whose interval excludes zero, with the recovery ratio there; then the largest ID-to-OOD "
+    "drop whose interval excludes zero; then the largest supported RL or probe effect. Where no interval excludes "
+    "zero the headline says so; a probe whose every estimate is zero with a zero-width interval is reported as "
+    "unable to measure. Intervals: {ci} bootstrap over seeds, then items within each seed, paired where two "
+    "models are compared."
+)
+
+
+def top_blocks(study: StudyResults, main: dict, infos: list) -> list[Block]:
+    """The first screen: headline, the pre-trained vs random figure, every comparison as a table."""
+    comps = comparisons(study, infos)
+    blocks: list[Block] = []
+    sentences = headline(comps)
+    blocks += [Para(" ".join(sentences), lead=True)] if sentences else []
+    if main:
+        figure = inits_plot(main, study.splits, study.ci)
+        blocks.append(Plot("headline", "Greedy pass@1 per split: pre-trained vs random init, per recipe", figure))
+    if comps:
+        blocks += [Heading("Comparisons"), comparisons_table(comps), Para(HEADLINE_RULES.format(ci=f"{study.ci:.0%}"))]
+    return blocks
 
 
 def build_blocks(study: StudyResults) -> list[Block]:
     """The report's content, in order, as blocks that render_md and render_html both draw from."""
     ci = f"{study.ci:.0%}"
     main = group_estimates(study)
-    description = str(study.config.get("description") or "").strip()
+    infos = load_infos(study)
     blocks: list[Block] = [Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1)]
-    blocks += [Para(description)] if description else []
     if study.sandbox and study.sandbox.get("weak"):
         missing = ", ".join(study.sandbox.get("missing") or [])
         blocks.append(Para(f"Weak sandbox: model-written code ran without the layers {missing} "
                            "(sandbox.allow_weak / --unsafe-weak-sandbox); see sandbox.json."))  # fmt: skip
-    infos = load_infos(study)
-    sentences = verdict(study, infos)
-    if sentences:
-        blocks += [Heading("Verdict"), Para(" ".join(sentences))]
+    blocks += top_blocks(study, main, infos)
+    description = str(study.config.get("description") or "").strip()
+    blocks += [Heading("The study"), *([Para(description)] if description else []), Para(summary(study))]
     blocks += [
-        Para(summary(study)),
         Heading("Greedy pass@1 (%)"),
         Para(
             f"Rows pool the seeds of one init × recipe: mean over seeds of per-seed accuracy, {ci} CI in brackets, "
@@ -68,12 +90,11 @@ def build_blocks(study: StudyResults) -> list[Block]:
         text = "Random-init greedy pass@1 divided by pretrained greedy pass@1 for the same recipe, on the items and "
         text += f"seeds both share; {ci} CI from a bootstrap paired by seed and item."
         blocks += [Heading("Recovery ratio"), Para(text), rec]
-    blocks += loss_blocks(study)
-    blocks += rl_blocks(study)
+    blocks += scaling_blocks(study, infos)
     if main:
         bars = bar_plot(main, study.splits, study.ci)
-        blocks += [Heading("Greedy pass@1 by split"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
-    blocks += scaling_blocks(study, infos) + probe_blocks(study, infos)
+        blocks += [Heading("Out of distribution"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
+    blocks += probe_blocks(study, infos) + rl_blocks(study) + loss_blocks(study)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)
     # Relative paths: a copied or moved study directory regenerates the identical report.

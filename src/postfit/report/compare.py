@@ -16,6 +16,7 @@ from postfit.analysis import stats
 from postfit.errors import UserError
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.build import write_pages
+from postfit.report.headline import Comparison
 from postfit.report.main import pct
 from postfit.report.plots import bar_plot
 from postfit.report.results import (
@@ -99,11 +100,12 @@ def side_by_side(studies: list[StudyResults], names: list[str], splits: list[str
     return Table(header, rows), bars
 
 
-def differences(studies: list[StudyResults], names: list[str], splits: list[str]) -> tuple[Table, list[str]]:
-    """Every later study minus the first, for each init × recipe both have, on each shared split."""
+def differences(studies: list[StudyResults], names: list[str], splits: list[str]) -> tuple[Table, list[str], list]:
+    """Every later study minus the first, for each init × recipe both have, on each shared split: the table, its
+    notes, and the same differences as comparisons (postfit.report.headline) for the headline."""
     base, base_groups = studies[0], studies[0].groups()
     header = ["comparison", "init", "recipe", "split", "difference (pp)", "n items", "seeds"]
-    rows, notes = [], []
+    rows, notes, comps = [], [], []
     for name, study in zip(names[1:], studies[1:], strict=True):
         for key, runs in study.groups().items():
             if key not in base_groups:
@@ -113,11 +115,32 @@ def differences(studies: list[StudyResults], names: list[str], splits: list[str]
                 d = matched_difference(base_groups[key], runs, split, base.n_boot, base.ci)
                 cell = "— (no item and seed in common)" if d["diff"] is None else pct(d["diff"], signed=True)
                 rows.append([f"{name} − {names[0]}", *key, split, cell, str(d["n"]), str(d["seeds"])])
+                if d["diff"] is not None:
+                    comps.append(Comparison("study", f"{name} − {names[0]}", f"{key[0]} + {key[1]}", key[1], split,
+                                            d["diff"], d["n"], d["seeds"], better=name, worse=names[0]))  # fmt: skip
                 if d["differing"]:
                     where = f"{name} vs {names[0]}, {key[0]} × {key[1]}, {split}"
                     notes.append(f"{where}: {d['differing']} item ids hold a different prompt or reference in the "
                                  "two studies and are left out.")  # fmt: skip
-    return Table(header, rows), notes
+    return Table(header, rows), notes, comps
+
+
+def compare_headline(comps: list[Comparison]) -> list[str]:
+    """One sentence per later study (at most three): its largest difference to the first study whose interval
+    excludes zero, and how many of its differences do; or that none does, naming the largest estimate."""
+    out = []
+    for quantity in list(dict.fromkeys(c.quantity for c in comps))[:3]:
+        mine = [c for c in comps if c.quantity == quantity]
+        supported = [c for c in mine if c.supported]
+        top = max(supported or mine, key=lambda c: abs(c.est[0]))
+        where = f"{top.text()} for {top.subject} on {top.split}"
+        if supported:
+            out.append(f"{quantity}: {len(supported)} of {len(mine)} differences exclude zero; the largest is {where} "
+                       f"({top.verdict()}).")  # fmt: skip
+        else:
+            out.append(f"{quantity}: no detectable difference on any shared split (the largest estimate, {where}, "
+                       "has an interval that reaches zero).")  # fmt: skip
+    return out
 
 
 def compare_blocks(studies: list[StudyResults]) -> list[Block]:
@@ -128,18 +151,14 @@ def compare_blocks(studies: list[StudyResults]) -> list[Block]:
                     [[n, str(s.dir), str(len(s.runs)), ", ".join(s.splits)]
                      for n, s in zip(names, studies, strict=True)])  # fmt: skip
     main, bars = side_by_side(studies, names, splits)
-    diff, notes = differences(studies, names, splits)
+    diff, notes, comps = differences(studies, names, splits)
     ci = f"{base.ci:.0%}"
-    blocks: list[Block] = [
-        Heading(f"postfit comparison: {' vs '.join(names)}", 1),
-        listing,
-        Heading("Greedy pass@1 (%)"),
-        Para(
-            f"On the splits every study has ({', '.join(splits)}). Each row pools the seeds of one init × recipe of "
-            f"one study, with its own bootstrap CI ({ci} unless that study's report settings differ); ID→OOD drop "
-            "= id_test minus the mean of the ood_* splits of that study."
-        ),  # fmt: skip
-        main,
+    sentences = compare_headline(comps)
+    blocks: list[Block] = [Heading(f"postfit comparison: {' vs '.join(names)}", 1)]
+    blocks += [Para(" ".join(sentences), lead=True)] if sentences else []
+    if bars:
+        blocks += [Plot("compare_pass1", "Greedy pass@1 by study, init × recipe", bar_plot(bars, splits, base.ci))]
+    blocks += [
         Heading(f"Differences to {names[0]} (pp)"),
         Para(
             f"Each later study minus {names[0]}, greedy pass@1 in percentage points, for the init × recipe rows "
@@ -148,9 +167,16 @@ def compare_blocks(studies: list[StudyResults]) -> list[Block]:
         ),  # fmt: skip
         diff,
         *[Para(n) for n in notes],
+        Heading("Studies"),
+        listing,
+        Heading("Greedy pass@1 (%)"),
+        Para(
+            f"On the splits every study has ({', '.join(splits)}). Each row pools the seeds of one init × recipe of "
+            f"one study, with its own bootstrap CI ({ci} unless that study's report settings differ); ID→OOD drop "
+            "= id_test minus the mean of the ood_* splits of that study."
+        ),  # fmt: skip
+        main,
     ]
-    if bars:
-        blocks += [Plot("compare_pass1", "Greedy pass@1 by study, init × recipe", bar_plot(bars, splits, base.ci))]
     dirs = " ".join(str(s.dir) for s in studies)
     blocks.append(Para(f"Provenance: every number above comes from the studies' `runs/*/samples.jsonl`; regenerate "
                        f"with `postfit compare {dirs} --out DIR`."))  # fmt: skip

@@ -142,3 +142,27 @@ def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str],
     ax.grid(axis="y", alpha=0.3)
     fig.legend(fontsize=8, loc="outside right upper")  # outside: a bar at 100% must not hide under it
     return drawn(fig)
+
+
+def inits_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str], ci: float) -> Drawn:
+    """The report's headline figure: one panel per recipe, the splits along x (id_test first), one bar per init
+    with its CI, so "how much of post-training needs pre-training, and where" is one picture."""
+    recipes = list(dict.fromkeys(recipe for _, recipe in est))
+    inits = list(dict.fromkeys(init for init, _ in est))
+    fig = _figure(max(6.0, (0.5 * len(splits) + 0.6) * len(recipes) + 1.4), 3.4)
+    axes = np.atleast_1d(fig.subplots(1, len(recipes), sharey=True))
+    x, width = np.arange(len(splits)), 0.8 / len(inits)
+    for ax, recipe in zip(axes, recipes, strict=True):
+        for j, init in enumerate(inits):
+            cells = [est.get((init, recipe), {}).get(split) for split in splits]
+            height = [100 * e.value if e else np.nan for e in cells]
+            err = [[100 * (e.value - e.lo) if e else 0.0 for e in cells],
+                   [100 * (e.hi - e.value) if e else 0.0 for e in cells]]  # fmt: skip
+            ax.bar(x + (j - (len(inits) - 1) / 2) * width, height, width, yerr=err, capsize=2, label=init,
+                   color=f"C{j % 10}")  # fmt: skip
+        ax.set_xticks(x, splits, fontsize=8, rotation=30, ha="right")
+        ax.set(title=f"after {recipe}" if recipe != "none" else "before post-training (none)", ylim=(0, 100))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"greedy pass@1 (%), {ci:.0%} CI")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="outside right upper")
+    return drawn(fig)

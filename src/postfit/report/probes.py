@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
+from postfit.report.headline import ADAPT, ICL, Comparison
 from postfit.report.plots import curves_plot
 from postfit.report.scaling import Info, _aligned, _estimate, paired_difference, paired_estimate, pct
 
@@ -104,11 +105,18 @@ def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[
     """In words, with CI and n: the in-context gain of each model, and what post-training did to adaptation."""
     lines = []
     icl = [v for p, _, v in columns if p == "icl"]
-    if len(icl) > 1:
-        for (init, label), g in groups.items():
-            d = paired_difference(study, _by_seed(g, "icl", "k", icl[-1]), _by_seed(g, "icl", "k", icl[0]))
-            if d:
-                lines.append(f"{_name(init, label)}: k={icl[-1]} minus k={icl[0]} = {d}.")
+    gains = {(init, label): paired_estimate(study, _by_seed(g, "icl", "k", icl[-1]), _by_seed(g, "icl", "k", icl[0]))
+             for (init, label), g in groups.items()} if len(icl) > 1 else {}  # fmt: skip
+    if len(gains) > 1 and all(got and got[0] == (0.0, 0.0, 0.0) for got in gains.values()):
+        lines.append(
+            f"No model shows an in-context gain at this scale: every one scores the same items right with "
+            f"k={icl[-1]} and k={icl[0]} shots (+0.0 [+0.0, +0.0] pp), so this probe cannot measure here."
+        )
+    else:
+        for (init, label), got in gains.items():
+            if got:
+                lines.append(f"{_name(init, label)}: k={icl[-1]} minus k={icl[0]} = {pct(got[0], signed=True)} pp "
+                             f"(n={got[1]} items, {got[2]} seed{'s' * (got[2] > 1)}, paired).")  # fmt: skip
     adapt = [v for p, _, v in columns if p == "adapt"]
     for (init, label), g in groups.items() if adapt else ():
         arrays = _aligned([d for d in _auc_by_seed(g, adapt).values() if d])
@@ -129,28 +137,29 @@ def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[
     return [Para(" ".join(lines))] if lines else []
 
 
-def probe_verdict(study, infos: list[Info], compare) -> list[str]:
-    """The verdict's learning-to-learn sentences: per model, the in-context gain (largest k minus k=0); per recipe,
-    pre-trained minus random init in adaptation speed (the AUC); each worded by `compare` from its interval."""
+def _families(probed: list[Info], probe: str) -> str:
+    return f"{probe}: " + ", ".join(sorted({r["task"] for i in probed for r in i.probes if r["probe"] == probe}))
+
+
+def probe_comparisons(study, infos: list[Info]) -> list[Comparison]:
+    """Per model, the in-context gain (largest k minus k=0); per recipe, pre-trained minus random init in
+    adaptation speed (the AUC); each paired over seeds and items."""
     probed = [i for i in infos if i.probes]
     groups = _groups(probed)
     values = {p: sorted({r[key] for i in probed for r in i.probes if r["probe"] == p}) for p, key in
               (("icl", "k"), ("adapt", "m"))}  # fmt: skip
-    ci, out = f"{study.ci:.0%}", []
-    ks, ms = values["icl"], values["adapt"]
+    ks, ms, out = values["icl"], values["adapt"], []
     for (init, label), g in groups.items() if len(ks) > 1 else ():
         got = paired_estimate(study, _by_seed(g, "icl", "k", ks[-1]), _by_seed(g, "icl", "k", ks[0]))
         if got:
-            (est, n, seeds), words = got, compare(got[0], f"k={ks[-1]}", f"k={ks[0]}")
-            out.append(f"{_name(init, label)}: in-context gain, k={ks[-1]} minus k={ks[0]} shots, "
-                       f"{pct(est, signed=True)} pp ({ci} CI, n={n}, {seeds} seed(s)): {words}.")  # fmt: skip
+            what = f"in-context gain, k={ks[-1]} − k={ks[0]} shots"
+            out.append(Comparison(ICL, what, _name(init, label), label, _families(probed, "icl"), *got,
+                                  better=f"k={ks[-1]}", worse=f"k={ks[0]}"))  # fmt: skip
     for label in dict.fromkeys(label for _, label in groups) if ms else ():
         pre, rand = groups.get(("pretrained", label)), groups.get(("random", label))
         got = pre and rand and paired_estimate(study, _auc_by_seed(pre, ms), _auc_by_seed(rand, ms))
         if got:
-            est, n, seeds = got
-            what = "before post-training" if label == "none" else f"after {label}"
-            out.append(f"Adaptation speed {what} (area under accuracy vs m={ms[0]}-{ms[-1]} SFT steps on a new "
-                       f"task), pre-trained minus random init: {pct(est, signed=True)} pp ({ci} CI, n={n}, "
-                       f"{seeds} seed(s)): {compare(est, 'pre-trained', 'random init')}.")  # fmt: skip
+            out.append(Comparison(ADAPT, f"adaptation speed (AUC, m={ms[0]}-{ms[-1]} steps)", "pre-trained − random",
+                                  label, _families(probed, "adapt"), *got, better="pre-trained",
+                                  worse="random init"))  # fmt: skip
     return out

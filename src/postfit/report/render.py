@@ -40,7 +40,9 @@ def render_md(blocks: list[Block]) -> str:
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}"
-    "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem}"
+    "table{border-collapse:collapse;margin:1rem 0;display:block;max-width:100%;overflow-x:auto}"
+    ".pf-nowrap td{white-space:nowrap}.pf-nowrap td:first-child{white-space:normal}"
+    "th,td{border:1px solid #ccc;padding:.3rem .6rem}"
     "th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}img{max-width:100%}"
     "code{background:#f3f3f3;padding:0 .2rem}"
     ".pf-plot{position:relative}.pf-svg{width:100%;height:auto}.pf-series label{margin-right:.8rem;font-size:.85rem}"
@@ -51,7 +53,7 @@ _CSS = (
     ".pf-cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:.6rem}"
     ".pf-card{border:1px solid #ccc;padding:.4rem}.pf-card h4{margin:0 0 .3rem;font-size:.9rem}"
     "#pf-item{border:2px solid #888;padding:.5rem;margin:1rem 0}.pf-prompt{background:#f7f7f7;padding:.4rem}"
-    ".pf-note{font-size:.8rem;color:#555}"
+    ".pf-note{font-size:.8rem;color:#555}.pf-lead{font-size:1.15rem;line-height:1.5}"
 )
 
 
@@ -112,11 +114,12 @@ def render_html(blocks: list[Block]) -> str:
         if isinstance(b, Heading):
             body.append(f"<h{b.level}>{_inline(b.text)}</h{b.level}>")
         elif isinstance(b, Para):
-            body.append(f"<p>{_inline(b.text)}</p>")
+            body.append(f'<p class="pf-lead">{_inline(b.text)}</p>' if b.lead else f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{html.escape(c)}</th>" for c in b.header)
             rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            attrs = ' class="pf-nowrap"' if b.nowrap else ""
+            body.append(f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(b, Plot):
             body.append(_plot_html(b))
         else:

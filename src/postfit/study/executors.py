@@ -57,7 +57,7 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
 
     from postfit.ui import setup_logging
 
-    setup_logging()
+    setup_logging(sys.stdout)
 
     from postfit.study import runner
 

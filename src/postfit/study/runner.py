@@ -35,6 +35,7 @@ from postfit.study.grid import Run, grid_runs
 from postfit.study.integrity import damaged, record_files, run_log, sweep, undo
 from postfit.study.locks import POLL_S, TaskLock, holder, is_stale
 from postfit.train.tracking import require_trackers, tracking
+from postfit.ui import stage
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,10 @@ def ensure_data(study: Study, out_dir: Path) -> dict[str, list[dict]]:
     from postfit.analysis.contamination import rl_overlaps, study_contamination
     from postfit.study.data import real_splits
 
-    log.info("stage data: making the splits of %s", study.name)
     # Each may raise UserError: nothing is written before all succeed.
-    splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
-    contamination = study_contamination(study, splits)
+    with stage("data", f"the splits of {study.name}"):
+        splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
+        contamination = study_contamination(study, splits)
     if not study.contamination.drop and (problems := rl_overlaps(contamination)):
         raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
                         + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
@@ -202,9 +203,9 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
         model, meta["train"] = _posttrain(study, run, model, variant.tokenizer, train, out_dir)
     model.to(device())  # the trainer moved trained models already; untrained ones start on the CPU
     eval_splits = {s: splits[s] for s in eval_split_names(study, splits)}
-    log.info("stage eval: %s on %s", run.name, ", ".join(eval_splits))
     saved = str(run_dir / "model") if run.recipe != "none" else str(base)  # what eval.backend: vllm loads
-    samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed, saved)  # sharded
+    with stage("eval", f"{run.name} on {', '.join(eval_splits)}"):
+        samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed, saved)  # sharded
     model.to(device())
     if is_main():
         write_jsonl(run_dir / "samples.jsonl", samples)
@@ -353,7 +354,6 @@ def finish(study: Study, out_dir: Path) -> Path:
         log.info("runs remain; the report is written by the worker that finishes the last one")
         return md
     rows = [row for run in runs for row in read_jsonl(out_dir / "runs" / run.name / "results.jsonl")]
-    log.info("stage report: %d runs", len(runs))
     if is_main():
         from postfit.report.build import write_report
 
@@ -369,7 +369,8 @@ def finish(study: Study, out_dir: Path) -> Path:
             return md
         try:
             sweep(out_dir, False)
-            with writing_under(out_dir):  # the report first: it refuses a damaged run before results.jsonl exists
+            # the report first: it refuses a damaged run before results.jsonl exists
+            with writing_under(out_dir), stage("report", f"{len(runs)} runs"):
                 md, _ = write_report(out_dir)
             write_jsonl(out_dir / "results.jsonl", rows)
         finally:

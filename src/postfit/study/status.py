@@ -6,6 +6,7 @@ where and since when; `interrupted` when its holder is dead, so the next worker 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -25,8 +26,29 @@ def _tail(path: Path, n: int) -> list[str]:
         return []
 
 
+def _activity(log_path: Path) -> dict:
+    """The stage a run is in and its last training step, from the run's own log.txt (postfit.ui's stage and
+    progress lines); empty when the log shows none."""
+    out: dict = {}
+    for line in _tail(log_path, 400):
+        if m := re.search(r" (start|end|stopped) ([\w+-]+)", line):
+            out = {"stage": m[2]} if m[1] == "start" else {}
+        elif out and (m := re.search(r": step (\d+)/(\d+)", line)):
+            out["progress"] = f"{m[1]}/{m[2]}"
+    return out
+
+
+def _age(path: Path) -> float | None:
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return None
+
+
 def run_states(out_dir: Path) -> list[dict]:
-    """One row per run of the grid, in grid order: name, state, and where / since / error / log tail."""
+    """One row per run of the grid, in grid order: name, state, its current stage and training progress (running
+    runs), the age in seconds of its last write (results for done runs, else its log), and where / since / error /
+    log tail."""
     from postfit.config import parse_study
     from postfit.study.grid import grid_runs
 
@@ -40,10 +62,11 @@ def run_states(out_dir: Path) -> list[dict]:
         row: dict = {"run": run.name}
         lock = holder(d / ".lock")
         if (d / "results.jsonl").exists():
-            row["state"] = "done"
+            row.update(state="done", age=_age(d / "results.jsonl"))
         elif lock is not None:
             row.update(state="interrupted" if is_stale(lock) else "running", where=f"{lock['host']}:{lock['pid']}",
                        since=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lock["since"])))  # fmt: skip
+            row.update(_activity(d / "log.txt"), age=_age(d / "log.txt"))
         elif (d / "failed.json").exists():
             row.update(
                 state="failed", error=read_json(d / "failed.json")["error"], log=_tail(d / "log.txt", LOG_LINES)

@@ -12,6 +12,7 @@ from postfit.distributed import barrier, is_main, world_size
 from postfit.errors import UserError
 from postfit.io import atomic_dir, write_jsonl
 from postfit.train.tracking import report_kwargs
+from postfit.ui import progress_callback, stage
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def trainer_kwargs(
         save_steps=checkpoint_steps,
         save_total_limit=1,
         **report_kwargs(),  # "none", or report.to around a stage (train/tracking.py)
-        disable_tqdm=True,  # the rich progress callback replaces tqdm
+        disable_tqdm=True,  # postfit.ui.progress_callback replaces tqdm
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
@@ -128,14 +129,21 @@ def discard_checkpoints(checkpoint_dir: Path) -> None:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
-def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Path, tokenizer) -> dict:
+def train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Path, tokenizer, name: str,
+                   detail: str) -> dict:  # fmt: skip
     """Train (resuming from the newest complete checkpoint if there is one), then save the final model atomically;
-    the checkpoints stay until `discard_checkpoints`."""
+    the checkpoints stay until `discard_checkpoints`. Logged as the stage `name` (postfit.ui.stage)."""
+    with stage(name, detail):
+        return _train_and_save(
+            trainer, checkpoint_dir, final_dir, log_path, tokenizer, f"{name} {final_dir.parent.name}"
+        )
+
+
+def _train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Path, tokenizer, label: str) -> dict:
     from transformers.trainer_callback import PrinterCallback
-    from trl.trainer.callbacks import RichProgressCallback
 
     trainer.remove_callback(PrinterCallback)  # the loss log goes to train_log.jsonl, not stdout
-    trainer.add_callback(RichProgressCallback())
+    trainer.add_callback(progress_callback(label))
     resume = last_checkpoint(checkpoint_dir)
     if resume:
         log.info("resuming from %s", resume)

@@ -14,6 +14,7 @@ from postfit.distributed import is_main, main_first
 from postfit.io import atomic_dir, atomic_write_json, read_json
 from postfit.train.common import discard_checkpoints, per_device_batch, train_and_save, trainer_kwargs
 from postfit.train.corpus import corpus_documents, provenance
+from postfit.ui import stage
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,9 @@ def ensure_base(
     docs = None
     with main_first():  # the main process trains the tokenizer; the others then read it
         if not arch_dir.is_dir():
-            log.info("stage tokenizer: training a %d-token BPE vocabulary", PRESETS[preset]["vocab_size"])
-            docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
-            tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"])
+            with stage("tokenizer", f"a {PRESETS[preset]['vocab_size']}-token BPE vocabulary"):
+                docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
+                tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"])
             config = preset_config(preset, arch, tokenizer, cfg.seq_len)
             with atomic_dir(arch_dir) as tmp:
                 tokenizer.save_pretrained(tmp)
@@ -237,9 +238,9 @@ def pretrain(
         per_step = cfg.batch_size * cfg.seq_len
         trainer.add_callback(_snapshot_callback(snapshot_steps(cfg, snapshots), base_dir, tokenizer, per_step))
     tokens = steps * cfg.batch_size * cfg.seq_len
-    log.info("stage pretrain: %s parameters on %d tokens (%d steps)", model.num_parameters(), tokens, steps)
     ckpts, train_log = base_dir / "pretrain_checkpoints", base_dir / "pretrain_log.jsonl"
-    stats = train_and_save(trainer, ckpts, model_dir, train_log, tokenizer)
+    what = f"{model.num_parameters():,} parameters on {tokens:,} tokens ({steps} steps)"
+    stats = train_and_save(trainer, ckpts, model_dir, train_log, tokenizer, "pretrain", what)
     meta = {
         **stats,
         "tokens": tokens,

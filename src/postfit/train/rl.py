@@ -136,8 +136,6 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
     """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
     from trl import GRPOConfig
 
-    log.info("stage grpo: %d steps on %d prompts", opts.steps, len(items))
-
     args = GRPOConfig(
         **trl_kwargs(run_dir / "checkpoints", opts, seed, "constant_with_warmup", key="rl"),
         num_generations=opts.num_generations,
@@ -156,7 +154,8 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
     heldout_rows: list[dict] = []
     timer = {"heldout_s": 0.0}
     trainer.add_callback(_heldout_callback(tokenizer, heldout, eval_opts, opts.eval_steps, heldout_rows, timer))
-    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)
+    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer,
+                           "grpo", f"{run_dir.name}, {opts.steps} steps on {len(items)} prompts")  # fmt: skip
     if is_main():
         write_jsonl(run_dir / "heldout.jsonl", heldout_rows)
     train_s = stats["runtime_s"] - timer["heldout_s"]

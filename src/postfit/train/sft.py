@@ -74,8 +74,6 @@ def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Pa
     """
     from trl import SFTConfig
 
-    log.info("stage sft: %d steps on %d items", opts.steps, len(items))
-
     args = SFTConfig(
         **trl_kwargs(run_dir / "checkpoints", opts, seed, opts.lr_scheduler),
         max_length=opts.max_length,
@@ -84,5 +82,6 @@ def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Pa
     )
     dataset, counts = traces_dataset(items, tokenizer, opts, source) if source else (sft_dataset(items), None)
     trainer = plain_loss_trainer()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer)
+    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer,
+                           "sft", f"{run_dir.name}, {opts.steps} steps on {len(items)} items")  # fmt: skip
     return {**stats, "sft_data": counts} if counts else stats

@@ -1,0 +1,109 @@
+"""The headline's rules on synthetic comparisons: each sentence is worded as its intervals allow, at most three
+sentences, and every number it states is a number of the comparisons table."""
+
+from __future__ import annotations
+
+import re
+
+from postfit.report.headline import ADAPT, DROP, ICL, INIT_GAP, RECOVERY, RL, Comparison, comparisons_table, headline
+
+
+def gap(recipe: str, split: str, est: tuple[float, float, float]) -> Comparison:
+    return Comparison(INIT_GAP, "difference", "pre-trained − random", recipe, split, est, 200, 2,
+                      better="pre-trained", worse="random init")  # fmt: skip
+
+
+def ratio(recipe: str, split: str, est: tuple[float, float, float]) -> Comparison:
+    return Comparison(RECOVERY, "recovery", "random / pre-trained", recipe, split, est, 200, 2, unit="ratio")
+
+
+def drop(init: str, est: tuple[float, float, float]) -> Comparison:
+    return Comparison(DROP, "ID→OOD drop", init, "sft", "id_test − OOD mean", est, None, 2)
+
+
+def icl(model: str, est: tuple[float, float, float]) -> Comparison:
+    return Comparison(ICL, "in-context gain, k=4 − k=0 shots", model, "sft", "icl: gcd", est, 32, 2, better="k=4",
+                      worse="k=0")  # fmt: skip
+
+
+def numbers(text: str) -> set[str]:
+    return set(re.findall(r"[-+]?\d+\.\d+", text))
+
+
+def table_numbers(comps: list[Comparison]) -> set[str]:
+    return {n for row in comparisons_table(comps).rows for cell in row[3:5] for n in numbers(cell)}
+
+
+def sentences(lines: list[str]) -> int:
+    return sum(len(re.findall(r"[.!?](?:\s|$)", line)) for line in lines)
+
+
+def test_clear_effect_names_the_better_init_and_contrasts_id_with_ood():
+    comps = [
+        ratio("sft", "id_test", (0.85, 0.79, 0.91)), gap("sft", "id_test", (0.06, 0.03, 0.09)),
+        ratio("sft", "ood_family", (0.12, 0.0, 0.30)), gap("sft", "ood_family", (0.20, 0.12, 0.28)),
+        drop("pretrained", (0.30, 0.22, 0.38)), drop("random", (0.10, 0.02, 0.18)),
+        Comparison(RL, "sft+rl − sft", "random", "sft+rl", "id_test", (0.08, 0.02, 0.14), 200, 2, better="sft+rl",
+                   worse="sft"),
+    ]  # fmt: skip
+    lines = headline(comps)
+    assert lines == [
+        "After sft, random init recovers 0.85 [0.79, 0.91] of the pre-trained score on id_test but 0.12 [0.00, 0.30] "
+        "on ood_family; pre-trained minus random is +20.0 [+12.0, +28.0] pp on ood_family (pre-trained higher).",
+        "Out of distribution: id_test minus the mean of the OOD splits is +30.0 [+22.0, +38.0] pp for pretrained + "
+        "sft (a drop) and +10.0 [+2.0, +18.0] pp for random + sft (a drop).",
+        "sft+rl − sft changes random's id_test score by +8.0 [+2.0, +14.0] pp.",
+    ]
+    assert sentences(lines) <= 3 and numbers(" ".join(lines)) <= table_numbers(comps)
+
+
+def test_null_says_no_detectable_difference_and_names_no_winner():
+    comps = [
+        ratio("sft", "id_test", (0.95, 0.80, 1.10)), gap("sft", "id_test", (0.02, -0.03, 0.07)),
+        gap("sft", "ood_harder", (-0.04, -0.10, 0.01)), drop("pretrained", (0.05, -0.02, 0.12)),
+        icl("pretrained sft (after)", (0.03, -0.02, 0.08)),
+    ]  # fmt: skip
+    lines = headline(comps)
+    assert lines == [
+        "After post-training (sft), pre-trained and random init show no detectable difference on any split (the "
+        "largest estimate, -4.0 [-10.0, +1.0] pp on ood_harder after sft, has an interval that reaches zero).",
+        "No model shows a detectable drop from id_test to the mean of the OOD splits.",
+        "No detectable effect of in-context examples.",
+    ]
+    assert "higher" not in " ".join(lines) and "recovers" not in " ".join(lines)
+    assert numbers(" ".join(lines)) <= table_numbers(comps)
+
+
+def test_mixed_states_only_the_supported_effect_and_that_a_frozen_probe_cannot_measure():
+    """Random init ahead on one OOD split (supported), a gap elsewhere that spans zero, a drop that spans zero, and
+    an in-context probe whose every estimate is exactly zero: unable to measure, never 'no difference found'."""
+    comps = [
+        ratio("sft", "id_test", (1.0, 0.9, 1.1)), gap("sft", "id_test", (0.0, -0.05, 0.05)),
+        ratio("sft", "ood_rule", (1.6, 1.2, 2.2)), gap("sft", "ood_rule", (-0.09, -0.15, -0.03)),
+        drop("random", (0.04, -0.01, 0.09)),
+        icl("pretrained sft (after)", (0.0, 0.0, 0.0)), icl("random sft (after)", (0.0, 0.0, 0.0)),
+        Comparison(ADAPT, "adaptation speed", "pre-trained − random", "sft", "adapt: lc", (0.01, -0.05, 0.07), 32, 2,
+                   better="pre-trained", worse="random init"),
+    ]  # fmt: skip
+    lines = headline(comps)
+    assert lines[0] == (
+        "After sft, random init recovers 1.00 [0.90, 1.10] of the pre-trained score on id_test and 1.60 [1.20, 2.20] "
+        "on ood_rule; pre-trained minus random is -9.0 [-15.0, -3.0] pp on ood_rule (random init higher)."
+    )
+    assert lines[1] == "No model shows a detectable drop from id_test to the mean of the OOD splits."
+    assert lines[2] == ("No detectable effect of adaptation; the in-context probe cannot measure at this scale (every "
+                        "estimate +0.0 [+0.0, +0.0] pp).")  # fmt: skip
+    assert sentences(lines) <= 3 and numbers(" ".join(lines)) <= table_numbers(comps) | {"+0.0"}
+    rows = comparisons_table(comps).rows
+    frozen = [r for r in rows if r[0].startswith("in-context")]
+    assert len(frozen) == 1 and frozen[0][1] == "every model" and "unable to measure" in frozen[0][-1]
+
+
+def test_verdicts_follow_the_interval():
+    assert gap("sft", "id_test", (0.1, 0.01, 0.2)).verdict() == "pre-trained higher"
+    assert gap("sft", "id_test", (-0.1, -0.2, -0.01)).verdict() == "random init higher"
+    assert gap("sft", "id_test", (0.1, 0.0, 0.2)).verdict() == "no detectable difference"  # reaching zero
+    assert ratio("sft", "id_test", (0.8, 0.6, 1.0)).verdict() == "full recovery not excluded"
+    assert ratio("sft", "id_test", (0.8, 0.6, 0.95)).verdict() == "random init below pre-trained"
+    assert ratio("sft", "id_test", (float("nan"),) * 3).verdict() == "undefined"
+    assert drop("random", (-0.1, -0.2, -0.05)).verdict() == "a gain"

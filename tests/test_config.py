@@ -100,5 +100,5 @@ def test_cli_unknown_study_name_lists_builtins(tmp_path: Path):
 
 
 def test_readme_option_table_is_generated_from_the_models():
-    readme = (ROOT / "README.md").read_text()
-    assert options_markdown() in readme, "README's option table is stale: paste `postfit options` into it"
+    text = (ROOT / "docs" / "study-file.md").read_text()
+    assert options_markdown() in text, "docs/study-file.md's option table is stale: paste `postfit options` into it"

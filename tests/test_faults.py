@@ -160,7 +160,7 @@ def test_a_damaged_run_is_refused_by_report_and_redone_by_run(tiny_study, tmp_pa
     assert code == 2 and f"{run}: {name} changed since the run wrote it" in output, output
     kept = (out / "runs" / "pretrained-none-s0" / "results.jsonl").stat().st_mtime_ns
     proc = postfit("run", str(path), "--out", str(out))
-    assert f"{name} changed since the run wrote it" in " ".join(proc.stderr.split())
+    assert f"{name} changed since the run wrote it" in " ".join(proc.stdout.split())  # a warning in the run's log
     assert read_jsonl(run / "samples.jsonl") == read_jsonl(one / "runs" / run.name / "samples.jsonl")
     assert read_jsonl(out / "results.jsonl") == read_jsonl(one / "results.jsonl")
     assert (out / "runs" / "pretrained-none-s0" / "results.jsonl").stat().st_mtime_ns == kept, "an intact run redone"
@@ -178,7 +178,7 @@ def test_a_trained_run_whose_weights_are_lost_trains_again(tiny_study, tmp_path)
     for weights in (run / "model").glob("*.safetensors"):
         weights.unlink()
     proc = postfit("run", str(path), "--out", str(out))
-    assert "train.json without weights in model/; training again" in " ".join(proc.stderr.split())
+    assert "train.json without weights in model/; training again" in " ".join(proc.stdout.split())
     assert read_jsonl(run / "samples.jsonl") == read_jsonl(one / "runs" / run.name / "samples.jsonl")
 
 

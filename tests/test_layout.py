@@ -124,7 +124,7 @@ def test_no_module_over_400_lines():
 
 def test_every_source_path_the_docs_name_exists():
     named = set()
-    for doc in [ROOT / "README.md", *ROOT.glob("*.md")]:
+    for doc in [ROOT / "README.md", *ROOT.glob("*.md"), *ROOT.glob("docs/*.md")]:
         named |= set(re.findall(r"src/postfit/[\w/.]*\w", doc.read_text()))
     assert named, "the README names no source path"
     assert sorted(p for p in named if not (ROOT / p).exists()) == []

@@ -1,4 +1,4 @@
-"""The README opens with the two set-up commands, and CI runs the second one verbatim."""
+"""The README opens with the two set-up commands, CI runs the second one verbatim, and it stays a manual."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def test_readme_opens_with_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _setup_commands()[1] in ci
+
+
+def test_readme_is_a_manual_under_30_kb():
+    assert (ROOT / "README.md").stat().st_size < 30_000, "README.md is a manual: move reference to docs/*.md"
+    measurements = ROOT / "docs" / "measurements.md"
+    assert measurements.is_file(), "dated figures belong in docs/measurements.md"
+    dates = re.findall(r"^## (\d{4}-\d{2}-\d{2})", measurements.read_text(), re.M)
+    assert dates, "docs/measurements.md has no '## YYYY-MM-DD — ...' section"
+    assert dates == sorted(dates, reverse=True), "docs/measurements.md must list its sections newest first"

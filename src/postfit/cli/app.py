@@ -87,7 +87,7 @@ def run(
     Any number of `postfit run` workers may share one output directory (a shared filesystem): each run is locked
     while it trains, a dead worker's run is taken over, and the worker that finishes the last run writes the
     report; `postfit status DIR` shows where every run stands. Every option of a study file is listed by
-    `postfit options` and in the README.
+    `postfit options` and in docs/study-file.md.
     """
     from postfit.config import load_study
 
@@ -233,7 +233,7 @@ def plan(
 
 @app.command()
 def options() -> None:
-    """Print every study-file option with its type, default and meaning (the README table)."""
+    """Print every study-file option with its type, default and meaning (the table of docs/study-file.md)."""
     from postfit.config import options_markdown
 
     print(options_markdown(), end="")

@@ -1,6 +1,6 @@
 """The options of each stage of a study: model, pre-training, tasks, grid, SFT, RL, evaluation, report, sandbox.
 
-The field descriptions are the manual: `postfit options` prints them and the README's option table is generated
+The field descriptions are the manual: `postfit options` prints them and docs/study-file.md's option table is generated
 from them. Unknown keys are errors.
 """
 

@@ -1,7 +1,7 @@
 """Study files: the `Study` model that holds every stage's options (stages.py), parsing and the option table.
 
-The field descriptions below are the manual: `postfit options` prints them and the README's
-option table is generated from them. Unknown keys are errors; every error names the file and
+The field descriptions below are the manual: `postfit options` prints them and the option table of
+docs/study-file.md is generated from them. Unknown keys are errors; every error names the file and
 the key's path.
 """
 

@@ -32,7 +32,7 @@ class HubSpec:
     """Where a dataset lives on the hub and how one of its rows becomes an item.
 
     `map_row(row, source=, index=, split=)` returns a schema item (postfit.data.schema.make_item); `mapped` says
-    in words which columns go where (the README's dataset table is written from it).
+    in words which columns go where (docs/datasets.md's dataset table is written from it).
     """
 
     path: str

@@ -28,7 +28,7 @@ from postfit.report.probes import probe_blocks
 from postfit.report.render import render_html, render_md
 from postfit.report.results import StudyResults, group_estimates, load_study
 from postfit.report.rl import rl_blocks
-from postfit.report.scaling import load_infos, scaling_blocks
+from postfit.report.scaling import budget_blocks, data_scaling_blocks, load_infos, transfer_blocks
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,11 @@ def build_blocks(study: StudyResults) -> list[Block]:
         text = "Random-init greedy pass@1 divided by pretrained greedy pass@1 for the same recipe, on the items and "
         text += f"seeds both share; {ci} CI from a bootstrap paired by seed and item."
         blocks += [Heading("Recovery ratio"), Para(text), rec]
-    blocks += scaling_blocks(study, infos)
+    blocks += data_scaling_blocks(study, infos) + transfer_blocks(study, infos)
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Out of distribution"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
-    blocks += probe_blocks(study, infos) + rl_blocks(study) + loss_blocks(study)
+    blocks += probe_blocks(study, infos) + rl_blocks(study) + loss_blocks(study) + budget_blocks(study, infos)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)
     # Relative paths: a copied or moved study directory regenerates the identical report.

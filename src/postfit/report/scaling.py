@@ -215,8 +215,3 @@ def budget_blocks(study, infos: list[Info]) -> list[Block]:
             f"(`none`) and after it (largest N), {study.ci:.0%} CI over seeds and items.")  # fmt: skip
     return [Heading("Accuracy vs pre-training tokens"), Para(text), Plot("budget", "Accuracy vs tokens", png),
             Table(["split", "recipe", "pre-training tokens", "pass@1 (%)"], table)]  # fmt: skip
-
-
-def scaling_blocks(study, infos: list[Info]) -> list[Block]:
-    """Every scaling section that the study's stored runs support (none for a study without these axes)."""
-    return [*data_scaling_blocks(study, infos), *transfer_blocks(study, infos), *budget_blocks(study, infos)]

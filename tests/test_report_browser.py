@@ -172,3 +172,18 @@ def test_the_page_is_drawn(page):
     shot = Image.open(io.BytesIO(pg.screenshot())).convert("L")
     lo, hi = shot.getextrema()
     assert hi - lo > 200 and sum(1 for n in shot.histogram() if n) > 50  # text, tables and colours, not a blank page
+
+
+def test_first_viewport_shows_the_headline_and_its_figure(browser, smoke_dir):
+    """At 1400 x 900, as a reader first sees it: the headline (at most 3 sentences) and the whole pre-trained vs
+    random figure lie inside the first screen, before any scrolling."""
+    pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    pg.goto((smoke_dir / "report.html").as_uri())
+    lead = pg.locator("p.pf-lead")
+    figure = pg.locator('figure[data-name="headline"] svg')
+    for element in (lead, figure):
+        box = element.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+    text = lead.inner_text()
+    assert 1 <= len([s for s in text.replace("e.g.", "").split(". ") if s]) <= 3, text
+    pg.close()

@@ -41,7 +41,7 @@ def render_md(blocks: list[Block]) -> str:
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}"
     "table{border-collapse:collapse;margin:1rem 0;display:block;max-width:100%;overflow-x:auto}"
-    ".pf-nowrap td{white-space:nowrap}.pf-nowrap td:first-child{white-space:normal}"
+    ".pf-nowrap td{white-space:nowrap}.pf-nowrap td:first-child{white-space:normal;min-width:13rem}"
     "th,td{border:1px solid #ccc;padding:.3rem .6rem}"
     "th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}img{max-width:100%}"
     "code{background:#f3f3f3;padding:0 .2rem}"

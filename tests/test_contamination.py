@@ -51,18 +51,19 @@ def test_local_corpus_and_missing_hf_corpus(tmp_path, monkeypatch):
 
 
 def test_study_contamination_check_reports_none_then_a_planted_leak(tmp_path):
-    from postfit.study.runner import check_contamination
+    from postfit.layout import StudyDir
+    from postfit.study.prepare import check_contamination
 
     study = load_study("smoke")[0]
     splits = make_splits(study.tasks)
-    report = check_contamination(study, tmp_path / "clean", splits)
+    report = check_contamination(study, StudyDir(tmp_path / "clean"), splits)
     evals = ["id_test", "ood_harder", "ood_family", "ood_format"]
     assert {(p["source"], p["split"]) for p in report["pairs"]} == {
         (src, split) for src in ["train", "rl", "pretrain corpus"] for split in evals
     } | {("train", "rl")}  # SFT questions are also checked against the RL prompts
     assert all(p["overlapping"] == 0 and p["total"] == len(splits[p["split"]]) for p in report["pairs"])
     leaked = {**splits, "id_test": [*splits["id_test"], {**splits["train"][0], "id": "id_test/leak"}]}
-    report = check_contamination(study, tmp_path / "leaky", leaked)
+    report = check_contamination(study, StudyDir(tmp_path / "leaky"), leaked)
     (pair,) = [p for p in report["pairs"] if p["source"] == "train" and p["split"] == "id_test"]
     assert pair["items"] == ["id_test/leak"]
 

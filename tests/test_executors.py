@@ -72,7 +72,7 @@ def _run_in_process(*args: str):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--executor", "dask"], "--executor: expected one of local, ray, slurm, got 'dask'"),
+        (["--executor", "dask"], "--executor: expected one of local, workers, ray, slurm, got 'dask'"),
         (["--executor", "ray", "--shard", "0/2"], "--executor ray schedules every run itself"),
         (["--only", "random-sft-s0"], "--only: random-sft-s0 not in the grid of two-processes"),
         (["--workers", "2", "--shard", "0/2"], "with 2 workers (--workers, resources.workers) postfit starts them"),

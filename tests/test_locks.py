@@ -135,7 +135,8 @@ def test_runs_from_random_init_go_on_while_another_worker_pretrains(tiny_study, 
     from safetensors.torch import load_file
 
     from postfit.config import load_study
-    from postfit.study import runner
+    from postfit.layout import StudyDir
+    from postfit.study import prepare
 
     path, one = tiny_study
     out = tmp_path / "pretraining"
@@ -149,14 +150,14 @@ def test_runs_from_random_init_go_on_while_another_worker_pretrains(tiny_study, 
         (out / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid, "since": time.time(),
                                                 "heartbeat": time.time()}))  # fmt: skip
         start = time.monotonic()
-        splits, bases = runner.prepare(study, out, block=False)
+        splits, bases = prepare.prepare(study, StudyDir(out), block=False)
         assert time.monotonic() - start < 30 and set(bases) == {"random"}
-        assert splits == runner.ensure_data(study, out)
-        assert runner._later_bases(study, out) == {}
+        assert splits == prepare.ensure_data(study, StudyDir(out))
+        assert prepare.later_bases(study, StudyDir(out)) == {}
     finally:
         other.kill()
         other.wait()
-    bases = runner._later_bases(study, out)
+    bases = prepare.later_bases(study, StudyDir(out))
     assert set(bases) == {"random", "pretrained"} and not (out / ".lock").exists()
     weights = load_file(out / "base" / "pretrained" / "model.safetensors")
     expected = load_file(one / "base" / "pretrained" / "model.safetensors")
@@ -164,8 +165,12 @@ def test_runs_from_random_init_go_on_while_another_worker_pretrains(tiny_study, 
 
 
 def test_an_sft_rl_run_waits_while_another_live_worker_trains_its_sft_run(tmp_path):
+    from postfit.layout import StudyDir
     from postfit.study.grid import Run
-    from postfit.study.runner import _sft_elsewhere
+    from postfit.study.runner import _base_elsewhere
+
+    def _sft_elsewhere(out, run):
+        return _base_elsewhere(StudyDir(out), run)
 
     sft = tmp_path / "runs" / "random-sft-s0"
     sft.mkdir(parents=True)

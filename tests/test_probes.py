@@ -135,7 +135,6 @@ def test_probe_comparisons_state_in_context_gain_and_adaptation_speed_with_inter
     from postfit.report.headline import comparisons_table, headline
     from postfit.report.probes import probe_comparisons
     from postfit.report.results import RunResults
-    from postfit.report.scaling import Info
 
     def rows(adapts: bool) -> list[dict]:
         out = [{"probe": "icl", "k": k, "task": "gcd", "item": str(i), "sample": -1, "correct": i % 3 == 0}
@@ -144,7 +143,7 @@ def test_probe_comparisons_state_in_context_gain_and_adaptation_speed_with_inter
                  "correct": adapts and m > 0 and i % 5 > 0} for m in (0, 10, 40) for i in range(30)]  # fmt: skip
         return out
 
-    infos = [Info(RunResults(init, "sft", seed), None, None, rows(init == "pretrained"))
+    infos = [RunResults(init, "sft", seed, probes=rows(init == "pretrained"))
              for init in ("pretrained", "random") for seed in (0, 1)]  # fmt: skip
     comps = probe_comparisons(SimpleNamespace(n_boot=200, ci=0.95), infos)
     icl = [c for c in comps if c.kind == "in-context"]

@@ -152,8 +152,9 @@ def test_the_comparison_page_of_a_study_and_its_copy(browser, smoke_dir, tmp_pat
     shutil.copytree(smoke_dir, copy)
     html = write_comparison([smoke_dir, copy], tmp_path / "cmp")[1]
     pg, errors, requests, url = _open(browser, html)
-    # The third table holds the differences: every init x recipe on every split, each against itself.
-    diffs = pg.eval_on_selector_all("table", "ts => [...ts[2].rows].slice(1).map(r => r.cells[4].textContent)")
+    # The first table, under the headline and the figure, holds the differences: every init x recipe on every
+    # split, each against itself.
+    diffs = pg.eval_on_selector_all("table", "ts => [...ts[0].rows].slice(1).map(r => r.cells[4].textContent)")
     groups = {p.parent.name.rsplit("-s", 1)[0] for p in smoke_dir.glob("runs/*/samples.jsonl")}
     splits = {r["split"] for p in smoke_dir.glob("runs/*/samples.jsonl") for r in read_jsonl(p)}
     assert len(diffs) == len(groups) * len(splits) and set(diffs) == {"+0.0 [+0.0, +0.0]"}

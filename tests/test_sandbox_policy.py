@@ -110,11 +110,12 @@ def test_study_with_code_items_exits_before_training(weak, tmp_path):
 
 
 def test_study_opt_in_is_recorded_for_the_report(weak, tmp_path):
-    from postfit.study.runner import check_sandbox, ensure_data
+    from postfit.layout import StudyDir
+    from postfit.study.prepare import check_sandbox, ensure_data
 
     study = _code_study(True)
     assert study.fingerprint() == _code_study(False).fingerprint()  # the opt-in changes no result
-    check_sandbox(study, tmp_path, ensure_data(study, tmp_path))
+    check_sandbox(study, StudyDir(tmp_path), ensure_data(study, StudyDir(tmp_path)))
     stored = json.loads((tmp_path / "sandbox.json").read_text())
     assert stored["weak"] is True and set(stored["missing"]) == {"netns", "pidns", "mountns"}
     assert yaml.safe_load(Path(tmp_path / "study.yaml").read_text())["sandbox"] == {"allow_weak": True}

@@ -24,6 +24,7 @@ from postfit.config.scaling import AdaptProbe, ICLProbe, ProbesConfig
 from postfit.distributed import barrier, is_main
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from postfit.layout import RunDir
 from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, _generate, _seed, normalise_question
 from postfit.ui import stage
 from postfit.verify import is_correct, score
@@ -181,7 +182,8 @@ def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, ru
     """Every probe on one run's final model, stored in run_dir/probes.jsonl (reused if it exists)."""
     import shutil
 
-    path = run_dir / "probes.jsonl"
+    out = RunDir(run_dir)
+    path = out.probes
     if path.exists():
         return read_jsonl(path)
     rows: list[dict] = []
@@ -189,7 +191,7 @@ def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, ru
         if probes.icl is not None:
             rows += run_icl(model, tokenizer, data["icl"], probes.icl, eval_opts, probes.seed)
         if probes.adapt is not None:
-            work_dir = run_dir / "adapt_work"
+            work_dir = out.adapt_work
             rows += run_adapt(model, tokenizer, data["adapt"], probes.adapt, eval_opts, work_dir, seed)
             if is_main():
                 shutil.rmtree(work_dir, ignore_errors=True)

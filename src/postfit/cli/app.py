@@ -15,6 +15,7 @@ from postfit.cli.common import out, user_errors
 from postfit.cli.eval import eval_command
 from postfit.cli.sandbox import app as sandbox_app
 from postfit.errors import UserError
+from postfit.layout import StudyDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 app.add_typer(sandbox_app, name="sandbox")
@@ -48,7 +49,8 @@ def run(
         str,
         typer.Option(
             "--executor",
-            help="local: this process walks the grid; ray: one Ray task per run with the study's `resources` "
+            help="local: this process walks the grid (with --workers N > 1, as `workers`); workers: N processes of "
+            "this machine sharing the directory; ray: one Ray task per run with the study's `resources` "
             "(--ray-address / RAY_ADDRESS, or a local cluster); slurm: one submitit job per run (local processes "
             "where there is no sbatch). Needs the ray or slurm extra.",
         ),
@@ -90,33 +92,22 @@ def run(
     `postfit options` and in docs/study-file.md.
     """
     from postfit.config import load_study
-
-    parts = _shard(shard)
+    from postfit.study.executors import EXECUTORS, Launch, executor_for
     from postfit.ui import setup_logging
 
+    parts = _shard(shard)
     spec, path = load_study(study)
     setup_logging(sys.stdout)  # a run's output is its progress: `postfit run ... > log.txt` keeps it
-    from postfit.study.runner import run_study
-
     if unsafe:
         spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
     flags = {"partition": partition, "time_min": time_min, "gpus_per_run": gpus_per_run, "workers": workers}
     if set_flags := {k: v for k, v in flags.items() if v is not None}:
         spec = spec.model_copy(update={"resources": spec.resources.model_copy(update=set_flags)})
     _check_run_flags(spec, executor, parts, only)
-    target = out_dir or Path("runs") / spec.name
+    target = out_dir or StudyDir.default(spec.name).root
     out.print(f"study [bold]{spec.name}[/] from {path} -> {target} ({executor})")
-    if executor == "local" and spec.resources.workers > 1:
-        from postfit.study.executors import run_workers
-
-        passed = [study, *(["--unsafe-weak-sandbox"] if unsafe else []), *(f"--only={name}" for name in only or [])]
-        report = run_workers(target, spec.resources.workers, passed)
-    elif executor == "local":
-        report = run_study(spec, target, parts, set(only) if only else None)
-    else:
-        from postfit.study.executors import run_ray, run_slurm
-
-        report = run_ray(spec, target, ray_address) if executor == "ray" else run_slurm(spec, target)
+    launch = Launch(study, unsafe, parts, tuple(only or ()), ray_address)
+    report = EXECUTORS[executor_for(executor, spec)](spec, target, launch)
     if report.exists():
         out.print(f"report: [bold]{report}[/] and {report.with_suffix('.html')}")
     else:
@@ -129,10 +120,12 @@ def _check_run_flags(spec, executor: str, shard, only: list[str] | None) -> None
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "workers" and spec.resources.workers < 2:
+        raise UserError("--executor workers: needs --workers N (or resources.workers) of 2 or more")
     if shard and spec.resources.workers > 1:
         raise UserError(f"--shard splits the grid for workers you start yourself; with {spec.resources.workers} "
                         "workers (--workers, resources.workers) postfit starts them: pass --workers 1")  # fmt: skip
-    if executor != "local" and (shard or only):
+    if executor in ("ray", "slurm") and (shard or only):
         raise UserError(f"--shard and --only split the grid for workers you start yourself; --executor {executor} "
                         "schedules every run itself")  # fmt: skip
     names = [r.name for r in grid_runs(spec)]
@@ -191,7 +184,7 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A study's output direct
     """Regenerate report.md and report.html from a study's stored samples (no model is loaded)."""
     from postfit.report.build import write_report
 
-    if not (out_dir / "study.yaml").is_file():
+    if not StudyDir(out_dir).study_yaml.is_file():
         raise UserError(f"{out_dir}: not a study output directory (no study.yaml)")
     md, html = write_report(out_dir)
     out.print(f"report: [bold]{md}[/] and {html}")

@@ -13,6 +13,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from postfit.config.recipes import NONE
+
 INIT_PATTERN = re.compile(r"^(pretrained|random|pretrained@(\d+))$")
 
 
@@ -132,7 +134,7 @@ def check_scaling(study) -> None:
     if n and study.tasks is not None and max(n) > study.tasks.train_size:
         raise ValueError(f"grid.posttrain_examples: {max(n)} exceeds tasks.train_size ({study.tasks.train_size})")
     probes = study.probes
-    if probes.enabled and "none" not in study.grid.recipes:
+    if probes.enabled and NONE not in study.grid.recipes:
         raise ValueError("probes compare models before and after post-training: add `none` to grid.recipes")
     used = {t.name for t in (study.tasks.train + study.tasks.ood_family)} if study.tasks else set()
     icl = {t.name for t in probes.icl.tasks} if probes.icl else set()

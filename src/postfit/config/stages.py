@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from postfit.config.recipes import NONE, SFT, check_recipe
+from postfit.config.recipes import describe as recipes_in_words
 from postfit.config.scaling import check_init
 
 SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format", "ood_rule")
@@ -152,11 +154,10 @@ class GridConfig(Strict):
         "`pretrained`, `random`, or `pretrained@TOKENS` (presets: the checkpoint of postfit's own pre-training "
         "after TOKENS tokens; random counts as 0 tokens).",
     )
-    recipes: list[Literal["none", "sft", "rl", "sft+rl"]] = Field(
-        ["none", "sft"],
+    recipes: list[str] = Field(
+        [NONE, SFT],
         min_length=1,
-        description="`none` evaluates the initialisation as is; `sft` fine-tunes it; `rl` runs GRPO on it; "
-        "`sft+rl` runs GRPO from the `sft` run's model (reused if it exists).",
+        description=f"Post-training recipes (config/recipes.py): {recipes_in_words()}",
     )
     seeds: list[int] = Field([0], min_length=1, description="Run seeds (random init, data order, sampling).")
     posttrain_examples: list[int] | None = Field(
@@ -169,6 +170,11 @@ class GridConfig(Strict):
     @classmethod
     def _known_inits(cls, v: list[str]) -> list[str]:
         return [check_init(name) for name in v]
+
+    @field_validator("recipes")
+    @classmethod
+    def _known_recipes(cls, v: list[str]) -> list[str]:
+        return [check_recipe(name) for name in v]
 
     @field_validator("posttrain_examples")
     @classmethod

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from postfit.config.data import DataConfig
+from postfit.config.recipes import RL, SFT, trainers
 from postfit.config.scaling import ContaminationOptions, ProbesConfig, check_scaling
 from postfit.config.stages import (
     EvalOptions,
@@ -71,12 +72,11 @@ class Study(Strict):
     @model_validator(mode="after")
     def _data_for_every_stage(self) -> Study:
         """Each recipe needs its data and evaluation needs a split, from `tasks` or from `data`/`eval.benchmarks`."""
-        recipes = set(self.grid.recipes)
+        used = {t for r in self.grid.recipes for t in trainers(r)}
         if self.tasks is None:
-            if recipes & {"sft", "sft+rl"} and self.data.sft is None:
-                raise ValueError("grid.recipes: recipe `sft` needs `tasks` or `data.sft`")
-            if recipes & {"rl", "sft+rl"} and self.data.rl is None:
-                raise ValueError("grid.recipes: recipe `rl` needs `tasks` or `data.rl`")
+            for trainer, data in ((SFT, self.data.sft), (RL, self.data.rl)):
+                if trainer in used and data is None:
+                    raise ValueError(f"grid.recipes: recipe `{trainer}` needs `tasks` or `data.{trainer}`")
             if not self.eval.benchmarks:
                 raise ValueError("eval.benchmarks: nothing to evaluate without `tasks`; name benchmarks here")
         return self

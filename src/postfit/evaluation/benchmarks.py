@@ -23,6 +23,7 @@ import numpy as np
 from postfit.config import EvalOptions
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, write_jsonl
+from postfit.layout import RunDir
 
 log = logging.getLogger(__name__)
 # The options `postfit eval` uses (eval.json records them).
@@ -129,8 +130,8 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     run = {"run": model_name, "init": None, "recipe": None, "seed": seed}
     rows = results(run, samples, opts.k)
     out_dir = Path(out_dir)
-    write_jsonl(out_dir / "samples.jsonl", samples)
-    write_jsonl(out_dir / "results.jsonl", rows)
+    write_jsonl(RunDir(out_dir).samples, samples)  # the files of a study's run directory, in its formats
+    write_jsonl(RunDir(out_dir).results, rows)
     meta = {"model": model_name, "benchmarks": {b: len(v) for b, v in data.items()}, "limit": limit, "seed": seed,
             "options": opts.model_dump(include=_GENERATION), "seconds": round(seconds, 2),
             "sandbox": sandbox}  # fmt: skip

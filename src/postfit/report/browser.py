@@ -6,6 +6,9 @@ holds the first `CLIP` characters of each completion and links the run's samples
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from postfit.layout import StudyDir
 from postfit.report.blocks import Samples
 from postfit.report.results import StudyResults
 
@@ -20,7 +23,8 @@ def samples_block(study: StudyResults) -> Samples:
     items: dict[tuple[str, str], int] = {}
     payload: dict = {"runs": [], "items": [], "rows": [], "clip": 0}
     for r, run in enumerate(runs):
-        payload["runs"].append([run.name, run.init, run.label, run.seed, f"runs/{run.name}/samples.jsonl"])
+        link = StudyDir(Path()).run(run).samples.as_posix()  # relative: the page moves with its directory
+        payload["runs"].append([run.name, run.init, run.label, run.seed, link])
         for s in run.samples:
             key = (s["split"], str(s["item"]))
             if key not in items:

@@ -28,7 +28,7 @@ from postfit.report.probes import probe_blocks
 from postfit.report.render import render_html, render_md
 from postfit.report.results import StudyResults, group_estimates, load_study
 from postfit.report.rl import rl_blocks
-from postfit.report.scaling import budget_blocks, data_scaling_blocks, load_infos, transfer_blocks
+from postfit.report.scaling import budget_blocks, data_scaling_blocks, transfer_blocks
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def build_blocks(study: StudyResults) -> list[Block]:
     """The report's content, in order, as blocks that render_md and render_html both draw from."""
     ci = f"{study.ci:.0%}"
     main = group_estimates(study)
-    infos = load_infos(study)
+    infos = study.runs  # each with its probe rows, N and pre-training tokens
     blocks: list[Block] = [Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1)]
     if study.sandbox and study.sandbox.get("weak"):
         missing = ", ".join(study.sandbox.get("missing") or [])

@@ -4,6 +4,7 @@ changed, then the learning-to-learn probes."""
 
 from __future__ import annotations
 
+from postfit.config.recipes import NONE
 from postfit.report.headline import DROP, INIT_GAP, RECOVERY, RL, Comparison
 from postfit.report.probes import probe_comparisons
 from postfit.report.results import StudyResults, group_drop, paired_difference, recovery
@@ -29,7 +30,7 @@ def _inits(study: StudyResults, recipes: list[str]) -> list[Comparison]:
 def _drops(study: StudyResults) -> list[Comparison]:
     out = []
     for (init, recipe), runs in study.groups().items():
-        drop = group_drop(study, runs) if recipe != "none" else None
+        drop = group_drop(study, runs) if recipe != NONE else None
         if drop is not None:
             out.append(Comparison(DROP, "ID→OOD drop", init, recipe, "id_test − OOD mean", drop, None,
                                   max(len(runs), 1), better="id_test", worse="OOD mean"))  # fmt: skip
@@ -51,6 +52,7 @@ def _rl(study: StudyResults) -> list[Comparison]:
 
 
 def comparisons(study: StudyResults, infos: list | None = None) -> list[Comparison]:
-    """The study's comparisons; `infos` (postfit.report.scaling.load_infos) carry the probes' rows."""
-    recipes = [r for r in dict.fromkeys(recipe for _, recipe in study.groups()) if r != "none"]
-    return [*_inits(study, recipes), *_drops(study), *_rl(study), *probe_comparisons(study, infos or [])]
+    """The study's comparisons; `infos` (the study's runs, by default) carry the probes' rows."""
+    recipes = [r for r in dict.fromkeys(recipe for _, recipe in study.groups()) if r != NONE]
+    infos = study.runs if infos is None else infos
+    return [*_inits(study, recipes), *_drops(study), *_rl(study), *probe_comparisons(study, infos)]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from postfit.config.recipes import NONE
 from postfit.report.blocks import Table
 
 INIT_GAP, RECOVERY, DROP = "init gap", "recovery", "ID→OOD drop"
@@ -178,7 +179,7 @@ def _rest_sentence(comps: list[Comparison]) -> str | None:
             return (
                 f"{best.subject} changes by {best.text()} with in-context examples ({best.split}, {best.verdict()})."
             )
-        when = "Before post-training" if best.recipe == "none" else f"After {best.recipe}"
+        when = "Before post-training" if best.recipe == NONE else f"After {best.recipe}"
         who = "pre-trained" if best.est[0] > 0 else "random init"
         return f"{when}, {who} adapts faster to a new task ({best.split}): pre-trained minus random {best.text()}."
     frozen = frozen_kinds(rest)

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from postfit.config.recipes import RECIPES
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.plots import loss_plot, runs_loss_plot
 from postfit.report.results import StudyResults, group_drop, recovery
@@ -71,7 +72,7 @@ def _planned(study: StudyResults, inits: list, recipes: list, seeds: list) -> st
     sizes = study.grid("posttrain_examples")
     if not sizes:
         return str(len(inits) * len(recipes) * len(seeds))
-    per_init = sum(1 if r == "none" else len(sizes) for r in recipes)
+    per_init = sum(len(sizes) if r in RECIPES and RECIPES[r].trains else 1 for r in recipes)
     return f"{len(inits) * per_init * len(seeds)} (post-training recipes once per N in {sizes})"
 
 

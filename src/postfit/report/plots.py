@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from postfit.config.recipes import NONE
 from postfit.report.blocks import Drawn, _figure, drawn
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def inits_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str
             ax.bar(x + (j - (len(inits) - 1) / 2) * width, height, width, yerr=err, capsize=2, label=init,
                    color=f"C{j % 10}")  # fmt: skip
         ax.set_xticks(x, splits, fontsize=8, rotation=30, ha="right")
-        ax.set(title=f"after {recipe}" if recipe != "none" else "before post-training (none)", ylim=(0, 100))
+        ax.set(title=f"after {recipe}" if recipe != NONE else f"before post-training ({NONE})", ylim=(0, 100))
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(f"greedy pass@1 (%), {ci:.0%} CI")
     fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="outside right upper")

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+from postfit.config.recipes import NONE
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.headline import ADAPT, ICL, Comparison
 from postfit.report.plots import curves_plot
-from postfit.report.scaling import Info, _aligned, _estimate, paired_difference, paired_estimate, pct
+from postfit.report.results import RunResults
+from postfit.report.scaling import _aligned, _estimate, difference_text, paired_estimate, pct
 
 
-def _scores(info: Info, probe: str, key: str, value: int) -> dict[str, float]:
+def _scores(info: RunResults, probe: str, key: str, value: int) -> dict[str, float]:
     return {f"{r['task']}/{r['item']}": float(r["correct"]) for r in info.probes
             if r["probe"] == probe and r[key] == value and r["sample"] == -1}  # fmt: skip
 
 
-def _by_seed(infos: list[Info], probe: str, key: str, value: int) -> dict[int, dict[str, float]]:
-    return {i.run.seed: _scores(i, probe, key, value) for i in infos}
+def _by_seed(infos: list[RunResults], probe: str, key: str, value: int) -> dict[int, dict[str, float]]:
+    return {i.seed: _scores(i, probe, key, value) for i in infos}
 
 
 def adaptation_auc(by_m: dict[int, dict[str, float]]) -> dict[str, float]:
@@ -35,23 +37,23 @@ def adaptation_auc(by_m: dict[int, dict[str, float]]) -> dict[str, float]:
     return {i: sum((b - a) * (by_m[a][i] + by_m[b][i]) / 2 for a, b in pairwise(ms)) / span for i in items}
 
 
-def _auc_by_seed(infos: list[Info], ms: list[int]) -> dict[int, dict[str, float]]:
-    return {i.run.seed: adaptation_auc({m: _scores(i, "adapt", "m", m) for m in ms}) for i in infos}
+def _auc_by_seed(infos: list[RunResults], ms: list[int]) -> dict[int, dict[str, float]]:
+    return {i.seed: adaptation_auc({m: _scores(i, "adapt", "m", m) for m in ms}) for i in infos}
 
 
 def _name(init: str, label: str) -> str:
-    return f"{init} (before)" if label == "none" else f"{init} {label} (after)"
+    return f"{init} (before)" if label == NONE else f"{init} {label} (after)"
 
 
-def _groups(probed: list[Info]) -> dict[tuple[str, str], list[Info]]:
+def _groups(probed: list[RunResults]) -> dict[tuple[str, str], list[RunResults]]:
     """(init, model label) -> the probed runs of that model, one per seed."""
-    groups: dict[tuple[str, str], list[Info]] = {}
+    groups: dict[tuple[str, str], list[RunResults]] = {}
     for i in probed:
-        groups.setdefault((i.run.init, i.label), []).append(i)
+        groups.setdefault((i.init, i.label), []).append(i)
     return groups
 
 
-def probe_blocks(study, infos: list[Info]) -> list[Block]:
+def probe_blocks(study, infos: list[RunResults]) -> list[Block]:
     probed = [i for i in infos if i.probes]
     if not probed:
         return []
@@ -59,8 +61,8 @@ def probe_blocks(study, infos: list[Info]) -> list[Block]:
     # Plot the models before post-training and the final ones (largest N); the table has every group.
     top = {}
     for i in probed:
-        top[(i.run.init, i.run.recipe)] = max(top.get((i.run.init, i.run.recipe), 0), i.examples or 0)
-    shown = [key for key, g in groups.items() if (g[0].examples or 0) == top[(g[0].run.init, g[0].run.recipe)]]
+        top[(i.init, i.recipe)] = max(top.get((i.init, i.recipe), 0), i.examples or 0)
+    shown = [key for key, g in groups.items() if (g[0].examples or 0) == top[(g[0].init, g[0].recipe)]]
     panels: dict[str, list] = {}
     columns: list[tuple[str, str, int]] = []
     for probe, key, title in (
@@ -101,7 +103,8 @@ def probe_blocks(study, infos: list[Info]) -> list[Block]:
     return blocks
 
 
-def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[tuple[str, str, int]]) -> list[Block]:
+def _statements(study, groups: dict[tuple[str, str], list[RunResults]],
+                columns: list[tuple[str, str, int]]) -> list[Block]:  # fmt: skip
     """In words, with CI and n: the in-context gain of each model, and what post-training did to adaptation."""
     lines = []
     icl = [v for p, _, v in columns if p == "icl"]
@@ -127,21 +130,21 @@ def _statements(study, groups: dict[tuple[str, str], list[Info]], columns: list[
     if adapt:
         m = adapt[-1]
         for (init, label), g in groups.items():
-            before = groups.get((init, "none"))
-            if label == "none" or not before:
+            before = groups.get((init, NONE))
+            if label == NONE or not before:
                 continue
-            d = paired_difference(study, _by_seed(g, "adapt", "m", m), _by_seed(before, "adapt", "m", m))
+            d = difference_text(study, _by_seed(g, "adapt", "m", m), _by_seed(before, "adapt", "m", m))
             if d:
                 lines.append(f"{init}: adaptation after m={m} steps, {label} model minus the model before "
                              f"post-training = {d}.")  # fmt: skip
     return [Para(" ".join(lines))] if lines else []
 
 
-def _families(probed: list[Info], probe: str) -> str:
+def _families(probed: list[RunResults], probe: str) -> str:
     return f"{probe}: " + ", ".join(sorted({r["task"] for i in probed for r in i.probes if r["probe"] == probe}))
 
 
-def probe_comparisons(study, infos: list[Info]) -> list[Comparison]:
+def probe_comparisons(study, infos: list[RunResults]) -> list[Comparison]:
     """Per model, the in-context gain (largest k minus k=0); per recipe, pre-trained minus random init in
     adaptation speed (the AUC); each paired over seeds and items."""
     probed = [i for i in infos if i.probes]

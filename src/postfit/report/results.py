@@ -1,8 +1,8 @@
 """What a study directory holds, loaded for the report: one `RunResults` per evaluated run (a grid `Run` with its
 samples, logs and stats) inside a `StudyResults`, and the estimates every table pools from them.
 
-Read from stored files only: runs/*/{run.json, samples.jsonl, train_log.jsonl, heldout.jsonl}, study.yaml,
-base/, data/contamination.json and sandbox.json.
+Read from stored files only, through postfit.layout: each run's record, samples, training and held-out logs and
+probe rows, the study file, the pre-training log, the contamination checks and the sandbox's layers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import yaml
 from postfit.analysis import stats
 from postfit.errors import UserError
 from postfit.io import read_json, read_jsonl
+from postfit.layout import RunDir, StudyDir
 from postfit.study.grid import Run
 from postfit.study.integrity import damaged
 
@@ -27,10 +28,12 @@ class RunResults(Run):
     """A grid run (its name, init, recipe, seed, N) with what its directory holds."""
 
     params: int | None = None
+    pretrain_tokens: int | None = None  # postfit's own pre-training behind the initial weights (random: 0)
     samples: list[dict] = field(default_factory=list)
     train_log: list[dict] = field(default_factory=list)
     heldout: list[dict] = field(default_factory=list)  # RL runs: greedy held-out rows during training
     train: dict = field(default_factory=dict)  # run.json's training stats (times, tokens)
+    probes: list[dict] = field(default_factory=list)  # learning-to-learn probe rows
 
 
 @dataclass
@@ -85,32 +88,36 @@ def _maybe(path: Path, reader):
     return reader(path) if path.exists() else None
 
 
+def _run(d: RunDir) -> RunResults:
+    meta = read_json(d.run_json)
+    return RunResults(meta["init"], meta["recipe"], int(meta["seed"]), meta.get("examples"), params=meta.get("params"),
+                      pretrain_tokens=meta.get("pretrain_tokens"), samples=read_jsonl(d.samples),
+                      train_log=_maybe(d.train_log, read_jsonl) or [], heldout=_maybe(d.heldout, read_jsonl) or [],
+                      train=meta.get("train") or {}, probes=_maybe(d.probes, read_jsonl) or [])  # fmt: skip
+
+
 def load_study(out_dir: Path) -> StudyResults:
-    out_dir = Path(out_dir)
-    if not (out_dir / "study.yaml").exists():
-        raise UserError(f"{out_dir}: no study.yaml; is this a study directory?")
-    config = yaml.safe_load((out_dir / "study.yaml").read_text(encoding="utf-8")) or {}
+    layout = StudyDir(out_dir)
+    if not layout.study_yaml.exists():
+        raise UserError(f"{layout.root}: no {layout.study_yaml.name}; is this a study directory?")
+    config = yaml.safe_load(layout.study_yaml.read_text(encoding="utf-8")) or {}
     runs, unevaluated = [], []
-    for run_dir in sorted(p for p in (out_dir / "runs").glob("*") if (p / "run.json").exists()):
-        if not (run_dir / "samples.jsonl").exists():
-            unevaluated.append(run_dir.name)
+    for d in layout.run_dirs():
+        if not d.samples.exists():
+            unevaluated.append(d.name)
             continue
-        if bad := damaged(run_dir):
-            raise UserError(f"{run_dir}: {', '.join(bad)} changed since the run wrote it (its sha256 in run.json "
-                            f"differs); restore it, or run `postfit run` on {out_dir} to redo the run")  # fmt: skip
-        meta = read_json(run_dir / "run.json")
-        samples, train_log = read_jsonl(run_dir / "samples.jsonl"), _maybe(run_dir / "train_log.jsonl", read_jsonl)
-        heldout = _maybe(run_dir / "heldout.jsonl", read_jsonl) or []
-        runs.append(RunResults(meta["init"], meta["recipe"], int(meta["seed"]), meta.get("examples"),
-                               params=meta.get("params"), samples=samples, train_log=train_log or [], heldout=heldout,
-                               train=meta.get("train") or {}))  # fmt: skip
+        if bad := damaged(d.path):
+            raise UserError(f"{d.path}: {', '.join(bad)} changed since the run wrote it (its sha256 in "
+                            f"{d.run_json.name} differs); restore it, or run `postfit run` on {layout.root} to redo "
+                            "the run")  # fmt: skip
+        runs.append(_run(d))
     if not runs:
-        raise UserError(f"{out_dir}: no run has a samples.jsonl yet; evaluate before reporting")
-    pretrain_log = _maybe(out_dir / "base" / "pretrain_log.jsonl", read_jsonl) or []
-    base_meta = _maybe(out_dir / "base" / "meta.json", read_json)
-    contamination = _maybe(out_dir / "data" / "contamination.json", read_json)
-    sandbox = _maybe(out_dir / "sandbox.json", read_json)
-    return StudyResults(out_dir, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox)
+        raise UserError(f"{layout.root}: no run has its samples yet; evaluate before reporting")
+    pretrain_log = _maybe(layout.pretrain_log, read_jsonl) or []
+    base_meta = _maybe(layout.base_meta, read_json)
+    contamination = _maybe(layout.contamination, read_json)
+    sandbox = _maybe(layout.sandbox, read_json)
+    return StudyResults(layout.root, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from postfit.analysis import stats
+from postfit.config.recipes import RECIPES, RL
 from postfit.report.blocks import Drawn, Heading, Para, Plot, Table, _figure, drawn
 from postfit.study.grid import Run
 
 if TYPE_CHECKING:
     from postfit.report.results import RunResults, StudyResults
 
-RL_RECIPES = {"rl": "none", "sft+rl": "sft"}  # RL recipe -> the recipe whose model it starts from
+# RL recipe -> the recipe whose model it starts from (its "before")
+RL_RECIPES = {r.name: r.before for r in RECIPES.values() if r.trainer == RL}
 TIME_KEYS = ("generate_s", "update_s", "heldout_eval_s", "generated_tokens", "generated_tokens_per_s")
 
 
@@ -86,7 +88,7 @@ def before_after(study: StudyResults) -> list[tuple[RunResults, RunResults]]:
     pairs = []
     for run in (r for r in study.runs if r.recipe in RL_RECIPES):
         start = RL_RECIPES[run.recipe]
-        examples = run.examples if start != "none" else None  # `none` runs have no N
+        examples = run.examples if RECIPES[start].trains else None  # untrained runs have no N
         name = Run(run.init, start, run.seed, examples).name
         if name in by_name:
             pairs.append((by_name[name], run))

@@ -1,7 +1,6 @@
-"""Report sections of the scaling analyses: data scaling, effective data transferred, pre-training budget (the
-probes' section, probes.py, reads the same `Info` rows).
+"""Report sections of the scaling analyses: data scaling, effective data transferred, pre-training budget.
 
-Read from the stored files only (runs/*/run.json for N and pre-training tokens, samples.jsonl, probes.jsonl).
+Read from the stored files only, through report/results.py (each run's N and pre-training tokens, its samples).
 Every estimate is a mean over seeds of per-seed item means with the hierarchical bootstrap of
 postfit.analysis.stats; every comparison stated in words is a paired bootstrap over the seeds and items both
 sides share, with its n.
@@ -9,40 +8,15 @@ sides share, with its n.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from postfit.analysis import stats
-from postfit.io import read_json, read_jsonl
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.main import pct
 from postfit.report.plots import curves_plot, transfer_plot
-from postfit.report.results import pair_by_seed_and_item
+from postfit.report.results import RunResults, pair_by_seed_and_item
 
 BOOT_SEED = 0
-
-
-@dataclass
-class Info:
-    run: object  # postfit.report.Run
-    examples: int | None
-    tokens: int | None  # pre-training tokens behind the initial weights
-    probes: list[dict]
-
-    @property
-    def label(self) -> str:
-        return self.run.recipe if self.examples is None else f"{self.run.recipe} N={self.examples}"
-
-
-def load_infos(study) -> list[Info]:
-    out = []
-    for r in study.runs:
-        d = study.dir / "runs" / r.name
-        meta = read_json(d / "run.json")
-        probes = read_jsonl(d / "probes.jsonl") if (d / "probes.jsonl").exists() else []
-        out.append(Info(r, meta.get("examples"), meta.get("pretrain_tokens"), probes))
-    return out
 
 
 # ---- numbers --------------------------------------------------------------------------------------------------
@@ -69,7 +43,7 @@ def paired_estimate(study, a: dict[int, dict[str, float]], b: dict[int, dict[str
     return stats.paired_diff_ci(first, second, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED)), n, k
 
 
-def paired_difference(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str | None:
+def difference_text(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str | None:
     """'+d [lo, hi] pp (n items, s seeds)' for a - b, two {seed: {item: score}}, paired by seed and item."""
     got = paired_estimate(study, a, b)
     if got is None:
@@ -78,20 +52,20 @@ def paired_difference(study, a: dict[int, dict[str, float]], b: dict[int, dict[s
     return f"{pct(est, signed=True)} pp (n={n} items, {k} seed{'s' * (k > 1)}, paired)"
 
 
-def _by_seed(infos: list[Info], split: str) -> dict[int, dict[str, float]]:
-    return {i.run.seed: stats.per_item_pass(i.run.samples, split) for i in infos}
+def _by_seed(infos: list[RunResults], split: str) -> dict[int, dict[str, float]]:
+    return {i.seed: stats.per_item_pass(i.samples, split) for i in infos}
 
 
-def _cell(study, infos: list[Info], split: str) -> tuple[float, float, float] | None:
+def _cell(study, infos: list[RunResults], split: str) -> tuple[float, float, float] | None:
     arrays = _aligned([d for d in _by_seed(infos, split).values() if d])
     return _estimate(study, arrays) if arrays else None
 
 
-def _groups(infos: list[Info], **where) -> dict[tuple[str, str], list[Info]]:
-    out: dict[tuple[str, str], list[Info]] = {}
+def _groups(infos: list[RunResults], **where) -> dict[tuple[str, str], list[RunResults]]:
+    out: dict[tuple[str, str], list[RunResults]] = {}
     for i in infos:
         if all(getattr(i, k) == v for k, v in where.items()):
-            out.setdefault((i.run.init, i.label), []).append(i)
+            out.setdefault((i.init, i.label), []).append(i)
     return out
 
 
@@ -104,22 +78,20 @@ def _pair(inits: list[str]) -> tuple[str, str] | None:
 # ---- sections -------------------------------------------------------------------------------------------------
 
 
-def data_scaling_blocks(study, infos: list[Info]) -> list[Block]:
+def data_scaling_blocks(study, infos: list[RunResults]) -> list[Block]:
     scaled = [i for i in infos if i.examples is not None]
     if not scaled:
         return []
-    inits = [i for i in study.grid("inits") if any(x.run.init == i for x in scaled)]
+    inits = [i for i in study.grid("inits") if any(x.init == i for x in scaled)]
     blocks: list[Block] = [Heading("Accuracy vs post-training examples")]
-    for recipe in dict.fromkeys(i.run.recipe for i in scaled):
-        rows = [i for i in scaled if i.run.recipe == recipe]
+    for recipe in dict.fromkeys(i.recipe for i in scaled):
+        rows = [i for i in scaled if i.recipe == recipe]
         ns = sorted({i.examples for i in rows})
         panels: dict[str, list] = {}
         table = []
         for split in study.splits:
             for init in inits:
-                cells = [
-                    (n, _cell(study, [i for i in rows if i.run.init == init and i.examples == n], split)) for n in ns
-                ]
+                cells = [(n, _cell(study, [i for i in rows if i.init == init and i.examples == n], split)) for n in ns]
                 cells = [(n, e) for n, e in cells if e is not None]
                 if cells:
                     panels.setdefault(split, []).append((init, [n for n, _ in cells], [e for _, e in cells]))
@@ -134,8 +106,8 @@ def data_scaling_blocks(study, infos: list[Info]) -> list[Block]:
             diffs = []
             for split in study.splits:
                 for n in ns:
-                    a, b = ([i for i in rows if i.run.init == x and i.examples == n] for x in pair)
-                    d = paired_difference(study, _by_seed(a, split), _by_seed(b, split)) if a and b else None
+                    a, b = ([i for i in rows if i.init == x and i.examples == n] for x in pair)
+                    d = difference_text(study, _by_seed(a, split), _by_seed(b, split)) if a and b else None
                     if d:
                         diffs.append([split, f"{n:,}", d])
             if diffs:
@@ -144,18 +116,18 @@ def data_scaling_blocks(study, infos: list[Info]) -> list[Block]:
     return blocks
 
 
-def transfer_blocks(study, infos: list[Info]) -> list[Block]:
+def transfer_blocks(study, infos: list[RunResults]) -> list[Block]:
     from postfit.analysis.transfer import describe, effective_data
 
     blocks: list[Block] = []
-    scaled = [i for i in infos if i.examples is not None and i.run.init in ("pretrained", "random")]
-    for recipe in dict.fromkeys(i.run.recipe for i in scaled):
-        rows, table = [i for i in scaled if i.run.recipe == recipe], []
+    scaled = [i for i in infos if i.examples is not None and i.init in ("pretrained", "random")]
+    for recipe in dict.fromkeys(i.recipe for i in scaled):
+        rows, table = [i for i in scaled if i.recipe == recipe], []
         for split in study.splits:
             cells = {}
             for init in ("pretrained", "random"):
                 for n in sorted({i.examples for i in rows}):
-                    by_seed = _by_seed([i for i in rows if i.run.init == init and i.examples == n], split)
+                    by_seed = _by_seed([i for i in rows if i.init == init and i.examples == n], split)
                     cells[(init, n)] = by_seed
             seeds = sorted(set.intersection(*(set(d) for d in cells.values()))) if cells else []
             arrays = _aligned([d[s] for d in cells.values() for s in seeds]) if seeds else None
@@ -188,26 +160,27 @@ def transfer_blocks(study, infos: list[Info]) -> list[Block]:
     return blocks
 
 
-def budget_blocks(study, infos: list[Info]) -> list[Block]:
-    known = [i for i in infos if i.tokens is not None]
-    if len({i.tokens for i in known}) < 3:  # random vs pretrained alone is the main table already
+def budget_blocks(study, infos: list[RunResults]) -> list[Block]:
+    known = [i for i in infos if i.pretrain_tokens is not None]
+    if len({i.pretrain_tokens for i in known}) < 3:  # random vs pretrained alone is the main table already
         return []
     top = {}  # per recipe, the largest N: the final post-trained model
     for i in known:
-        top[i.run.recipe] = max(top.get(i.run.recipe, 0), i.examples or 0)
-    chosen = [i for i in known if (i.examples or 0) == top[i.run.recipe]]
+        top[i.recipe] = max(top.get(i.recipe, 0), i.examples or 0)
+    chosen = [i for i in known if (i.examples or 0) == top[i.recipe]]
     labels = list(dict.fromkeys(i.label for i in chosen))
     panels: dict[str, list] = {}
     table = []
     for split in study.splits:
         for label in labels:
-            xs = sorted({i.tokens for i in chosen if i.label == label})
-            cells = [(x, _cell(study, [i for i in chosen if i.label == label and i.tokens == x], split)) for x in xs]
+            xs = sorted({i.pretrain_tokens for i in chosen if i.label == label})
+            at = {x: [i for i in chosen if i.label == label and i.pretrain_tokens == x] for x in xs}
+            cells = [(x, _cell(study, at[x], split)) for x in xs]
             cells = [(x, e) for x, e in cells if e is not None]
             if cells:
                 panels.setdefault(split, []).append((label, [x for x, _ in cells], [e for _, e in cells]))
                 table += [[split, label, f"{x:,}", pct(e)] for x, e in cells]
-    positive = sorted({i.tokens for i in chosen if i.tokens})
+    positive = sorted({i.pretrain_tokens for i in chosen if i.pretrain_tokens})
     png = curves_plot(panels, "pre-training tokens (symlog; 0 = random init)", "greedy pass@1 (%)",
                       "Accuracy vs pre-training tokens", xscale="symlog", linthresh=(positive or [1])[0])  # fmt: skip
     text = ("Greedy pass@1 (%) against the tokens of postfit's own pre-training behind the initial weights "

@@ -17,19 +17,31 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from postfit.config import ResourcesOptions, Study
 from postfit.errors import UserError
+from postfit.layout import StudyDir
 from postfit.study.grid import grid_runs
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("local", "ray", "slurm")
 EXTRAS = {"ray": "ray", "slurm": "submitit"}  # executor -> the module its extra installs
 PREPARE, REPORT = ":prepare", ":report"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What `postfit run` was asked besides the study: every executor takes it, each reads what it needs."""
+
+    study_arg: str  # the study as given (a built-in name or a path): worker processes are started with it
+    unsafe: bool = False  # --unsafe-weak-sandbox
+    shard: tuple[int, int] | None = None  # --shard I/N: every N-th run from the I-th
+    only: tuple[str, ...] = ()  # --only NAME...: these runs, then the report if all are done
+    ray_address: str | None = None  # --ray-address
 
 
 def task_graph(study: Study) -> dict[str, list[str]]:
@@ -37,8 +49,8 @@ def task_graph(study: Study) -> dict[str, list[str]]:
     names = {r.name for r in grid_runs(study)}
     graph = {PREPARE: []}
     for run in grid_runs(study):
-        sft = run.sft.name
-        graph[run.name] = [PREPARE] + ([sft] if run.recipe == "sft+rl" and sft in names else [])
+        base = run.base and run.base.name
+        graph[run.name] = [PREPARE] + ([base] if base in names else [])
     graph[REPORT] = [r.name for r in grid_runs(study)]
     return graph
 
@@ -63,16 +75,17 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
 
     torch.set_num_threads(study.resources.cpus_per_run)
     try:
+        layout = StudyDir(out_dir)
         if task == REPORT:
-            runner.finish(study, out_dir)
+            runner.finish(study, layout)
         elif task == PREPARE or study.resources.gpus_per_run <= 1:
-            splits, bases = runner.prepare(study, out_dir)
+            splits, bases = runner.prepare(study, layout)
             runs = [r for r in grid_runs(study) if r.name == task]
-            runner.work(study, out_dir, runs, splits, bases)
+            runner.work(study, layout, runs, splits, bases)
         else:
             from postfit.io import atomic_write_text
 
-            study_file = out_dir / "runs" / task / "launch.yaml"
+            study_file = layout.run(task).launch
             atomic_write_text(study_file, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
             subprocess.run(launch_command(study_file, out_dir, task, study.resources), check=True)
     except UserError as e:
@@ -80,12 +93,22 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
     return None
 
 
-def run_workers(out_dir: Path, workers: int, args: list[str]) -> Path:
-    """`workers` processes of `postfit run ARGS --out OUT_DIR` on this machine, sharing OUT_DIR (each run is locked,
+def run_local(study: Study, out_dir: Path, launch: Launch) -> Path:
+    """This process walks the grid (its shard or its `only` runs), then writes the report."""
+    from postfit.study.runner import run_study
+
+    return run_study(study, out_dir, launch.shard, set(launch.only) or None)
+
+
+def run_workers(study: Study, out_dir: Path, launch: Launch) -> Path:
+    """`resources.workers` processes of `postfit run` on this machine, sharing OUT_DIR (each run is locked,
     study/locks.py), each with cores // workers torch threads; their lines are printed here, each after its
     worker's number. Returns report.md; a worker that failed makes this exit with its code (2: bad input)."""
     import threading
 
+    workers = study.resources.workers
+    args = [launch.study_arg, *(["--unsafe-weak-sandbox"] if launch.unsafe else []),
+            *(f"--only={name}" for name in launch.only)]  # fmt: skip
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "COLUMNS": os.environ.get("COLUMNS", "120")}  # fmt: skip
@@ -132,10 +155,10 @@ def _raise_user_errors(messages) -> None:
         raise UserError(problems[0])
 
 
-def run_ray(study: Study, out_dir: Path, address: str | None = None) -> Path:
+def run_ray(study: Study, out_dir: Path, launch: Launch) -> Path:
     """Every task as a Ray task, each after the tasks it waits for (Ray passes their results as arguments)."""
     ray = _require("ray")
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = launch.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
     else:  # a local cluster of this machine's cores, on loopback, telling nobody about it
@@ -155,7 +178,7 @@ def run_ray(study: Study, out_dir: Path, address: str | None = None) -> Path:
     return out_dir / "report.md"
 
 
-def run_slurm(study: Study, out_dir: Path) -> Path:
+def run_slurm(study: Study, out_dir: Path, launch: Launch) -> Path:
     """Every task as a submitit job, submitted once the jobs it waits for have finished; Slurm where `sbatch`
     exists, local processes otherwise (at most cores // cpus_per_run at once)."""
     submitit = _require("slurm")
@@ -181,3 +204,11 @@ def run_slurm(study: Study, out_dir: Path) -> Path:
                 finished.add(name)
         time.sleep(0.5)
     return out_dir / "report.md"
+
+
+# --executor NAME -> the function that runs a study there; `local` with resources.workers > 1 is `workers`.
+EXECUTORS = {"local": run_local, "workers": run_workers, "ray": run_ray, "slurm": run_slurm}
+
+
+def executor_for(name: str, study: Study) -> str:
+    return "workers" if name == "local" and study.resources.workers > 1 else name

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from postfit.config.recipes import RECIPES
+
 if TYPE_CHECKING:
     from postfit.config import Study
 
@@ -26,9 +28,16 @@ class Run:
         return f"{self.init}-{self.recipe}{size}-s{self.seed}"
 
     @property
-    def sft(self) -> Run:
-        """The `sft` run of the same init, seed and data size: the one an `sft+rl` run starts from."""
-        return Run(self.init, "sft", self.seed, self.examples)
+    def base(self) -> Run | None:
+        """The run of the same init, seed and data size whose trained model this run continues (its recipe's
+        `after`: the `sft` run for `sft+rl`), or None when it starts from the initialisation."""
+        after = RECIPES[self.recipe].after
+        return None if after is None else Run(self.init, after, self.seed, self.examples)
+
+    @property
+    def chain(self) -> list[Run]:
+        """This run and the runs its model continues, the earliest last."""
+        return [self, *(self.base.chain if self.base else [])]
 
     @property
     def label(self) -> str:
@@ -39,6 +48,6 @@ class Run:
 def grid_runs(study: Study) -> list[Run]:
     g = study.grid
     sizes = g.posttrain_examples or [None]
-    # `none` trains on nothing: one run per init and seed, whatever the data-scaling axis says.
-    return [Run(i, r, s, n) for i in g.inits for r in g.recipes for n in (sizes if r != "none" else [None])
+    # A recipe that trains nothing: one run per init and seed, whatever the data-scaling axis says.
+    return [Run(i, r, s, n) for i in g.inits for r in g.recipes for n in (sizes if RECIPES[r].trains else [None])
             for s in g.seeds]  # fmt: skip

@@ -14,11 +14,13 @@ from pathlib import Path
 from postfit.distributed import barrier, is_main
 from postfit.errors import DiskFull, UserError, writing_under
 from postfit.io import atomic_write_json, changed_files, file_hashes, read_json, remove_temporaries
+from postfit.layout import RunDir
 
 log = logging.getLogger(__name__)
 
-TRAINING = {"train_log.jsonl", "heldout.jsonl"}  # written by training; the rest by evaluation
-RECORDED = ("samples.jsonl", "probes.jsonl", *sorted(TRAINING))  # their sha256 goes into run.json
+_NAMES = RunDir(Path())  # the file names of a run directory
+TRAINING = {_NAMES.train_log.name, _NAMES.heldout.name}  # written by training; the rest by evaluation
+RECORDED = (_NAMES.samples.name, _NAMES.probes.name, *sorted(TRAINING))  # their sha256 goes into run.json
 
 
 def record_files(run_dir: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -29,10 +31,11 @@ def record_files(run_dir: Path, extra: dict[str, str]) -> dict[str, str]:
 def damaged(run_dir: Path) -> list[str]:
     """Files of a finished run that changed since it recorded their sha256 in run.json (truncated, edited, lost);
     ["run.json"] if that cannot be read. Empty for an intact run (or one from before the hashes were recorded)."""
+    record = RunDir(run_dir).run_json
     try:
-        recorded = read_json(run_dir / "run.json").get("files", {})
+        recorded = read_json(record).get("files", {})
     except (OSError, ValueError):
-        return ["run.json"]
+        return [record.name]
     return changed_files(run_dir, recorded)
 
 
@@ -42,8 +45,10 @@ def undo(run_dir: Path, bad: list[str]) -> None:
     log.warning("%s: %s changed since the run wrote it (sha256 in run.json); redoing the run", run_dir,
                 ", ".join(bad))  # fmt: skip
     if is_main():
-        for name in {"results.jsonl", "run.json", *bad} | ({"train.json"} if set(bad) & TRAINING else set()):
-            (run_dir / name).unlink(missing_ok=True)
+        d = RunDir(run_dir)
+        for path in {d.results, d.run_json, *(d / name for name in bad)} | ({d.train_json} if set(bad) & TRAINING
+                                                                            else set()):  # fmt: skip
+            path.unlink(missing_ok=True)
     barrier()
 
 
@@ -61,7 +66,7 @@ def run_log(run_dir: Path):
     handler = None
     if is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(run_dir / "log.txt")
+        handler = logging.FileHandler(RunDir(run_dir).log)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
     try:
@@ -71,11 +76,11 @@ def run_log(run_dir: Path):
         if is_main():  # a full disk is said in one line (the CLI names the path); anything else with its traceback
             log.error("%s failed: %s", run_dir.name, e, exc_info=not isinstance(e, DiskFull | UserError))
             with contextlib.suppress(OSError, DiskFull):  # on a full disk, failed.json may not fit either
-                atomic_write_json(run_dir / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
+                atomic_write_json(RunDir(run_dir).failed, {"error": f"{type(e).__name__}: {e}", "time": time.time()})
         raise
     else:
         if is_main():
-            (run_dir / "failed.json").unlink(missing_ok=True)
+            RunDir(run_dir).failed.unlink(missing_ok=True)
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)

@@ -15,9 +15,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from postfit.distributed import from_main, is_main
 from postfit.errors import DiskFull, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -149,3 +150,18 @@ class TaskLock:
                     return False
                 return True
             time.sleep(POLL_S)
+
+
+@contextlib.contextmanager
+def claim(directory: Path, done: Callable[[], bool] | None = None) -> Iterator[bool]:
+    """Hold DIRECTORY's lock for the block. Yields True when this worker holds it, False when another live worker
+    does (without `done`), or when `done()` became true while waiting for it (with `done`). The main process of a
+    launch takes the lock and every process gets its answer, so call it on all of them. Released when the block
+    ends, however it ends."""
+    lock = TaskLock(directory)
+    mine = from_main(lambda: lock.acquire_or_wait(done) if done is not None else lock.acquire())
+    try:
+        yield mine
+    finally:
+        if mine and is_main():
+            lock.release()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from postfit.config import Study
+from postfit.config.recipes import RECIPES, RL, SFT
 
 # Published shapes (each model's config.json on the Hub), used when no config.json is cached. The
 # `-Base` and post-trained checkpoints of one size share the architecture. Qwen3 uses head_dim 128
@@ -216,12 +217,14 @@ def make_plan(study: Study, source: str, gpus: int = 8) -> Plan:
     if study.model.preset is not None and any(r.init.startswith("pretrained") for r in runs):
         plan.stages.append(Stage("pre-train", 1, pretrain_tokens(study), TRAIN, False,
                                  "once per study: steps x pretrain.batch_size x pretrain.seq_len"))  # fmt: skip
-    sft_runs = {dataclasses.replace(r, recipe="sft") for r in runs if r.recipe in ("sft", "sft+rl")}
+    # Every run trains its recipe's trainer once; a run another continues is trained once, for all of them.
+    trained = {r for run in runs for r in run.chain if RECIPES[r.recipe].trains}
+    sft_runs = [r for r in trained if RECIPES[r.recipe].trainer == SFT]
     if sft_runs:
         s = study.sft
-        what = "sft.steps x sft.batch_size x sft.max_length (sft+rl reuses the sft run)"
+        what = "sft.steps x sft.batch_size x sft.max_length (a run that continues another reuses its model)"
         plan.stages.append(Stage("SFT", len(sft_runs), s.steps * s.batch_size * s.max_length, TRAIN, True, what))
-    rl_runs = [r for r in runs if r.recipe in ("rl", "sft+rl")]
+    rl_runs = [r for r in trained if RECIPES[r.recipe].trainer == RL]
     if rl_runs:
         r, k = study.rl, len(rl_runs)
         gen = r.steps * r.batch_size * r.max_completion_length

@@ -14,6 +14,7 @@ import yaml
 
 from postfit.errors import UserError
 from postfit.io import read_json
+from postfit.layout import StudyDir
 from postfit.study.locks import holder, is_stale
 
 LOG_LINES = 5
@@ -52,25 +53,24 @@ def run_states(out_dir: Path) -> list[dict]:
     from postfit.config import parse_study
     from postfit.study.grid import grid_runs
 
-    path = Path(out_dir) / "study.yaml"
+    layout = StudyDir(out_dir)
+    path = layout.study_yaml
     if not path.is_file():
-        raise UserError(f"{out_dir}: not a study output directory (no study.yaml)")
+        raise UserError(f"{out_dir}: not a study output directory (no {path.name})")
     study = parse_study(yaml.safe_load(path.read_text()), str(path))
     rows = []
     for run in grid_runs(study):
-        d = Path(out_dir) / "runs" / run.name
+        d = layout.run(run)
         row: dict = {"run": run.name}
-        lock = holder(d / ".lock")
-        if (d / "results.jsonl").exists():
-            row.update(state="done", age=_age(d / "results.jsonl"))
+        lock = holder(d.lock)
+        if d.done():
+            row.update(state="done", age=_age(d.results))
         elif lock is not None:
             row.update(state="interrupted" if is_stale(lock) else "running", where=f"{lock['host']}:{lock['pid']}",
                        since=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lock["since"])))  # fmt: skip
-            row.update(_activity(d / "log.txt"), age=_age(d / "log.txt"))
-        elif (d / "failed.json").exists():
-            row.update(
-                state="failed", error=read_json(d / "failed.json")["error"], log=_tail(d / "log.txt", LOG_LINES)
-            )
+            row.update(_activity(d.log), age=_age(d.log))
+        elif d.failed.exists():
+            row.update(state="failed", error=read_json(d.failed)["error"], log=_tail(d.log, LOG_LINES))
         else:
             row["state"] = "waiting"
         rows.append(row)

@@ -15,6 +15,7 @@ from pathlib import Path
 from postfit.config import EvalOptions, RLOptions
 from postfit.distributed import is_main
 from postfit.io import write_jsonl
+from postfit.layout import RunDir
 from postfit.train.common import train_and_save, trl_kwargs
 from postfit.verify import extract_answer, score_batch
 from postfit.verify.extract import code_block, math_answer
@@ -136,8 +137,9 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
     """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
     from trl import GRPOConfig
 
+    out = RunDir(run_dir)
     args = GRPOConfig(
-        **trl_kwargs(run_dir / "checkpoints", opts, seed, "constant_with_warmup", key="rl"),
+        **trl_kwargs(out.checkpoints, opts, seed, "constant_with_warmup", key="rl"),
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         temperature=opts.temperature,
@@ -154,10 +156,10 @@ def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLO
     heldout_rows: list[dict] = []
     timer = {"heldout_s": 0.0}
     trainer.add_callback(_heldout_callback(tokenizer, heldout, eval_opts, opts.eval_steps, heldout_rows, timer))
-    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer,
-                           "grpo", f"{run_dir.name}, {opts.steps} steps on {len(items)} prompts")  # fmt: skip
+    stats = train_and_save(trainer, out.checkpoints, out.model, out.train_log, tokenizer, "grpo",
+                           f"{out.name}, {opts.steps} steps on {len(items)} prompts")  # fmt: skip
     if is_main():
-        write_jsonl(run_dir / "heldout.jsonl", heldout_rows)
+        write_jsonl(out.heldout, heldout_rows)
     train_s = stats["runtime_s"] - timer["heldout_s"]
     stats.update(
         generate_s=round(trainer.gen_seconds, 2),

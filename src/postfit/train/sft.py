@@ -8,6 +8,7 @@ from pathlib import Path
 from postfit.config import SFTOptions
 from postfit.config.data import SFTData
 from postfit.errors import UserError
+from postfit.layout import RunDir
 from postfit.train.common import train_and_save, trl_kwargs
 
 log = logging.getLogger(__name__)
@@ -74,14 +75,15 @@ def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Pa
     """
     from trl import SFTConfig
 
+    out = RunDir(run_dir)
     args = SFTConfig(
-        **trl_kwargs(run_dir / "checkpoints", opts, seed, opts.lr_scheduler),
+        **trl_kwargs(out.checkpoints, opts, seed, opts.lr_scheduler),
         max_length=opts.max_length,
         completion_only_loss=True,
         packing=False,
     )
     dataset, counts = traces_dataset(items, tokenizer, opts, source) if source else (sft_dataset(items), None)
     trainer = plain_loss_trainer()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    stats = train_and_save(trainer, run_dir / "checkpoints", run_dir / "model", run_dir / "train_log.jsonl", tokenizer,
-                           "sft", f"{run_dir.name}, {opts.steps} steps on {len(items)} items")  # fmt: skip
+    stats = train_and_save(trainer, out.checkpoints, out.model, out.train_log, tokenizer, "sft",
+                           f"{out.name}, {opts.steps} steps on {len(items)} items")  # fmt: skip
     return {**stats, "sft_data": counts} if counts else stats

@@ -1,0 +1,95 @@
+"""A study's output directory, owned in one place: every path, file name and done-marker.
+
+    DIR/
+        study.yaml                  the resolved study (a rerun must match it)
+        data/<split>.jsonl          the items; data/manifest.json their list (written last: "data made");
+                                    data/contamination.json the overlap checks
+        base/                       postfit's tokenizer, config and pre-trained weights (presets)
+        runs/<init>-<recipe>[-n<N>]-s<seed>/   one per grid run (RunDir)
+        sandbox.json                the sandbox's layers (studies with code items)
+        results.jsonl, report.md, report.html, plots/
+
+Nothing else joins these names: the runner, the executors, `postfit status` and the report all go through
+`StudyDir` and `RunDir`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PARENT = Path("runs")  # `postfit run STUDY` without --out writes runs/<study name>/
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run's directory: what it writes, and which file marks which state."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    run_json = property(lambda self: self.path / "run.json")  # init, recipe, seed, params, stats, file hashes
+    samples = property(lambda self: self.path / "samples.jsonl")  # every completion with its verdict
+    results = property(lambda self: self.path / "results.jsonl")  # written last: its presence means "done"
+    train_json = property(lambda self: self.path / "train.json")  # written after the final model: "trained"
+    train_log = property(lambda self: self.path / "train_log.jsonl")  # the trainer's logged rows
+    heldout = property(lambda self: self.path / "heldout.jsonl")  # RL: held-out greedy rows during training
+    probes = property(lambda self: self.path / "probes.jsonl")  # learning-to-learn probe rows
+    model = property(lambda self: self.path / "model")  # final weights and tokenizer (trained recipes)
+    checkpoints = property(lambda self: self.path / "checkpoints")  # resumable trainer checkpoints
+    log = property(lambda self: self.path / "log.txt")  # the run's own log
+    failed = property(lambda self: self.path / "failed.json")  # the error of a run that raised
+    lock = property(lambda self: self.path / ".lock")  # held while a worker trains it (study/locks.py)
+    launch = property(lambda self: self.path / "launch.yaml")  # the study file of a multi-GPU launch
+    adapt_work = property(lambda self: self.path / "adapt_work")  # the adaptation probe's scratch directory
+
+    def done(self) -> bool:
+        return self.results.exists()
+
+    def trained(self) -> bool:
+        return self.train_json.exists()
+
+
+@dataclass(frozen=True)
+class StudyDir:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @classmethod
+    def default(cls, study_name: str) -> StudyDir:
+        return cls(DEFAULT_PARENT / study_name)
+
+    study_yaml = property(lambda self: self.root / "study.yaml")
+    data = property(lambda self: self.root / "data")
+    manifest = property(lambda self: self.root / "data" / "manifest.json")
+    contamination = property(lambda self: self.root / "data" / "contamination.json")
+    base = property(lambda self: self.root / "base")
+    pretrain_log = property(lambda self: self.root / "base" / "pretrain_log.jsonl")  # train/pretrain.py writes it
+    base_meta = property(lambda self: self.root / "base" / "meta.json")  # pre-training's record
+    architecture = property(lambda self: self.root / "base" / "architecture")  # tokenizer, config: before weights
+    sandbox = property(lambda self: self.root / "sandbox.json")
+    results = property(lambda self: self.root / "results.jsonl")
+    report_md = property(lambda self: self.root / "report.md")
+    runs = property(lambda self: self.root / "runs")
+
+    def split(self, name: str) -> Path:
+        return self.data / f"{name}.jsonl"
+
+    def run(self, run) -> RunDir:
+        """The directory of a grid run (`postfit.study.grid.Run`) or of a run name."""
+        return RunDir(self.runs / (run if isinstance(run, str) else run.name))
+
+    def run_dirs(self) -> list[RunDir]:
+        """Every run directory that a run has started writing (it holds run.json), by name."""
+        return [d for d in map(RunDir, sorted(self.runs.glob("*"))) if d.run_json.exists()]

@@ -31,8 +31,9 @@ TINY = {
     "report": {"bootstrap": 100},
 }  # fmt: skip
 
-SECTIONS = ["## Accuracy vs post-training examples", "## Effective data transferred (sft)",
-            "## Accuracy vs pre-training tokens", "## Learning to learn", "## Contamination"]  # fmt: skip
+# The report's order: recovery and data worth, learning to learn, pre-training, contamination.
+SECTIONS = ["## Accuracy vs post-training examples", "## Effective data transferred (sft)", "## Learning to learn",
+            "## Accuracy vs pre-training tokens", "## Contamination"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

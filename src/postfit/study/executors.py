@@ -73,6 +73,7 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
 
     from postfit.study import runner
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(study.resources.cpus_per_run)
     try:
         layout = StudyDir(out_dir)
@@ -90,6 +91,8 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
             subprocess.run(launch_command(study_file, out_dir, task, study.resources), check=True)
     except UserError as e:
         return str(e)
+    finally:  # the process that ran it (a reused worker, a test) keeps its own thread count
+        torch.set_num_threads(threads)
     return None
 
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from postfit.analysis.contamination import overlapping_items
 from postfit.config import load_study
+from postfit.data.corpus import corpus_documents
 from postfit.tasks import make_splits
-from postfit.train.corpus import corpus_documents
 
 
 def test_stdlib_corpus_shares_no_task_prompt():

@@ -23,7 +23,7 @@ from postfit.config import load_study
 from postfit.data.hub import read_items
 from postfit.errors import DiskFull, UserError
 from postfit.io import atomic_dir, atomic_write_text, read_jsonl
-from postfit.study.integrity import damaged
+from postfit.layout import damaged
 from postfit.train.common import last_checkpoint
 
 

@@ -128,3 +128,26 @@ def test_every_source_path_the_docs_name_exists():
         named |= set(re.findall(r"src/postfit/[\w/.]*\w", doc.read_text()))
     assert named, "the README names no source path"
     assert sorted(p for p in named if not (ROOT / p).exists()) == []
+
+
+def _readme_layers() -> list[str]:
+    """The packages and modules of the README's code map, top (the command) first."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split("## How the code is laid out", 1)[1]
+    return re.findall(r"^\| `(\w+)(?:/|\.py)` \|", text.split("\n## ", 1)[0], re.M)
+
+
+def test_imports_point_down_the_readmes_code_map():
+    """Every postfit import of every module, inside functions too, goes to its own stage or one below it in the
+    README's table: the map the README draws is the one the code has."""
+    layers = _readme_layers()
+    top = {p.name.removesuffix(".py") for p in PKG.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    assert set(layers) == top - {"__init__", "__main__"}, "the README's code map must list every stage"
+    rank = {name: i for i, name in enumerate(layers)}
+
+    def stage(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 and parts[1] in rank else None
+
+    upward = sorted(f"{m} -> {d}" for m, deps in import_graph().items() for d in deps
+                    if stage(m) and stage(d) and rank[stage(d)] < rank[stage(m)])  # fmt: skip
+    assert upward == []

@@ -165,8 +165,8 @@ def test_runs_from_random_init_go_on_while_another_worker_pretrains(tiny_study, 
 
 
 def test_an_sft_rl_run_waits_while_another_live_worker_trains_its_sft_run(tmp_path):
+    from postfit.config.grid import Run
     from postfit.layout import StudyDir
-    from postfit.study.grid import Run
     from postfit.study.runner import _base_elsewhere
 
     def _sft_elsewhere(out, run):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from postfit.analysis.probes import icl_prompts, make_probe_data
 from postfit.config import parse_study
 from postfit.config.scaling import ICLProbe, ProbesConfig, ProbeTask
 from postfit.errors import UserError
+from postfit.probes import icl_prompts, make_probe_data
 from postfit.tasks import normalise_question
 from postfit.verify import score
 
@@ -91,9 +91,9 @@ def test_adaptation_trains_a_model_a_trainer_has_trained(smoke_dir, tmp_path):
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from postfit.analysis.probes import run_adapt
     from postfit.config import load_study
     from postfit.config.scaling import AdaptProbe
+    from postfit.probes import run_adapt
     from postfit.train.sft import train_sft
 
     study = load_study("smoke")[0]

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from postfit.io import changed_files, read_json
+
 DEFAULT_PARENT = Path("runs")  # `postfit run STUDY` without --out writes runs/<study name>/
 
 
@@ -87,9 +89,20 @@ class StudyDir:
         return self.data / f"{name}.jsonl"
 
     def run(self, run) -> RunDir:
-        """The directory of a grid run (`postfit.study.grid.Run`) or of a run name."""
+        """The directory of a grid run (`postfit.config.grid.Run`) or of a run name."""
         return RunDir(self.runs / (run if isinstance(run, str) else run.name))
 
     def run_dirs(self) -> list[RunDir]:
         """Every run directory that a run has started writing (it holds run.json), by name."""
         return [d for d in map(RunDir, sorted(self.runs.glob("*"))) if d.run_json.exists()]
+
+
+def damaged(run_dir: Path) -> list[str]:
+    """Files of a finished run that changed since it recorded their sha256 in run.json (truncated, edited, lost);
+    ["run.json"] if that cannot be read. Empty for an intact run (or one from before the hashes were recorded)."""
+    record = RunDir(run_dir).run_json
+    try:
+        recorded = read_json(record).get("files", {})
+    except (OSError, ValueError):
+        return [record.name]
+    return changed_files(run_dir, recorded)

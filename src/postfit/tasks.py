@@ -89,7 +89,7 @@ TRACERS: dict[str, Callable[[dict], str | None]] = {
 
 
 @cache
-def _dataset_names() -> frozenset[str]:
+def dataset_names() -> frozenset[str]:
     from reasoning_gym.factory import DATASETS
 
     return frozenset(DATASETS)
@@ -103,7 +103,7 @@ def _create(name: str, config: dict, size: int, seed: int):
 
 def check_task(name: str, config: dict) -> None:
     """Raise ValueError (shown with the key's path) if reasoning-gym cannot build this task."""
-    if name not in _dataset_names():
+    if name not in dataset_names():
         raise ValueError(f"unknown reasoning-gym task {name!r}")
     try:
         _create(name, config, size=1, seed=0)
@@ -127,7 +127,7 @@ def _item_id(split: str, name: str, question: str) -> str:
     return f"{split}/{name}/{hashlib.sha1(question.encode()).hexdigest()[:10]}"
 
 
-def _generate(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
+def generate_items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
     """n items of one task whose questions are not in `seen` (which is updated)."""
     import json
 
@@ -158,7 +158,7 @@ def _generate(name: str, config: dict, n: int, seed: int, seen: set[str], split:
     )
 
 
-def _seed(base: int, *parts: str) -> int:
+def split_seed(base: int, *parts: str) -> int:
     return base + int(hashlib.sha1("/".join(parts).encode()).hexdigest()[:6], 16)
 
 
@@ -185,11 +185,11 @@ def make_splits(tasks) -> dict[str, list[dict]]:
         items: list[dict] = []
         for j, (key, name, config) in enumerate(specs):
             n = _share(total, len(specs), j)
-            seed = _seed(tasks.seed, split, name)
+            seed = split_seed(tasks.seed, split, name)
             if split == "ood_rule":
-                items += _rule_items(_generate(name, config, 3 * n, seed, seen, split, key), shifts[name], n, key)
+                items += _rule_items(generate_items(name, config, 3 * n, seed, seen, split, key), shifts[name], n, key)
             elif n:
-                items += _generate(name, config, n, seed, seen, split, key)
+                items += generate_items(name, config, n, seed, seen, split, key)
         for item in items:
             item["prompt"] = item.get("prompt") or PROMPT_TEMPLATES["id"].format(question=item["question"])
         if items:

@@ -1,5 +1,5 @@
-"""Analyses of stored results and data: statistics (stats.py: pass@k, bootstrap intervals), effective data
-transferred (transfer.py), the learning-to-learn probes (probes.py) and contamination checks (contamination.py).
+"""Analyses of stored results and data, with no model: statistics (stats.py: pass@k, bootstrap intervals),
+effective data transferred (transfer.py) and contamination checks (contamination.py).
 
-May import config, verify, evaluation, train (the adaptation probe's SFT), tasks and io.
+May import config, data (the pre-training corpus), tasks and io.
 """

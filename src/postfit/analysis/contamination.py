@@ -137,7 +137,7 @@ def study_contamination(study, splits: dict[str, list[dict]]) -> dict:
         pairs += ngram_pairs("train", _sft_texts(splits["train"]), benchmarks, n)
     corpus = None
     if study.pretrain is not None and any(i.startswith("pretrained") for i in study.grid.inits):
-        from postfit.train.corpus import corpus_documents
+        from postfit.data.corpus import corpus_documents
 
         corpus = study.pretrain.corpus
         pairs += ngram_pairs("pretrain corpus", corpus_documents(corpus, study.pretrain.corpus_chars), evals, n)

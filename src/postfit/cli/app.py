@@ -115,8 +115,8 @@ def run(
 
 
 def _check_run_flags(spec, executor: str, shard, only: list[str] | None) -> None:
+    from postfit.config.grid import grid_runs
     from postfit.study.executors import EXECUTORS
-    from postfit.study.grid import grid_runs
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")

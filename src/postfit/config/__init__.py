@@ -1,5 +1,6 @@
 """The study file's schema, the single source of truth for every option: the study (study.py), the blocks of each
-stage (stages.py), real data and benchmarks (data.py), scaling axes and probes (scaling.py).
+stage (stages.py), real data and benchmarks (data.py), scaling axes and probes (scaling.py), the recipes
+(recipes.py) and the grid of runs they make (grid.py).
 
 May import data (for the names of sources and benchmarks), models, tasks and errors.
 """

@@ -46,9 +46,9 @@ class ProbeTask(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from postfit.tasks import _dataset_names
+        from postfit.tasks import dataset_names
 
-        if v not in _dataset_names():
+        if v not in dataset_names():
             raise ValueError(f"unknown reasoning-gym task {v!r}")
         return v
 

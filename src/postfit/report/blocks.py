@@ -60,7 +60,7 @@ class Samples:
 Block = Heading | Para | Table | Plot | Samples
 
 
-def _figure(width: float = 7.0, height: float = 4.0):
+def new_figure(width: float = 7.0, height: float = 4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

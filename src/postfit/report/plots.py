@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from postfit.config.recipes import NONE
-from postfit.report.blocks import Drawn, _figure, drawn
+from postfit.report.blocks import Drawn, drawn, new_figure
 
 if TYPE_CHECKING:
     from postfit.report.results import Estimate, RunResults
@@ -31,7 +31,7 @@ def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title:
     """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent."""
     from matplotlib.ticker import FuncFormatter
 
-    fig = _figure(4.2 * len(panels) + 1.2, 3.8)
+    fig = new_figure(4.2 * len(panels) + 1.2, 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
     labels = list(dict.fromkeys(c[0] for curves in panels.values() for c in curves))
     for ax, (name, curves) in zip(axes, panels.items(), strict=True):
@@ -59,7 +59,7 @@ def transfer_plot(transfer, observed: dict[str, list[tuple[int, float, float, fl
     """Left: measured accuracy vs N with the fitted logistic curves and their bootstrap bands. Right: N_eff vs N."""
     from postfit.analysis.transfer import REACHED
 
-    fig = _figure(10.0, 4.0)
+    fig = new_figure(10.0, 4.0)
     left, right = fig.subplots(1, 2)
     for i, (init, fit) in enumerate((("pretrained", transfer.pretrained), ("random", transfer.random))):
         color = f"C{i}"
@@ -99,7 +99,7 @@ def loss_plot(title: str, curves: list[tuple[str, list[dict], dict]],
               levels: list[tuple[str, float]] = ()) -> Drawn | None:  # fmt: skip
     """Loss vs step, one line per (label, log rows, matplotlib line style), and a dashed horizontal line per
     (label, loss) in `levels`; None when no row holds a loss."""
-    fig = _figure()
+    fig = new_figure()
     ax = fig.subplots()
     plotted = False
     for label, rows, style in curves:
@@ -127,7 +127,7 @@ def runs_loss_plot(title: str, runs: list[RunResults]) -> Drawn | None:
 
 
 def bar_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str], ci: float) -> Drawn:
-    fig = _figure(max(7.0, 1.8 * len(est)), 4.5)
+    fig = new_figure(max(7.0, 1.8 * len(est)), 4.5)
     ax = fig.subplots()
     x, width = np.arange(len(est)), 0.8 / len(splits)
     for j, split in enumerate(splits):
@@ -150,7 +150,7 @@ def inits_plot(est: dict[tuple[str, str], dict[str, Estimate]], splits: list[str
     with its CI, so "how much of post-training needs pre-training, and where" is one picture."""
     recipes = list(dict.fromkeys(recipe for _, recipe in est))
     inits = list(dict.fromkeys(init for init, _ in est))
-    fig = _figure(max(6.0, (0.5 * len(splits) + 0.6) * len(recipes) + 1.4), 3.4)
+    fig = new_figure(max(6.0, (0.5 * len(splits) + 0.6) * len(recipes) + 1.4), 3.4)
     axes = np.atleast_1d(fig.subplots(1, len(recipes), sharey=True))
     x, width = np.arange(len(splits)), 0.8 / len(inits)
     for ax, recipe in zip(axes, recipes, strict=True):

@@ -13,8 +13,8 @@ from postfit.config.recipes import NONE
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.headline import ADAPT, ICL, Comparison
 from postfit.report.plots import curves_plot
-from postfit.report.results import RunResults
-from postfit.report.scaling import _aligned, _estimate, difference_text, paired_estimate, pct
+from postfit.report.results import RunResults, paired_estimate
+from postfit.report.scaling import aligned, difference_text, estimate, pct
 
 
 def _scores(info: RunResults, probe: str, key: str, value: int) -> dict[str, float]:
@@ -72,8 +72,8 @@ def probe_blocks(study, infos: list[RunResults]) -> list[Block]:
         values = sorted({r[key] for i in probed for r in i.probes if r["probe"] == probe})
         columns += [(probe, key, v) for v in values]
         for g in shown:
-            est = [(v, _aligned([d for d in _by_seed(groups[g], probe, key, v).values() if d])) for v in values]
-            est = [(v, _estimate(study, a)) for v, a in est if a]
+            est = [(v, aligned([d for d in _by_seed(groups[g], probe, key, v).values() if d])) for v in values]
+            est = [(v, estimate(study, a)) for v, a in est if a]
             if est:
                 panels.setdefault(title, []).append((_name(*g), [v for v, _ in est], [e for _, e in est]))
     blocks: list[Block] = [Heading("Learning to learn")]
@@ -92,11 +92,11 @@ def probe_blocks(study, infos: list[RunResults]) -> list[Block]:
     for (init, label), g in groups.items():
         cells = []
         for probe, key, v in columns:
-            arrays = _aligned([d for d in _by_seed(g, probe, key, v).values() if d])
-            cells.append(pct(_estimate(study, arrays)) if arrays else "—")
+            arrays = aligned([d for d in _by_seed(g, probe, key, v).values() if d])
+            cells.append(pct(estimate(study, arrays)) if arrays else "—")
         if ms:
-            arrays = _aligned([d for d in _auc_by_seed(g, ms).values() if d])
-            cells.append(pct(_estimate(study, arrays)) if arrays else "—")
+            arrays = aligned([d for d in _auc_by_seed(g, ms).values() if d])
+            cells.append(pct(estimate(study, arrays)) if arrays else "—")
         rows.append([init, label, *cells])
     blocks.append(Table(header, rows))
     blocks += _statements(study, groups, columns)
@@ -122,10 +122,10 @@ def _statements(study, groups: dict[tuple[str, str], list[RunResults]],
                              f"(n={got[1]} items, {got[2]} seed{'s' * (got[2] > 1)}, paired).")  # fmt: skip
     adapt = [v for p, _, v in columns if p == "adapt"]
     for (init, label), g in groups.items() if adapt else ():
-        arrays = _aligned([d for d in _auc_by_seed(g, adapt).values() if d])
+        arrays = aligned([d for d in _auc_by_seed(g, adapt).values() if d])
         if arrays:
             lines.append(f"{_name(init, label)}: adaptation speed (area under accuracy vs m={adapt[0]}-{adapt[-1]} "
-                         f"SFT steps, as a mean accuracy) {pct(_estimate(study, arrays))}% ({study.ci:.0%} CI, "
+                         f"SFT steps, as a mean accuracy) {pct(estimate(study, arrays))}% ({study.ci:.0%} CI, "
                          f"n={arrays[0].size} items, {len(arrays)} seed(s)).")  # fmt: skip
     if adapt:
         m = adapt[-1]

@@ -14,11 +14,10 @@ import numpy as np
 import yaml
 
 from postfit.analysis import stats
+from postfit.config.grid import Run
 from postfit.errors import UserError
 from postfit.io import read_json, read_jsonl
-from postfit.layout import RunDir, StudyDir
-from postfit.study.grid import Run
-from postfit.study.integrity import damaged
+from postfit.layout import RunDir, StudyDir, damaged
 
 BOOT_SEED = 0  # each CI gets a fresh generator with this seed: reruns are byte-identical, cells independent
 
@@ -193,11 +192,17 @@ def recovery(study: StudyResults, recipe: str, split: str) -> dict | None:
     return {"ratio": ratio, "random": means[0], "pretrained": means[1], "n": n, "seeds": seeds}
 
 
-def paired_difference(study: StudyResults, a: list[RunResults], b: list[RunResults], split: str) -> dict | None:
-    """a minus b greedy pass@1 with its bootstrap CI paired by seed and item: {"diff": (est, lo, hi), "n", "seeds"}."""
-    paired = paired_scores(a, b, split)
+def paired_estimate(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]):
+    """((a - b, lo, hi), n items, seeds) for two {seed: {item: score}}, with the bootstrap CI paired by seed and
+    item: every stated difference of the report is this one; None when they share no seed and item."""
+    paired = pair_by_seed_and_item(a, b)
     if paired is None:
         return None
     first, second, n, seeds = paired
-    diff = stats.paired_diff_ci(first, second, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
-    return {"diff": diff, "n": n, "seeds": seeds}
+    return stats.paired_diff_ci(first, second, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED)), n, seeds
+
+
+def paired_difference(study: StudyResults, a: list[RunResults], b: list[RunResults], split: str) -> dict | None:
+    """`paired_estimate` of two groups of runs' greedy pass@1 on `split`: {"diff": (est, lo, hi), "n", "seeds"}."""
+    got = paired_estimate(study, *({r.seed: stats.per_item_pass(r.samples, split) for r in g} for g in (a, b)))
+    return None if got is None else {"diff": got[0], "n": got[1], "seeds": got[2]}

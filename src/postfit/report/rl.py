@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from postfit.analysis import stats
+from postfit.config.grid import Run
 from postfit.config.recipes import RECIPES, RL
-from postfit.report.blocks import Drawn, Heading, Para, Plot, Table, _figure, drawn
-from postfit.study.grid import Run
+from postfit.report.blocks import Drawn, Heading, Para, Plot, Table, drawn, new_figure
+from postfit.report.results import paired_estimate
 
 if TYPE_CHECKING:
     from postfit.report.results import RunResults, StudyResults
@@ -44,7 +45,7 @@ def _style(run: RunResults, runs: list[RunResults]) -> dict:
 
 def _curves_plot(runs: list[RunResults], panels: list[tuple[str, str]], title: str) -> Drawn | None:
     """One panel per (log key or "heldout", y label); one line per run."""
-    fig = _figure(4.2 * len(panels), 3.6)
+    fig = new_figure(4.2 * len(panels), 3.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     plotted = False
     for ax, (key, label) in zip(axes, panels, strict=True):
@@ -76,9 +77,9 @@ def pass_at_k_curve(run: RunResults, split: str, items: list[str] | None = None)
 
 def _paired_change(study: StudyResults, start: RunResults, run: RunResults, split: str, items: list[str]) -> str:
     """After minus before in sampled pass@1, percentage points, with a bootstrap CI paired over the same items."""
-    a, b = stats.per_item_pass(run.samples, split, 1), stats.per_item_pass(start.samples, split, 1)
-    est = stats.paired_diff_ci([np.array([a[i] for i in items])], [np.array([b[i] for i in items])], study.n_boot,
-                               study.ci, np.random.default_rng(0))  # fmt: skip
+    a, b = ({0: {i: scores[i] for i in items}} for scores in (stats.per_item_pass(r.samples, split, 1)
+                                                               for r in (run, start)))  # fmt: skip
+    est = paired_estimate(study, a, b)[0]
     return f"{100 * est[0]:+.1f} [{100 * est[1]:+.1f}, {100 * est[2]:+.1f}]"
 
 
@@ -99,7 +100,7 @@ def _pass_k_blocks(study: StudyResults, pairs: list[tuple[RunResults, RunResults
     splits = [s for s in study.splits if all(stats.samples_per_item(r.samples, s) for p in pairs for r in p)]
     if not splits:
         return []
-    rows, fig = [], _figure(4.2 * len(splits), 3.6)
+    rows, fig = [], new_figure(4.2 * len(splits), 3.6)
     axes = fig.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits, strict=True):
         for start, run in pairs:

@@ -14,7 +14,7 @@ from postfit.analysis import stats
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.main import pct
 from postfit.report.plots import curves_plot, transfer_plot
-from postfit.report.results import RunResults, pair_by_seed_and_item
+from postfit.report.results import RunResults, paired_estimate
 
 BOOT_SEED = 0
 
@@ -22,7 +22,7 @@ BOOT_SEED = 0
 # ---- numbers --------------------------------------------------------------------------------------------------
 
 
-def _aligned(per_run: list[dict[str, float]]) -> list[np.ndarray] | None:
+def aligned(per_run: list[dict[str, float]]) -> list[np.ndarray] | None:
     """One array per run over the items every run has, in one order (so runs and groups can be paired)."""
     if not per_run:
         return None
@@ -30,17 +30,8 @@ def _aligned(per_run: list[dict[str, float]]) -> list[np.ndarray] | None:
     return [np.array([d[i] for i in items]) for d in per_run] if items else None
 
 
-def _estimate(study, arrays: list[np.ndarray]) -> tuple[float, float, float]:
+def estimate(study, arrays: list[np.ndarray]) -> tuple[float, float, float]:
     return stats.bootstrap_ci(arrays, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
-
-
-def paired_estimate(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]):
-    """((a - b, lo, hi), n items, seeds) for two {seed: {item: score}}, paired by seed and item; None if disjoint."""
-    paired = pair_by_seed_and_item(a, b)
-    if paired is None:
-        return None
-    first, second, n, k = paired
-    return stats.paired_diff_ci(first, second, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED)), n, k
 
 
 def difference_text(study, a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str | None:
@@ -57,8 +48,8 @@ def _by_seed(infos: list[RunResults], split: str) -> dict[int, dict[str, float]]
 
 
 def _cell(study, infos: list[RunResults], split: str) -> tuple[float, float, float] | None:
-    arrays = _aligned([d for d in _by_seed(infos, split).values() if d])
-    return _estimate(study, arrays) if arrays else None
+    arrays = aligned([d for d in _by_seed(infos, split).values() if d])
+    return estimate(study, arrays) if arrays else None
 
 
 def _groups(infos: list[RunResults], **where) -> dict[tuple[str, str], list[RunResults]]:
@@ -130,7 +121,7 @@ def transfer_blocks(study, infos: list[RunResults]) -> list[Block]:
                     by_seed = _by_seed([i for i in rows if i.init == init and i.examples == n], split)
                     cells[(init, n)] = by_seed
             seeds = sorted(set.intersection(*(set(d) for d in cells.values()))) if cells else []
-            arrays = _aligned([d[s] for d in cells.values() for s in seeds]) if seeds else None
+            arrays = aligned([d[s] for d in cells.values() for s in seeds]) if seeds else None
             ns = sorted({n for _, n in cells})
             if arrays is None or len(ns) < 2:
                 continue
@@ -143,7 +134,7 @@ def transfer_blocks(study, infos: list[RunResults]) -> list[Block]:
                 table.append([split, f"{p.n:,}", f"{100 * p.target:.1f}", n_eff, describe(p, study.ci)])
             if split == study.splits[0]:
                 observed = {
-                    init: [(n, *_estimate(study, per[(init, n)])) for n in ns] for init in ("pretrained", "random")
+                    init: [(n, *estimate(study, per[(init, n)])) for n in ns] for init in ("pretrained", "random")
                 }
                 png = transfer_plot(t, observed, split, study.ci)
                 words = "; ".join(describe(p, study.ci) for p in t.points)

@@ -99,7 +99,7 @@ def _parse_frames(buf: bytes, raw: Raw) -> None:
         raw.frame_error = "truncated report"
 
 
-def _kill(proc: subprocess.Popen, iso: Isolation) -> None:
+def kill_sandboxed(proc: subprocess.Popen, iso: Isolation) -> None:
     """SIGKILL the sandbox's PID-namespace init: the kernel then kills every process inside before it exits."""
     if iso.bwrap:
         try:
@@ -194,10 +194,10 @@ def execute(iso: Isolation, mode: str, program: str, *, tests: str | None = None
             except OSError as e:
                 raw.stderr = f"could not start the sandbox: {e}".encode()
                 if proc is not None:
-                    _kill(proc, iso)
+                    kill_sandboxed(proc, iso)
                     proc.wait()
                 return raw
-            kill = functools.partial(_kill, proc, iso)
+            kill = functools.partial(kill_sandboxed, proc, iso)
         for fd in child_fds:
             os.close(fd)
         child_fds = []

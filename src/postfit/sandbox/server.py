@@ -25,7 +25,7 @@ from pathlib import Path
 
 from postfit.sandbox.cgroup import Cgroup
 from postfit.sandbox.layers import Isolation
-from postfit.sandbox.run import START_TIMEOUT, _kill, spawn
+from postfit.sandbox.run import START_TIMEOUT, kill_sandboxed, spawn
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("forkserver.py")
@@ -61,7 +61,7 @@ class ForkServer:
                 self.cgroup.adopt(self.proc.pid)
         except OSError as e:
             if self.proc is not None:
-                _kill(self.proc, iso)
+                kill_sandboxed(self.proc, iso)
                 self.proc.wait()
             if self.cgroup is not None:
                 self.cgroup.remove()
@@ -152,7 +152,7 @@ class ForkServer:
                 log.warning("fork server of bubblewrap %d did not exit", self.proc.pid)
             os.close(self.pidfd)
         else:
-            _kill(self.proc, self.iso)
+            kill_sandboxed(self.proc, self.iso)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -23,9 +23,9 @@ from pathlib import Path
 import yaml
 
 from postfit.config import ResourcesOptions, Study
+from postfit.config.grid import grid_runs
 from postfit.errors import UserError
 from postfit.layout import StudyDir
-from postfit.study.grid import grid_runs
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from postfit.distributed import barrier, is_main
 from postfit.errors import DiskFull, UserError, writing_under
-from postfit.io import atomic_write_json, changed_files, file_hashes, read_json, remove_temporaries
+from postfit.io import atomic_write_json, file_hashes, remove_temporaries
 from postfit.layout import RunDir
 
 log = logging.getLogger(__name__)
@@ -26,17 +26,6 @@ RECORDED = (_NAMES.samples.name, _NAMES.probes.name, *sorted(TRAINING))  # their
 def record_files(run_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     """name -> sha256 of the run's RECORDED files, plus `extra` (files about to be written), for run.json."""
     return {**file_hashes(run_dir, RECORDED), **extra}
-
-
-def damaged(run_dir: Path) -> list[str]:
-    """Files of a finished run that changed since it recorded their sha256 in run.json (truncated, edited, lost);
-    ["run.json"] if that cannot be read. Empty for an intact run (or one from before the hashes were recorded)."""
-    record = RunDir(run_dir).run_json
-    try:
-        recorded = read_json(record).get("files", {})
-    except (OSError, ValueError):
-        return [record.name]
-    return changed_files(run_dir, recorded)
 
 
 def undo(run_dir: Path, bad: list[str]) -> None:

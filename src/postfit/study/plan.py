@@ -207,7 +207,7 @@ def data_rows(study: Study) -> list[str]:
 
 
 def make_plan(study: Study, source: str, gpus: int = 8) -> Plan:
-    from postfit.study.grid import grid_runs
+    from postfit.config.grid import grid_runs
 
     runs = grid_runs(study)
     axes = {k: len(v) for k, v in study.grid if isinstance(v, list)}

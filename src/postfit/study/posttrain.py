@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 
 from postfit.config import Study
+from postfit.config.grid import Run
 from postfit.config.recipes import RECIPES, RL, SFT
 from postfit.distributed import barrier, is_main
 from postfit.io import atomic_write_json, read_json
 from postfit.layout import RunDir, StudyDir
-from postfit.study.grid import Run
 from postfit.study.integrity import sweep
 from postfit.study.locks import claim
 from postfit.train.tracking import tracking

@@ -8,12 +8,12 @@ import logging
 import yaml
 
 from postfit.config import Study
+from postfit.config.grid import grid_runs
 from postfit.config.recipes import RL, trainers
 from postfit.distributed import is_main, main_first
 from postfit.errors import UserError, writing_under
 from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
 from postfit.layout import StudyDir
-from postfit.study.grid import grid_runs
 from postfit.study.integrity import sweep
 from postfit.study.locks import claim
 from postfit.train.tracking import require_trackers, tracking
@@ -125,7 +125,7 @@ def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, l
         check_sandbox(study, layout, splits)
         splits = drop_items(splits, check_contamination(study, layout, splits))  # contamination.drop
         if study.probes.enabled:
-            from postfit.analysis.probes import ensure_probe_data
+            from postfit.probes import ensure_probe_data
 
             ensure_probe_data(study.probes, layout.root)  # fails before any training if a probe cannot be built
     return splits, ensure_bases(study, layout, weights)

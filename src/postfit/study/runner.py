@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from postfit.config import Study
+from postfit.config.grid import Run, grid_runs
 from postfit.config.recipes import RECIPES
 from postfit.distributed import barrier, device, from_main, is_main
 from postfit.errors import writing_under
 from postfit.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl, sha256, write_jsonl
-from postfit.layout import StudyDir
-from postfit.study.grid import Run, grid_runs
-from postfit.study.integrity import damaged, record_files, run_log, sweep, undo
+from postfit.layout import StudyDir, damaged
+from postfit.study.integrity import record_files, run_log, sweep, undo
 from postfit.study.locks import POLL_S, claim, holder, is_stale
 from postfit.study.posttrain import posttrain
 from postfit.study.prepare import later_bases, prepare
@@ -55,7 +55,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     if is_main():
         write_jsonl(d.samples, samples)
     if study.probes.enabled:
-        from postfit.analysis.probes import ensure_probe_data, run_probes
+        from postfit.probes import ensure_probe_data, run_probes
 
         data = ensure_probe_data(study.probes, layout.root)
         with tracking(study.report.to, layout.root, f"{run.name}-adapt", study.name):  # the adaptation probe's SFT

@@ -51,7 +51,7 @@ def run_states(out_dir: Path) -> list[dict]:
     runs), the age in seconds of its last write (results for done runs, else its log), and where / since / error /
     log tail."""
     from postfit.config import parse_study
-    from postfit.study.grid import grid_runs
+    from postfit.config.grid import grid_runs
 
     layout = StudyDir(out_dir)
     path = layout.study_yaml

@@ -10,10 +10,10 @@ import logging
 from pathlib import Path
 
 from postfit.config import PretrainConfig
+from postfit.data.corpus import corpus_documents, provenance
 from postfit.distributed import is_main, main_first
 from postfit.io import atomic_dir, atomic_write_json, read_json
 from postfit.train.common import discard_checkpoints, per_device_batch, train_and_save, trainer_kwargs
-from postfit.train.corpus import corpus_documents, provenance
 from postfit.ui import stage
 
 log = logging.getLogger(__name__)

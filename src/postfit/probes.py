@@ -25,7 +25,7 @@ from postfit.distributed import barrier, is_main
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from postfit.layout import RunDir
-from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, _generate, _seed, normalise_question
+from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, generate_items, normalise_question, split_seed
 from postfit.ui import stage
 from postfit.verify import is_correct, score
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def _items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
-    items = _generate(name, config, n, seed, seen, split, key)
+    items = generate_items(name, config, n, seed, seen, split, key)
     for it in items:
         it["prompt"] = PROMPT_TEMPLATES["id"].format(question=it["question"])
         it["target"] = f"{ANSWER_PREFIX} {it['answer']}"
@@ -48,14 +48,16 @@ def make_probe_data(probes: ProbesConfig) -> dict:
     if probes.icl is not None:
         for i, t in enumerate(probes.icl.tasks):
             key = f"probes.icl.tasks[{i}]"
-            queries = _items(t.name, t.config, probes.icl.items, _seed(probes.seed, "icl", t.name), seen, "icl", key)
-            pool_seed = _seed(probes.seed, "icl_pool", t.name)
+            query_seed = split_seed(probes.seed, "icl", t.name)
+            queries = _items(t.name, t.config, probes.icl.items, query_seed, seen, "icl", key)
+            pool_seed = split_seed(probes.seed, "icl_pool", t.name)
             pool = _items(t.name, t.config, probes.icl.pool, pool_seed, seen, "icl_pool", key)
             out["icl"][t.name] = {"queries": queries, "pool": pool}
     if probes.adapt is not None:
         a, key = probes.adapt, "probes.adapt.task"
-        test = _items(a.task.name, a.task.config, a.test_size, _seed(probes.seed, "adapt_test"), seen, "adapt", key)
-        train_seed = _seed(probes.seed, "adapt_train")
+        test_seed = split_seed(probes.seed, "adapt_test")
+        test = _items(a.task.name, a.task.config, a.test_size, test_seed, seen, "adapt", key)
+        train_seed = split_seed(probes.seed, "adapt_train")
         train = _items(a.task.name, a.task.config, a.train_size, train_seed, seen, "adapt_train", key)
         out["adapt"] = {"train": train, "test": test}
     return out

@@ -62,6 +62,23 @@ class RunDir:
 
 
 @dataclass(frozen=True)
+class BaseDir:
+    """DIR/base: postfit's own tokenizer, config and pre-trained weights, as train/pretrain.py writes them."""
+
+    path: Path
+
+    architecture = property(lambda self: self.path / "architecture")  # tokenizer and config: made before weights
+    pretrained = property(lambda self: self.path / "pretrained")  # the final weights
+    meta = property(lambda self: self.path / "meta.json")  # written after the weights: pre-training is done
+    log = property(lambda self: self.path / "pretrain_log.jsonl")
+    checkpoints = property(lambda self: self.path / "pretrain_checkpoints")
+
+    def snapshot(self, tokens: int) -> Path:
+        """The weights after `tokens` tokens of the same pre-training (init `pretrained@TOKENS`)."""
+        return self.path / f"pretrained@{tokens}"
+
+
+@dataclass(frozen=True)
 class StudyDir:
     root: Path
 
@@ -76,10 +93,7 @@ class StudyDir:
     data = property(lambda self: self.root / "data")
     manifest = property(lambda self: self.root / "data" / "manifest.json")
     contamination = property(lambda self: self.root / "data" / "contamination.json")
-    base = property(lambda self: self.root / "base")
-    pretrain_log = property(lambda self: self.root / "base" / "pretrain_log.jsonl")  # train/pretrain.py writes it
-    base_meta = property(lambda self: self.root / "base" / "meta.json")  # pre-training's record
-    architecture = property(lambda self: self.root / "base" / "architecture")  # tokenizer, config: before weights
+    base = property(lambda self: BaseDir(self.root / "base"))
     sandbox = property(lambda self: self.root / "sandbox.json")
     results = property(lambda self: self.root / "results.jsonl")
     report_md = property(lambda self: self.root / "report.md")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -20,6 +21,9 @@ T = TypeVar("T")
 log = logging.getLogger("postfit")
 PROGRESS_S = 30.0  # seconds between plain progress lines of one stage (its first and last step are always logged)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The lines `stage` and the progress callback write, as `postfit status` reads them back from a run's log.txt.
+STAGE_LINE = re.compile(r" (start|end|stopped) ([\w+-]+)")
+STEP_LINE = re.compile(r": step (\d+)/(\d+)")
 
 
 def plain(stream: TextIO | None = None) -> bool:

@@ -43,9 +43,8 @@ HEADLINE_RULES = (
 )
 
 
-def top_blocks(study: StudyResults, main: dict, infos: list) -> list[Block]:
+def top_blocks(study: StudyResults, main: dict, comps: list) -> list[Block]:
     """The first screen: headline, the pre-trained vs random figure, every comparison as a table."""
-    comps = comparisons(study, infos)
     blocks: list[Block] = []
     sentences = headline(comps)
     blocks += [Para(" ".join(sentences), lead=True)] if sentences else []
@@ -61,13 +60,13 @@ def build_blocks(study: StudyResults) -> list[Block]:
     """The report's content, in order, as blocks that render_md and render_html both draw from."""
     ci = f"{study.ci:.0%}"
     main = group_estimates(study)
-    infos = study.runs  # each with its probe rows, N and pre-training tokens
+    comps = comparisons(study)  # the headline's and the probe section's, computed once
     blocks: list[Block] = [Heading(f"postfit study: {study.config.get('name', study.dir.name)}", 1)]
     if study.sandbox and study.sandbox.get("weak"):
         missing = ", ".join(study.sandbox.get("missing") or [])
         blocks.append(Para(f"Weak sandbox: model-written code ran without the layers {missing} "
                            "(sandbox.allow_weak / --unsafe-weak-sandbox); see sandbox.json."))  # fmt: skip
-    blocks += top_blocks(study, main, infos)
+    blocks += top_blocks(study, main, comps)
     description = str(study.config.get("description") or "").strip()
     blocks += [Heading("The study"), *([Para(description)] if description else []), Para(summary(study))]
     blocks += [
@@ -90,11 +89,11 @@ def build_blocks(study: StudyResults) -> list[Block]:
         text = "Random-init greedy pass@1 divided by pretrained greedy pass@1 for the same recipe, on the items and "
         text += f"seeds both share; {ci} CI from a bootstrap paired by seed and item."
         blocks += [Heading("Recovery ratio"), Para(text), rec]
-    blocks += data_scaling_blocks(study, infos) + transfer_blocks(study, infos)
+    blocks += data_scaling_blocks(study) + transfer_blocks(study)
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Out of distribution"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
-    blocks += probe_blocks(study, infos) + rl_blocks(study) + loss_blocks(study) + budget_blocks(study, infos)
+    blocks += probe_blocks(study, comps) + rl_blocks(study) + loss_blocks(study) + budget_blocks(study)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)
     # Relative paths: a copied or moved study directory regenerates the identical report.

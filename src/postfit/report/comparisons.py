@@ -51,8 +51,7 @@ def _rl(study: StudyResults) -> list[Comparison]:
     return out
 
 
-def comparisons(study: StudyResults, infos: list | None = None) -> list[Comparison]:
-    """The study's comparisons; `infos` (the study's runs, by default) carry the probes' rows."""
+def comparisons(study: StudyResults) -> list[Comparison]:
+    """The study's comparisons, its runs' probe rows included."""
     recipes = [r for r in dict.fromkeys(recipe for _, recipe in study.groups()) if r != NONE]
-    infos = study.runs if infos is None else infos
-    return [*_inits(study, recipes), *_drops(study), *_rl(study), *probe_comparisons(study, infos)]
+    return [*_inits(study, recipes), *_drops(study), *_rl(study), *probe_comparisons(study, study.runs)]

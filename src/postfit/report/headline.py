@@ -93,10 +93,10 @@ class Comparison:
 
 def comparisons_table(comps: list[Comparison]) -> Table:
     """Every comparison as a row; a kind whose every estimate is frozen collapses into one row saying so."""
-    rows = []
+    rows, frozen = [], frozen_kinds(comps)
     for kind in dict.fromkeys(c.kind for c in comps):
         group = [c for c in comps if c.kind == kind]
-        if len(group) > 1 and all(c.frozen for c in group):
+        if kind in frozen:
             rows.append([group[0].quantity, "every model", "—", "+0.0 pp", "[+0.0, +0.0]", "—", "—",
                          f"unable to measure: no model's score moves ({len(group)} estimates)"])  # fmt: skip
             continue
@@ -116,10 +116,6 @@ def _largest(comps: list[Comparison]) -> Comparison | None:
     """The supported comparison of largest magnitude (ties: the first listed)."""
     supported = [c for c in comps if c.supported]
     return max(supported, key=lambda c: abs(c.est[0]), default=None)
-
-
-def _find(comps: list[Comparison], kind: str, **where) -> Comparison | None:
-    return next((c for c in comps if c.kind == kind and all(getattr(c, k) == v for k, v in where.items())), None)
 
 
 def _inits_sentence(comps: list[Comparison]) -> str | None:

@@ -11,7 +11,7 @@ from itertools import pairwise
 
 from postfit.config.recipes import NONE
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
-from postfit.report.headline import ADAPT, ICL, Comparison
+from postfit.report.headline import ADAPT, ICL, Comparison, frozen_kinds
 from postfit.report.plots import curves_plot
 from postfit.report.results import RunResults, paired_estimate
 from postfit.report.scaling import aligned, difference_text, estimate, pct
@@ -53,8 +53,9 @@ def _groups(probed: list[RunResults]) -> dict[tuple[str, str], list[RunResults]]
     return groups
 
 
-def probe_blocks(study, infos: list[RunResults]) -> list[Block]:
-    probed = [i for i in infos if i.probes]
+def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
+    """The section, from the study's runs' probe rows; `comps` (report/comparisons.py) hold the in-context gains."""
+    probed = [i for i in study.runs if i.probes]
     if not probed:
         return []
     groups = _groups(probed)
@@ -99,27 +100,25 @@ def probe_blocks(study, infos: list[RunResults]) -> list[Block]:
             cells.append(pct(estimate(study, arrays)) if arrays else "—")
         rows.append([init, label, *cells])
     blocks.append(Table(header, rows))
-    blocks += _statements(study, groups, columns)
+    blocks += _statements(study, groups, columns, [c for c in comps if c.kind == ICL])
     return blocks
 
 
-def _statements(study, groups: dict[tuple[str, str], list[RunResults]],
-                columns: list[tuple[str, str, int]]) -> list[Block]:  # fmt: skip
-    """In words, with CI and n: the in-context gain of each model, and what post-training did to adaptation."""
+def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns: list[tuple[str, str, int]],
+                gains: list[Comparison]) -> list[Block]:  # fmt: skip
+    """In words, with CI and n: the in-context gain of each model (`gains`), and what post-training did to
+    adaptation."""
     lines = []
     icl = [v for p, _, v in columns if p == "icl"]
-    gains = {(init, label): paired_estimate(study, _by_seed(g, "icl", "k", icl[-1]), _by_seed(g, "icl", "k", icl[0]))
-             for (init, label), g in groups.items()} if len(icl) > 1 else {}  # fmt: skip
-    if len(gains) > 1 and all(got and got[0] == (0.0, 0.0, 0.0) for got in gains.values()):
+    if frozen_kinds(gains):
         lines.append(
             f"No model shows an in-context gain at this scale: every one scores the same items right with "
             f"k={icl[-1]} and k={icl[0]} shots (+0.0 [+0.0, +0.0] pp), so this probe cannot measure here."
         )
     else:
-        for (init, label), got in gains.items():
-            if got:
-                lines.append(f"{_name(init, label)}: k={icl[-1]} minus k={icl[0]} = {pct(got[0], signed=True)} pp "
-                             f"(n={got[1]} items, {got[2]} seed{'s' * (got[2] > 1)}, paired).")  # fmt: skip
+        for c in gains:
+            lines.append(f"{c.subject}: k={icl[-1]} minus k={icl[0]} = {pct(c.est, signed=True)} pp "
+                         f"(n={c.n} items, {c.seeds} seed{'s' * (c.seeds > 1)}, paired).")  # fmt: skip
     adapt = [v for p, _, v in columns if p == "adapt"]
     for (init, label), g in groups.items() if adapt else ():
         arrays = aligned([d for d in _auc_by_seed(g, adapt).values() if d])

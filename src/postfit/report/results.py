@@ -112,8 +112,8 @@ def load_study(out_dir: Path) -> StudyResults:
         runs.append(_run(d))
     if not runs:
         raise UserError(f"{layout.root}: no run has its samples yet; evaluate before reporting")
-    pretrain_log = _maybe(layout.pretrain_log, read_jsonl) or []
-    base_meta = _maybe(layout.base_meta, read_json)
+    pretrain_log = _maybe(layout.base.log, read_jsonl) or []
+    base_meta = _maybe(layout.base.meta, read_json)
     contamination = _maybe(layout.contamination, read_json)
     sandbox = _maybe(layout.sandbox, read_json)
     return StudyResults(layout.root, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox)

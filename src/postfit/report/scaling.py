@@ -52,14 +52,6 @@ def _cell(study, infos: list[RunResults], split: str) -> tuple[float, float, flo
     return estimate(study, arrays) if arrays else None
 
 
-def _groups(infos: list[RunResults], **where) -> dict[tuple[str, str], list[RunResults]]:
-    out: dict[tuple[str, str], list[RunResults]] = {}
-    for i in infos:
-        if all(getattr(i, k) == v for k, v in where.items()):
-            out.setdefault((i.init, i.label), []).append(i)
-    return out
-
-
 def _pair(inits: list[str]) -> tuple[str, str] | None:
     """(reference, baseline) for stated differences: the fully pre-trained init against random."""
     ref = "pretrained" if "pretrained" in inits else next((i for i in reversed(inits) if i != "random"), None)
@@ -69,8 +61,8 @@ def _pair(inits: list[str]) -> tuple[str, str] | None:
 # ---- sections -------------------------------------------------------------------------------------------------
 
 
-def data_scaling_blocks(study, infos: list[RunResults]) -> list[Block]:
-    scaled = [i for i in infos if i.examples is not None]
+def data_scaling_blocks(study) -> list[Block]:
+    scaled = [i for i in study.runs if i.examples is not None]
     if not scaled:
         return []
     inits = [i for i in study.grid("inits") if any(x.init == i for x in scaled)]
@@ -107,11 +99,11 @@ def data_scaling_blocks(study, infos: list[RunResults]) -> list[Block]:
     return blocks
 
 
-def transfer_blocks(study, infos: list[RunResults]) -> list[Block]:
+def transfer_blocks(study) -> list[Block]:
     from postfit.analysis.transfer import describe, effective_data
 
     blocks: list[Block] = []
-    scaled = [i for i in infos if i.examples is not None and i.init in ("pretrained", "random")]
+    scaled = [i for i in study.runs if i.examples is not None and i.init in ("pretrained", "random")]
     for recipe in dict.fromkeys(i.recipe for i in scaled):
         rows, table = [i for i in scaled if i.recipe == recipe], []
         for split in study.splits:
@@ -151,8 +143,8 @@ def transfer_blocks(study, infos: list[RunResults]) -> list[Block]:
     return blocks
 
 
-def budget_blocks(study, infos: list[RunResults]) -> list[Block]:
-    known = [i for i in infos if i.pretrain_tokens is not None]
+def budget_blocks(study) -> list[Block]:
+    known = [i for i in study.runs if i.pretrain_tokens is not None]
     if len({i.pretrain_tokens for i in known}) < 3:  # random vs pretrained alone is the main table already
         return []
     top = {}  # per recipe, the largest N: the final post-trained model

@@ -71,7 +71,7 @@ def ensure_bases(study: Study, layout: StudyDir, weights: bool = True) -> dict[s
     snapshots = sorted({t for i in study.grid.inits if (t := init_tokens(i))})  # pretrained@TOKENS checkpoints
     need = weights and ("pretrained" in study.grid.inits or bool(snapshots))
     with tracking(study.report.to, layout.root, "pretrain", study.name):
-        dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, layout.base,
+        dirs = ensure_base(study.pretrain, study.model.preset, study.model.arch, layout.base.path,
                            need_weights=need, snapshots=snapshots if need else [])  # fmt: skip
     return {init: str(dirs[init]) for init in study.grid.inits if init in dirs}
 
@@ -149,12 +149,12 @@ def prepare(study: Study, layout: StudyDir, block: bool = True) -> tuple[dict[st
         # One worker prepares data and bases at a time; the next finds them done. The tokenizer and config are
         # made after the data and its checks, so with `block=False` they let a worker go on while another
         # pre-trains.
-        with claim(layout.root, done=lambda: not block and layout.architecture.is_dir()) as mine:
+        with claim(layout.root, done=lambda: not block and layout.base.architecture.is_dir()) as mine:
             if not mine:
                 return _prepare(study, layout, weights=False)  # only reads: the lock's holder writes
-            for directory, recursive in ((layout.root, False), (layout.data, True), (layout.base, True)):
+            for directory, recursive in ((layout.root, False), (layout.data, True), (layout.base.path, True)):
                 sweep(directory, recursive)
-            with writing_under(layout.base):  # pre-training's checkpoints (data files name themselves)
+            with writing_under(layout.base.path):  # pre-training's checkpoints (data files name themselves)
                 return _prepare(study, layout, weights=True)
     finally:
         if is_main() and fresh and layout.root.is_dir() and not any(layout.root.iterdir()):
@@ -167,6 +167,6 @@ def later_bases(study: Study, layout: StudyDir) -> dict[str, str]:
     with claim(layout.root) as mine:
         if not mine:
             return {}
-        sweep(layout.base)
-        with writing_under(layout.base):
+        sweep(layout.base.path)
+        with writing_under(layout.base.path):
             return ensure_bases(study, layout)

@@ -6,7 +6,6 @@ where and since when; `interrupted` when its holder is dead, so the next worker 
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from postfit.errors import UserError
 from postfit.io import read_json
 from postfit.layout import StudyDir
 from postfit.study.locks import holder, is_stale
+from postfit.ui import STAGE_LINE, STEP_LINE
 
 LOG_LINES = 5
 
@@ -32,9 +32,9 @@ def _activity(log_path: Path) -> dict:
     progress lines); empty when the log shows none."""
     out: dict = {}
     for line in _tail(log_path, 400):
-        if m := re.search(r" (start|end|stopped) ([\w+-]+)", line):
+        if m := STAGE_LINE.search(line):
             out = {"stage": m[2]} if m[1] == "start" else {}
-        elif out and (m := re.search(r": step (\d+)/(\d+)", line)):
+        elif out and (m := STEP_LINE.search(line)):
             out["progress"] = f"{m[1]}/{m[2]}"
     return out
 

@@ -13,6 +13,7 @@ from postfit.config import PretrainConfig
 from postfit.data.corpus import corpus_documents, provenance
 from postfit.distributed import is_main, main_first
 from postfit.io import atomic_dir, atomic_write_json, read_json
+from postfit.layout import BaseDir
 from postfit.train.common import discard_checkpoints, per_device_batch, train_and_save, trainer_kwargs
 from postfit.ui import stage
 
@@ -139,7 +140,8 @@ def ensure_base(
     """
     from postfit.models import PRESETS, preset_config
 
-    arch_dir, model_dir = base_dir / "architecture", base_dir / "pretrained"
+    base = BaseDir(base_dir)
+    arch_dir, model_dir = base.architecture, base.pretrained
     docs = None
     with main_first():  # the main process trains the tokenizer; the others then read it
         if not arch_dir.is_dir():
@@ -153,12 +155,12 @@ def ensure_base(
                 atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
     dirs = {"random": arch_dir}
     if need_weights:
-        if not (base_dir / "meta.json").exists():  # written after the weights: a kill between them resumes
+        if not base.meta.exists():  # written after the weights: a kill between them resumes
             docs = docs or corpus_documents(cfg.corpus, cfg.corpus_chars)
             pretrain(cfg, arch_dir, model_dir, base_dir, docs, snapshots)
         dirs["pretrained"] = model_dir
     for t in snapshots:
-        dirs[f"pretrained@{t}"] = base_dir / f"pretrained@{t}"
+        dirs[f"pretrained@{t}"] = base.snapshot(t)
         if not dirs[f"pretrained@{t}"].is_dir():  # a finished pre-training run that did not save it
             raise RuntimeError(f"{base_dir}: no checkpoint pretrained@{t}; delete {model_dir} to pre-train again")
     return dirs
@@ -175,7 +177,7 @@ def pretrain_tokens(init: str, base: str | Path) -> int | None:
     if init == "random":
         return 0
     base = Path(base)
-    for meta in (base / "snapshot.json", base.parent / "meta.json"):
+    for meta in (base / "snapshot.json", BaseDir(base.parent).meta):
         if meta.is_file():
             return int(read_json(meta)["tokens"])
     return None
@@ -188,7 +190,7 @@ def _snapshot_callback(steps: dict[int, int], out: Path, tokenizer, tokens_per_s
     class Snapshots(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
             for t, step in steps.items():
-                target = out / f"pretrained@{t}"
+                target = BaseDir(out).snapshot(t)
                 if step == state.global_step and not target.is_dir() and state.is_world_process_zero:
                     with atomic_dir(target) as tmp:
                         model.save_pretrained(tmp)
@@ -221,7 +223,7 @@ def pretrain(
     args = TrainingArguments(
         gradient_accumulation_steps=accumulation,
         **trainer_kwargs(
-            base_dir / "pretrain_checkpoints",
+            BaseDir(base_dir).checkpoints,
             steps=steps,
             batch_size=per_device,
             learning_rate=cfg.learning_rate,
@@ -238,7 +240,7 @@ def pretrain(
         per_step = cfg.batch_size * cfg.seq_len
         trainer.add_callback(_snapshot_callback(snapshot_steps(cfg, snapshots), base_dir, tokenizer, per_step))
     tokens = steps * cfg.batch_size * cfg.seq_len
-    ckpts, train_log = base_dir / "pretrain_checkpoints", base_dir / "pretrain_log.jsonl"
+    ckpts, train_log = BaseDir(base_dir).checkpoints, BaseDir(base_dir).log
     what = f"{model.num_parameters():,} parameters on {tokens:,} tokens ({steps} steps)"
     stats = train_and_save(trainer, ckpts, model_dir, train_log, tokenizer, "pretrain", what)
     meta = {
@@ -254,7 +256,7 @@ def pretrain(
         "heldout_loss_pretrained": None if not heldout else round(heldout_loss(model, heldout), 4),
     }
     if is_main():
-        atomic_write_json(base_dir / "meta.json", meta)  # marks pre-training as done (ensure_base)
+        atomic_write_json(BaseDir(base_dir).meta, meta)  # marks pre-training as done (ensure_base)
     discard_checkpoints(ckpts)
     return meta
 
@@ -273,9 +275,9 @@ def stand_in_checkpoint(out_dir: Path, shape: str, cfg: PretrainConfig, preset: 
     work = out_dir.with_name(out_dir.name + ".work")
     docs = corpus_documents(cfg.corpus, cfg.corpus_chars)
     tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"], shape)
-    with atomic_dir(work / "architecture") as tmp:
+    with atomic_dir(BaseDir(work).architecture) as tmp:
         tokenizer.save_pretrained(tmp)
         preset_config(preset, arch, tokenizer, cfg.seq_len).save_pretrained(tmp)
         atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
-    pretrain(cfg, work / "architecture", out_dir, work, docs)
+    pretrain(cfg, BaseDir(work).architecture, out_dir, work, docs)
     return out_dir

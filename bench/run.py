@@ -38,6 +38,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from postfit.item import Item
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -57,7 +61,7 @@ def _base(work: Path, preset: str, tokens: int):
     return dirs["pretrained"], json.loads((work / f"base-{preset}" / "meta.json").read_text())
 
 
-def _items(n_train: int, n_test: int) -> dict[str, list[dict]]:
+def _items(n_train: int, n_test: int) -> dict[str, list[Item]]:
     """The default study's training and test items (its task settings, these sizes)."""
     from postfit.config import load_study
     from postfit.tasks import make_splits
@@ -77,13 +81,13 @@ def bench_pretrain(work: Path, quick: bool) -> dict:
             "ratio": achieved / peak}  # fmt: skip
 
 
-def _sft_rows(tokenizer, items: list[dict], max_length: int) -> list[tuple[list[int], int]]:
+def _sft_rows(tokenizer, items: list[Item], max_length: int) -> list[tuple[list[int], int]]:
     """(token ids of prompt + completion with the chat template, prompt length) per item."""
     rows = []
     for it in items:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": it["prompt"]}], tokenize=True,
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": it.prompt}], tokenize=True,
                                                add_generation_prompt=True)  # fmt: skip
-        turns = [{"role": "user", "content": it["prompt"]}, {"role": "assistant", "content": it["target"]}]
+        turns = [{"role": "user", "content": it.prompt}, {"role": "assistant", "content": it.target}]
         full = tokenizer.apply_chat_template(turns, tokenize=True)
         prompt, full = (getattr(x, "input_ids", x) for x in (prompt, full))
         rows.append((full[:max_length], len(prompt)))
@@ -155,7 +159,7 @@ def bench_generate(model_dir: Path, quick: bool) -> list[dict]:
     from postfit.models import end_of_turn_ids
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
-    prompts = [it["prompt"] for it in _items(10, 100 if quick else 200)["id_test"]]
+    prompts = [it.prompt for it in _items(10, 100 if quick else 200)["id_test"]]
     opts = EvalOptions(batch_size=100, max_new_tokens=56, samples=0, k=[])
     stops = end_of_turn_ids(tokenizer, model.generation_config)
 
@@ -292,7 +296,7 @@ def _postfit_canonical(problems: dict, workers: int, reuse: bool) -> tuple[float
     from postfit.verify.code import program_for, sandbox_items
 
     humaneval = load_benchmark("humaneval")
-    items = [test for it in humaneval for test in sandbox_items(it, program_for(it, it["traces"][0]))]
+    items = [test for it in humaneval for test in sandbox_items(it, program_for(it, it.traces[0]))]
     assert len(items) == len(problems)
     start = time.perf_counter()
     verdicts = run_batch(items, workers=workers, reuse=reuse)
@@ -313,7 +317,7 @@ def bench_sandbox(workers: int, reuse: bool = True) -> list[dict]:
     rows = [{"name": "sandbox", "what": f"programs/s, {len(problems)} canonical HumanEval solutions",
              "postfit": len(problems) / canonical_ours, "baseline": len(problems) / canonical_official,
              "unit": "programs/s"}]  # fmt: skip
-    humaneval = {it["meta"]["task_id"]: it for it in load_benchmark("humaneval")}
+    humaneval = {it.meta["task_id"]: it for it in load_benchmark("humaneval")}
     completions = [(p["task_id"], c) for p in problems.values()
                    for c in [p["canonical_solution"], *_mutants(p["canonical_solution"])]]  # fmt: skip
     with tempfile.TemporaryDirectory() as d:

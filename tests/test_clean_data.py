@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, postfit
 from postfit.config import load_study, parse_study
 from postfit.errors import UserError
+from postfit.item import Item
 
 FIXTURE = ROOT / "tests" / "fixtures" / "sft_sums.jsonl"
 
@@ -37,7 +38,7 @@ def test_overlapping_rows_of_one_source_are_refused_naming_the_fix():
 def test_skip_reads_the_rows_after_it_with_their_own_ids():
     from postfit.data.sources import load_source
 
-    assert [it["id"] for it in load_source(str(FIXTURE), skip=2, limit=3)] == ["sums/2", "sums/3", "sums/4"]
+    assert [it.id for it in load_source(str(FIXTURE), skip=2, limit=3)] == ["sums/2", "sums/3", "sums/4"]
     assert len(load_source(str(FIXTURE), skip=40)) == 8
 
 
@@ -57,7 +58,7 @@ def test_repeated_questions_are_dropped(tmp_path):
     only_sft = {"data": {"sft": {"source": str(path)}}, "grid": {"inits": ["random"], "recipes": ["sft"]}}
     spec = parse_study(_study({}, {}) | only_sft, "s.yaml")
     train = real_splits(spec)["train"]
-    assert len(train) == 10 and "sums/dup" not in {it["id"] for it in train}
+    assert len(train) == 10 and "sums/dup" not in {it.id for it in train}
 
 
 def test_rl_prompts_repeating_sft_questions_stop_the_study_before_anything_is_written(tmp_path):
@@ -85,11 +86,12 @@ def test_drop_leaves_repeated_rl_prompts_out_and_checks_sft_text_against_benchma
     spec = parse_study(study, "s.yaml")
     splits = real_splits(spec)
     # A benchmark item whose text appears in an SFT trace (word 5-grams): found by the n-gram check only.
-    splits["rg:chain_sum"] = [{"id": "b/1", "question": f"so {splits['train'][0]['traces'][0]} it is"}]
+    splits["rg:chain_sum"] = [Item(id="b/1", source="rg:chain_sum", domain="procedural", prompt="", split="test",
+                                   question=f"so {splits['train'][0].traces[0]} it is")]  # fmt: skip
     report = study_contamination(spec, splits)
     pairs = {(p["source"], p["check"], p["split"]): p["items"] for p in report["pairs"]}
     assert pairs[("train", "exact question", "rl")] == [f"sums/{i}" for i in range(12, 16)]
     assert pairs[("train", "word 5-gram", "rg:chain_sum")] == ["b/1"]
     kept = drop_items(splits, report)
-    assert [it["id"] for it in kept["rl"]] == [f"sums/{i}" for i in range(16, 20)]
+    assert [it.id for it in kept["rl"]] == [f"sums/{i}" for i in range(16, 20)]
     assert kept["rg:chain_sum"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,7 @@ def test_stdlib_corpus_shares_no_task_prompt():
     assert sum(map(len, docs)) >= 3_000_000
     splits = make_splits(study.tasks)
     for name, items in splits.items():
-        assert overlapping_items(docs, {it["id"]: it["question"] for it in items}) == [], name
+        assert overlapping_items(docs, {it.id: it.question for it in items}) == [], name
 
 
 def test_planted_overlap_is_found():
@@ -62,7 +64,7 @@ def test_study_contamination_check_reports_none_then_a_planted_leak(tmp_path):
         (src, split) for src in ["train", "rl", "pretrain corpus"] for split in evals
     } | {("train", "rl")}  # SFT questions are also checked against the RL prompts
     assert all(p["overlapping"] == 0 and p["total"] == len(splits[p["split"]]) for p in report["pairs"])
-    leaked = {**splits, "id_test": [*splits["id_test"], {**splits["train"][0], "id": "id_test/leak"}]}
+    leaked = {**splits, "id_test": [*splits["id_test"], replace(splits["train"][0], id="id_test/leak")]}
     report = check_contamination(study, StudyDir(tmp_path / "leaky"), leaked)
     (pair,) = [p for p in report["pairs"] if p["source"] == "train" and p["split"] == "id_test"]
     assert pair["items"] == ["id_test/leak"]

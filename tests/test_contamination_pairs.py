@@ -3,16 +3,25 @@ disjoint data, n configurable, and `contamination.drop` leaves the overlapping i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from postfit.analysis.contamination import drop_items, exact_pairs, ngram_pairs, study_contamination
 from postfit.config import load_study
+from postfit.item import Item
 from postfit.tasks import make_splits
 
+
+def _q(id: str, question: str) -> Item:
+    """An item with just what the contamination checks read."""
+    return Item(id=id, source="t", domain="math", prompt=question, split="test", answer="1", question=question)
+
+
 EVALS = {
-    "id_test": [{"id": "id_test/a", "question": "what is the sum of the first ten prime numbers when each of them is "
-                 "squared and then halved ?"},
-                {"id": "id_test/b", "question": "Calculate 5 - 3."}],
-    "bench": [{"id": "bench/c", "question": "a train leaves the station at noon travelling at sixty miles per hour "
-               "towards a city two hundred miles away"}],
+    "id_test": [_q("id_test/a", "what is the sum of the first ten prime numbers when each of them is squared and then "
+                   "halved ?"),
+                _q("id_test/b", "Calculate 5 - 3.")],
+    "bench": [_q("bench/c", "a train leaves the station at noon travelling at sixty miles per hour towards a city two "
+                 "hundred miles away")],
 }  # fmt: skip
 
 
@@ -40,9 +49,9 @@ def test_n_is_configurable():
 
 
 def test_exact_question_pairs():
-    train = [{"id": "train/x", "question": "calculate   5 - 3."}]  # same question up to case and spaces
+    train = [_q("train/x", "calculate   5 - 3.")]  # same question up to case and spaces
     assert _hits(exact_pairs("train", train, EVALS)) == {("train", "id_test"): ["id_test/b"], ("train", "bench"): []}
-    assert all(p["overlapping"] == 0 for p in exact_pairs("train", [{"question": "Calculate 5 - 4."}], EVALS))
+    assert all(p["overlapping"] == 0 for p in exact_pairs("train", [_q("train/y", "Calculate 5 - 4.")], EVALS))
 
 
 def test_drop_records_and_removes_the_overlapping_items():
@@ -52,12 +61,12 @@ def test_drop_records_and_removes_the_overlapping_items():
     clean = study_contamination(study, splits)
     assert clean["drop"] is True and clean["dropped"] == {} and clean["n"] == 13
     assert {p["source"] for p in clean["pairs"]} == {"train", "rl", "pretrain corpus"}
-    leak = {**splits["train"][0], "id": "id_test/leak"}
+    leak = replace(splits["train"][0], id="id_test/leak")
     leaked = {**splits, "id_test": [*splits["id_test"], leak]}
     report = study_contamination(study, leaked)
     assert report["dropped"] == {"id_test": ["id_test/leak"]}
     kept = drop_items(leaked, report)
-    assert [it["id"] for it in kept["id_test"]] == [it["id"] for it in splits["id_test"]]
+    assert [it.id for it in kept["id_test"]] == [it.id for it in splits["id_test"]]
     assert kept["train"] == leaked["train"]  # training data is never dropped
     # Without `drop` the overlap is reported but nothing is left out.
     report = study_contamination(load_study("smoke")[0], leaked)

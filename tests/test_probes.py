@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from postfit.config import parse_study
 from postfit.config.scaling import ICLProbe, ProbesConfig, ProbeTask
 from postfit.errors import UserError
+from postfit.item import Item
 from postfit.probes import icl_prompts, make_probe_data
 from postfit.tasks import normalise_question
 from postfit.verify import score
@@ -24,23 +27,23 @@ def data():
 
 def test_no_prompt_contains_its_query_or_its_answer(data):
     for task, d in data.items():
-        queries, pool = {q["id"]: q for q in d["queries"]}, {s["id"]: s for s in d["pool"]}
-        assert not {normalise_question(q["question"]) for q in queries.values()} & {
-            normalise_question(s["question"]) for s in pool.values()
+        queries, pool = {q.id: q for q in d["queries"]}, {s.id: s for s in d["pool"]}
+        assert not {normalise_question(q.question) for q in queries.values()} & {
+            normalise_question(s.question) for s in pool.values()
         }, "shot pool and queries share a question"
         rows = icl_prompts(d["queries"], d["pool"], [0, 1, 2, 4, 8, 16], seed=0)
         assert len(rows) == 6 * len(queries)
         for row in rows:
             q, msgs = queries[row["item"]], row["messages"]
-            assert len(msgs) == 2 * row["k"] + 1 and msgs[-1] == {"role": "user", "content": q["prompt"]}
+            assert len(msgs) == 2 * row["k"] + 1 and msgs[-1] == {"role": "user", "content": q.prompt}
             assert [m["role"] for m in msgs[:-1]] == ["user", "assistant"] * row["k"]
             assert all(s in pool for s in row["shots"]) and len(set(row["shots"])) == row["k"]
             for m in msgs[:-1]:
                 # Not the query's question, not its answer in any form the verifier accepts.
-                assert normalise_question(q["question"]) not in normalise_question(m["content"]), (task, row)
+                assert normalise_question(q.question) not in normalise_question(m["content"]), (task, row)
                 if m["role"] == "assistant":
-                    assert score(q, m["content"])[1] == 0.0, (task, q["answer"], m["content"])
-                    assert m["content"].removeprefix("Answer:").strip() != q["answer"].strip()
+                    assert score(q, m["content"])[1] == 0.0, (task, q.answer, m["content"])
+                    assert m["content"].removeprefix("Answer:").strip() != q.answer.strip()
         # Nested shots: the k-shot prompt extends the smaller ones, for every query.
         by_item: dict[str, dict[int, list[str]]] = {}
         for row in rows:
@@ -51,18 +54,18 @@ def test_no_prompt_contains_its_query_or_its_answer(data):
 
 def test_answers_collide_often_so_the_filter_is_doing_work(data):
     d = data["gcd"]
-    colliding = sum(s["answer"] == q["answer"] for q in d["queries"] for s in d["pool"])
+    colliding = sum(s.answer == q.answer for q in d["queries"] for s in d["pool"])
     assert colliding > 0.2 * len(d["queries"]) * len(d["pool"])
 
 
 def test_planted_leaks_are_never_used_as_shots(data):
     d = data["gcd"]
     q = d["queries"][0]
-    clones = [{**q, "id": f"icl_pool/clone{i}"} for i in range(20)]  # the query itself, under other ids
-    same_answer = [s for s in d["pool"] if s["answer"] == q["answer"]]
+    clones = [replace(q, id=f"icl_pool/clone{i}") for i in range(20)]  # the query itself, under other ids
+    same_answer = [s for s in d["pool"] if s.answer == q.answer]
     rows = icl_prompts([q], clones + same_answer + d["pool"], [16], seed=3)
     used = set(rows[0]["shots"])
-    assert not used & {c["id"] for c in clones} and not used & {s["id"] for s in same_answer}
+    assert not used & {c.id for c in clones} and not used & {s.id for s in same_answer}
     with pytest.raises(UserError, match="probes.icl: only 0 shots"):
         icl_prompts([q], clones + same_answer, [1], seed=0)
 
@@ -87,19 +90,18 @@ def test_schema_rejects_probe_families_the_study_trains_on():
 @pytest.mark.slow
 def test_adaptation_trains_a_model_a_trainer_has_trained(smoke_dir, tmp_path):
     """The adaptation probe must fine-tune its copy even of a model fresh out of SFT (as the runner passes it)."""
-    import json
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from postfit.config import load_study
     from postfit.config.scaling import AdaptProbe
+    from postfit.io import read_jsonl
     from postfit.probes import run_adapt
     from postfit.train.sft import train_sft
 
     study = load_study("smoke")[0]
     path = smoke_dir / "runs" / "random-sft-s0" / "model"
     model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-    train = [json.loads(line) for line in (smoke_dir / "data" / "train.jsonl").read_text().splitlines()][:16]
+    train = [Item.from_json(row) for row in read_jsonl(smoke_dir / "data" / "train.jsonl")][:16]
     train_sft(model, tok, train, study.sft.model_copy(update={"steps": 2}), tmp_path / "sft", 0)  # now "trained"
     before = {k: v.clone() for k, v in model.state_dict().items()}
     spec = AdaptProbe(task=ProbeTask(name="letter_counting", config={}), steps=[0, 10], train_size=64,

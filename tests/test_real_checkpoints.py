@@ -12,6 +12,7 @@ import yaml
 
 from conftest import SHAPES
 from postfit.io import read_jsonl
+from postfit.item import Item
 
 MAX_NEW = 96
 END_OF_TURN = {"qwen3": "<|im_end|>", "llama3": "<|eot_id|>", "base": "<|endoftext|>"}
@@ -47,7 +48,8 @@ def test_sft_targets_end_with_the_end_of_turn_token(stand_ins, tmp_path):
 
     for shape, path in stand_ins.items():
         v = build_variant(path, "pretrained", 0)
-        items = [{"prompt": "What is 1 + 2?", "target": "1 + 2 = 3. Answer: 3"}]
+        items = [Item(id="t", source="t", domain="math", prompt="What is 1 + 2?", split="train", answer="3",
+                      target="1 + 2 = 3. Answer: 3")]  # fmt: skip
         args = SFTConfig(output_dir=str(tmp_path), completion_only_loss=True, report_to=[], max_length=128, bf16=False)
         trainer = SFTTrainer(model=v.model, args=args, train_dataset=sft_dataset(items), processing_class=v.tokenizer)
         row = trainer.train_dataset[0]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from postfit.config import load_study, parse_study
 from postfit.errors import UserError
+from postfit.item import Item
 from postfit.tasks import make_splits
-from postfit.train.rl import correctness_reward, format_reward
+from postfit.train.rl import correctness_reward, format_reward, rl_dataset
 from postfit.verify import score
 
 
@@ -18,8 +17,13 @@ def items():
     return make_splits(load_study("smoke")[0].tasks)["id_test"][:10]
 
 
-def _corpus(item: dict) -> list[str]:
-    ref = item["answer"]
+def _column(item: Item, n: int) -> list[str]:
+    """The dataset column the reward functions receive for n completions of `item`."""
+    return list(rl_dataset([item])["item"]) * n
+
+
+def _corpus(item: Item) -> list[str]:
+    ref = item.answer
     return [
         f"Answer: {ref}", f"1 + 1 = 2. Answer: {ref}.", f"Answer: {int(ref) + 1}", f"Answer: {ref}0",
         "Answer:", "", "no answer here", f"Answer: {ref}\nAnswer: {int(ref) - 1}", f"answer: {ref}",
@@ -30,7 +34,7 @@ def _corpus(item: dict) -> list[str]:
 def test_reward_is_the_evaluation_verifier(items):
     for item in items:
         completions = _corpus(item)
-        column = [json.dumps(item)] * len(completions)
+        column = _column(item, len(completions))
         # TRL passes conversational completions as message lists.
         as_messages = [[{"role": "assistant", "content": c}] for c in completions]
         rewards = correctness_reward(as_messages, column)
@@ -40,7 +44,7 @@ def test_reward_is_the_evaluation_verifier(items):
 
 
 def test_reward_is_the_evaluation_verifier_for_math_and_code(benign):
-    from postfit.data.schema import make_item
+    from postfit.item import make_item
 
     math = make_item(id="m", source="t", domain="math", prompt="Half of 1?", split="test", answer="\\frac{1}{2}")
     code = make_item(id="c", source="t", domain="code", prompt="Write add.", split="test",
@@ -51,7 +55,7 @@ def test_reward_is_the_evaluation_verifier_for_math_and_code(benign):
                "```python\ndef add(a, b) return\n```", "no code", "```python\nimport os\nos._exit(0)\n```"]),
     ]  # fmt: skip
     for item, completions in cases:
-        rewards = correctness_reward(completions, [json.dumps(item)] * len(completions))
+        rewards = correctness_reward(completions, _column(item, len(completions)))
         assert rewards == [score(item, c)[1] for c in completions]
         assert rewards[0] == 1.0 and rewards[1:].count(1.0) == (1 if item is math else 0), rewards
 
@@ -63,11 +67,10 @@ def test_format_reward_literals():
 def test_format_reward_follows_each_items_answer_convention():
     """`Answer:` for procedural items, a box or final-answer line for math, a code block for code."""
     items = {
-        "procedural": {"domain": "procedural"},
-        "math": {"domain": "math"},
-        "code": {"domain": "code", "meta": {}},
-        "humaneval": {"domain": "code", "meta": {"code_prefix": "def f(x):\n"}},
-    }
+        name: Item(id=name, source="t", domain=domain, prompt="p", split="test", meta=meta)
+        for name, domain, meta in [("procedural", "procedural", {}), ("math", "math", {}), ("code", "code", {}),
+                                   ("humaneval", "code", {"code_prefix": "def f(x):\n"})]
+    }  # fmt: skip
     texts = ["so Answer: 4", "so $\\boxed{4}$", "```python\nprint(4)\n```", "    return x\n", "no format here"]
     expected = {
         "procedural": [1, 0, 0, 0, 0],
@@ -76,7 +79,7 @@ def test_format_reward_follows_each_items_answer_convention():
         "humaneval": [1, 1, 1, 1, 1],  # a completion continues the prompt's code: any text is the format
     }
     for name, item in items.items():
-        got = format_reward(texts, item=[json.dumps(item)] * len(texts))
+        got = format_reward(texts, item=_column(item, len(texts)))
         assert got == expected[name], (name, got)
 
 
@@ -119,7 +122,7 @@ def test_sft_plus_rl_reuses_the_sft_model(tmp_path, monkeypatch):
     assert any("frac_reward_zero_std" in r and "completions/mean_length" in r for r in log)
 
 
-def _sampled_reward(model_dir, items: list[dict], temperature: float, n: int = 8) -> float:
+def _sampled_reward(model_dir, items: list[Item], temperature: float, n: int = 8) -> float:
     """Mean verifier score of n sampled completions per item (fixed sampling seed)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -128,7 +131,7 @@ def _sampled_reward(model_dir, items: list[dict], temperature: float, n: int = 8
 
     model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
     opts = EvalOptions(batch_size=64, max_new_tokens=24, samples=n, k=[n], temperature=temperature)
-    outs = generate(model, tok, [it["prompt"] for it in items], opts, n=n, sample=True, seed=123)
+    outs = generate(model, tok, [it.prompt for it in items], opts, n=n, sample=True, seed=123)
     return sum(score(it, c)[1] for it, cs in zip(items, outs, strict=True) for c in cs) / (n * len(items))
 
 
@@ -145,7 +148,7 @@ def test_grpo_raises_in_distribution_reward(smoke_dir, init):
     from postfit.io import read_jsonl
 
     study = load_study("smoke")[0]
-    prompts = read_jsonl(smoke_dir / "data" / "rl.jsonl")
+    prompts = [Item.from_json(row) for row in read_jsonl(smoke_dir / "data" / "rl.jsonl")]
     before = _sampled_reward(smoke_dir / "runs" / f"{init}-sft-s0" / "model", prompts, study.rl.temperature)
     after = _sampled_reward(smoke_dir / "runs" / f"{init}-sft+rl-s0" / "model", prompts, study.rl.temperature)
     assert 0.1 < before < 0.9, f"the SFT model should be partly right, got reward {before:.3f}"

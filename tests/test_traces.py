@@ -9,6 +9,7 @@ import pytest
 
 from postfit.data.sources import SOURCES
 from postfit.data.traces import sft_examples, to_messages, tokenize_conversation
+from postfit.item import Item
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
@@ -21,7 +22,7 @@ def tokenizer():
     return train_tokenizer(text, vocab_size=400)
 
 
-def fixture_items(name: str) -> list[dict]:
+def fixture_items(name: str) -> list[Item]:
     """The fixture rows read by `datasets` and mapped exactly as the hub path maps them."""
     import datasets
 
@@ -39,11 +40,11 @@ def test_only_verified_traces_are_kept_where_the_dataset_marks_them(tokenizer):
     assert counts == {"items": 3, "candidates": 5, "filtered_incorrect": 3, "unmarked": 0, "kept": 2,
                       "truncated": 0, "dropped": 0}  # fmt: skip
     kept = {r["id"] for r in rows}
-    assert kept == {f"{items[0]['id']}#0", f"{items[1]['id']}#1"}
+    assert kept == {f"{items[0].id}#0", f"{items[1].id}#1"}
     # the kept texts are the generations marked correct, rendered with the tokenizer's own template
     full, _ = tokenize_conversation(
         tokenizer,
-        [{"role": "user", "content": items[1]["prompt"]}, {"role": "assistant", "content": items[1]["traces"][1]}],
+        [{"role": "user", "content": items[1].prompt}, {"role": "assistant", "content": items[1].traces[1]}],
     )
     assert rows[1]["input_ids"] == full
     _, counts = sft_examples(items, tokenizer, max_length=100_000, use="traces", only_correct=False)
@@ -55,7 +56,7 @@ def test_messages_use_the_conversation_and_its_mark(tokenizer):
     rows, counts = sft_examples(items, tokenizer, max_length=100_000)  # auto: messages, since the items have them
     assert counts["candidates"] == 3 and counts["filtered_incorrect"] == 1 and counts["kept"] == 2
     text = tokenizer.decode(rows[0]["input_ids"])
-    assert text == tokenizer.apply_chat_template(items[0]["messages"], tokenize=False)
+    assert text == tokenizer.apply_chat_template(items[0].messages, tokenize=False)
     assert text.startswith("<|user|>Find all real $x$") and text.endswith("<|end|>")
 
 
@@ -68,7 +69,7 @@ def test_loss_covers_exactly_the_final_reply(tokenizer):
         assert len(ids) == len(mask) and mask == sorted(mask)  # zeros, then ones
         reply = [t for t, m in zip(ids, mask, strict=True) if m]
         prompt = [t for t, m in zip(ids, mask, strict=True) if not m]
-        assert tokenizer.decode(reply) == item["messages"][-1]["content"] + "<|end|>"
+        assert tokenizer.decode(reply) == item.messages[-1]["content"] + "<|end|>"
         assert tokenizer.decode(prompt).startswith("<|system|>Your role as an assistant")
         assert tokenizer.decode(prompt).endswith("<|end|><|assistant|>")
 

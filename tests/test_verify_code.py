@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from postfit.item import Item
 from postfit.sandbox import allow_weak, missing_layers
 from postfit.verify import score, score_batch
 from postfit.verify.code import score_batch as code_batch
@@ -18,24 +19,22 @@ def fence(code: str) -> str:
     return f"Here is my solution.\n```python\n{code}\n```\nIt runs in linear time."
 
 
-ASSERT = {
-    "id": "add", "domain": "code", "answer": None, "meta": {},
-    "tests": {"style": "assert", "entry_point": "add", "code": "assert add(1, 2) == 3\nassert add(-1, 1) == 0\n"},
-}  # fmt: skip
-HUMANEVAL_STYLE = {
-    "id": "he", "domain": "code", "answer": None, "meta": {"code_prefix": 'def double(x):\n    """Twice x."""\n'},
-    "tests": {"style": "assert", "entry_point": "double",
-              "code": "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(-3) == -6\n"},
-}  # fmt: skip
-STDIO = {
-    "id": "sum", "domain": "code", "answer": None, "meta": {},
-    "tests": {"style": "stdio", "cases": [{"input": "1 2\n", "output": "3\n"}, {"input": "10 -4\n", "output": "6"}]},
-}  # fmt: skip
-FUNCTIONAL = {
-    "id": "two", "domain": "code", "answer": None, "meta": {},
-    "tests": {"style": "functional", "entry_point": "twoSum",
-              "cases": [{"input": "[2,7,11,15]\n9", "output": "[0, 1]"}, {"input": "[3,2,4]\n6", "output": "[1, 2]"}]},
-}  # fmt: skip
+def code_item(id: str, tests: dict | None, meta: dict | None = None) -> Item:
+    return Item(id=id, source="t", domain="code", prompt="", split="test", tests=tests, meta=meta or {})
+
+
+ASSERT = code_item("add", {"style": "assert", "entry_point": "add",
+                           "code": "assert add(1, 2) == 3\nassert add(-1, 1) == 0\n"})  # fmt: skip
+HUMANEVAL_STYLE = code_item(
+    "he", {"style": "assert", "entry_point": "double",
+           "code": "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(-3) == -6\n"},
+    meta={"code_prefix": 'def double(x):\n    """Twice x."""\n'},
+)  # fmt: skip
+STDIO = code_item("sum", {"style": "stdio", "cases": [{"input": "1 2\n", "output": "3\n"},
+                                                      {"input": "10 -4\n", "output": "6"}]})  # fmt: skip
+FUNCTIONAL = code_item("two", {"style": "functional", "entry_point": "twoSum",
+                               "cases": [{"input": "[2,7,11,15]\n9", "output": "[0, 1]"},
+                                         {"input": "[3,2,4]\n6", "output": "[1, 2]"}]})  # fmt: skip
 
 RIGHT = {
     "add": fence("def add(a, b):\n    return a + b"),
@@ -79,7 +78,7 @@ HOSTILE = {
         "class Solution:\n    def twoSum(self, nums, target):\n        return Yes()"
     ),
 }
-ITEMS = {it["id"]: it for it in (ASSERT, HUMANEVAL_STYLE, STDIO, FUNCTIONAL)}
+ITEMS = {it.id: it for it in (ASSERT, HUMANEVAL_STYLE, STDIO, FUNCTIONAL)}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +104,7 @@ def test_each_style(verdicts, kind, iid):
 
 def test_score_entry_point_and_batch_agree(benign):
     """verify.score (one item, the path GRPO's reward takes) and verify.score_batch give the same results."""
-    items = [ASSERT, STDIO, {"id": "m", "domain": "math", "answer": "4"}]
+    items = [ASSERT, STDIO, Item(id="m", source="t", domain="math", prompt="", split="test", answer="4")]
     completions = [RIGHT["add"], WRONG["sum"], "\\boxed{4}"]
     assert [score(it, c)[1] for it, c in zip(items, completions, strict=True)] == [1.0, 0.0, 1.0]
     batch = score_batch(items, completions)
@@ -120,7 +119,7 @@ def test_memory_limit_per_test(benign):
 
 def test_item_without_tests_is_an_error():
     with pytest.raises(ValueError, match="cannot be verified"):
-        score({"id": "x", "domain": "code", "tests": None, "meta": {}}, RIGHT["add"])
+        score(code_item("x", None), RIGHT["add"])
 
 
 @pytest.mark.parametrize(

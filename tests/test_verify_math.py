@@ -6,8 +6,14 @@ import threading
 
 import pytest
 
+from postfit.item import Item
 from postfit.verify import score
 from postfit.verify.extract import math_answer
+
+
+def math_item(answer: str | None) -> Item:
+    return Item(id="t", source="t", domain="math", prompt="", split="test", answer=answer)
+
 
 # (reference, completion, expected value). Every group has both outcomes, so a verifier that always says
 # yes or always says no fails it.
@@ -78,8 +84,7 @@ CORPUS = [
 
 @pytest.mark.parametrize(("reference", "completion", "value"), CORPUS)
 def test_corpus(reference, completion, value):
-    item = {"id": "t", "domain": "math", "answer": reference}
-    assert score(item, completion)[1] == value
+    assert score(math_item(reference), completion)[1] == value
 
 
 def test_corpus_is_balanced():
@@ -106,14 +111,14 @@ def test_extraction(completion, answer):
 
 
 def test_score_returns_the_extracted_answer():
-    assert score({"domain": "math", "answer": "3"}, "We get \\boxed{3}.") == ("3", 1.0)
-    assert score({"domain": "math", "answer": "3"}, "no idea") == (None, 0.0)
+    assert score(math_item("3"), "We get \\boxed{3}.") == ("3", 1.0)
+    assert score(math_item("3"), "no idea") == (None, 0.0)
 
 
 def test_works_outside_the_main_thread():
     """math-verify's timeouts use signals (main thread only); reward functions may run in a thread pool."""
     out = []
-    t = threading.Thread(target=lambda: out.append(score({"domain": "math", "answer": "1/2"}, "Answer: 0.5")))
+    t = threading.Thread(target=lambda: out.append(score(math_item("1/2"), "Answer: 0.5")))
     t.start()
     t.join()
     assert out == [("0.5", 1.0)]
@@ -121,4 +126,4 @@ def test_works_outside_the_main_thread():
 
 def test_item_without_reference_is_an_error():
     with pytest.raises(ValueError, match="cannot be verified"):
-        score({"id": "x", "domain": "math", "answer": None}, "Answer: 1")
+        score(math_item(None), "Answer: 1")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,20 +26,18 @@ from postfit.config.scaling import AdaptProbe, ICLProbe, ProbesConfig
 from postfit.distributed import barrier, is_main
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from postfit.item import Item
 from postfit.layout import RunDir
-from postfit.tasks import ANSWER_PREFIX, PROMPT_TEMPLATES, generate_items, normalise_question, split_seed
+from postfit.tasks import ANSWER_PREFIX, generate_items, normalise_question, split_seed
 from postfit.ui import stage
 from postfit.verify import is_correct, score
 
 log = logging.getLogger(__name__)
 
 
-def _items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
+def _items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[Item]:
     items = generate_items(name, config, n, seed, seen, split, key)
-    for it in items:
-        it["prompt"] = PROMPT_TEMPLATES["id"].format(question=it["question"])
-        it["target"] = f"{ANSWER_PREFIX} {it['answer']}"
-    return items
+    return [replace(it, target=f"{ANSWER_PREFIX} {it.answer}") for it in items]
 
 
 def make_probe_data(probes: ProbesConfig) -> dict:
@@ -63,24 +63,34 @@ def make_probe_data(probes: ProbesConfig) -> dict:
     return out
 
 
+def _each_item(data: dict, f: Callable) -> dict:
+    """`make_probe_data`'s shape with `f` applied to every item (to JSON and back)."""
+
+    def parts(d: dict) -> dict:
+        return {part: [f(it) for it in items] for part, items in d.items()}
+
+    adapt = None if data["adapt"] is None else parts(data["adapt"])
+    return {"icl": {task: parts(d) for task, d in data["icl"].items()}, "adapt": adapt}
+
+
 def ensure_probe_data(probes: ProbesConfig, out_dir: Path) -> dict:
     """The probe items of the study, generated once into DIR/data/probes.json."""
     path = out_dir / "data" / "probes.json"
     if path.exists():
-        return read_json(path)
+        return _each_item(read_json(path), Item.from_json)
     data = make_probe_data(probes)
-    atomic_write_json(path, data)
+    atomic_write_json(path, _each_item(data, Item.to_json))
     return data
 
 
-def _leaks(query: dict, shot: dict) -> bool:
+def _leaks(query: Item, shot: Item) -> bool:
     """True when the shot would give the query away: same question, or an answer the verifier accepts for it."""
-    if normalise_question(shot["question"]) == normalise_question(query["question"]):
+    if normalise_question(shot.question) == normalise_question(query.question):
         return True
-    return score(query, shot["target"])[1] > 0
+    return score(query, shot.target)[1] > 0
 
 
-def icl_prompts(queries: list[dict], pool: list[dict], ks: list[int], seed: int) -> list[dict]:
+def icl_prompts(queries: list[Item], pool: list[Item], ks: list[int], seed: int) -> list[dict]:
     """One row per (query, k): item, task, k, shots (pool ids, in prompt order) and the chat messages."""
     rows = []
     k_max = max(ks)
@@ -88,25 +98,25 @@ def icl_prompts(queries: list[dict], pool: list[dict], ks: list[int], seed: int)
         candidates = [s for s in pool if not _leaks(q, s)]
         if len(candidates) < k_max:
             raise UserError(
-                f"probes.icl: only {len(candidates)} shots of {q['task']!r} do not give away the answer of "
-                f"{q['id']}, {k_max} needed; raise probes.icl.pool or widen the task's config"
+                f"probes.icl: only {len(candidates)} shots of {q.meta['task']!r} do not give away the answer of "
+                f"{q.id}, {k_max} needed; raise probes.icl.pool or widen the task's config"
             )
-        order = random.Random(f"{seed}/{q['id']}").sample(candidates, k_max)
+        order = random.Random(f"{seed}/{q.id}").sample(candidates, k_max)
         for k in ks:
             messages = []
             for shot in order[:k]:
-                messages.append({"role": "user", "content": shot["prompt"]})
-                messages.append({"role": "assistant", "content": shot["target"]})
-            messages.append({"role": "user", "content": q["prompt"]})
-            rows.append({"item": q["id"], "task": q["task"], "k": k, "shots": [s["id"] for s in order[:k]],
+                messages.append({"role": "user", "content": shot.prompt})
+                messages.append({"role": "assistant", "content": shot.target})
+            messages.append({"role": "user", "content": q.prompt})
+            rows.append({"item": q.id, "task": q.meta["task"], "k": k, "shots": [s.id for s in order[:k]],
                          "messages": messages})  # fmt: skip
     return rows
 
 
-def _sample_row(item: dict, completion: str, **extra) -> dict:
+def _sample_row(item: Item, completion: str, **extra) -> dict:
     answer, value = score(item, completion)
-    return {**extra, "item": item["id"], "sample": -1, "prompt": item["prompt"], "completion": completion,
-            "answer": answer, "reference": item["answer"], "correct": is_correct(value), "score": value}  # fmt: skip
+    return {**extra, "item": item.id, "sample": -1, "prompt": item.prompt, "completion": completion,
+            "answer": answer, "reference": item.answer, "correct": is_correct(value), "score": value}  # fmt: skip
 
 
 def run_icl(model, tokenizer, data: dict, spec: ICLProbe, eval_opts, seed: int) -> list[dict]:
@@ -117,7 +127,7 @@ def run_icl(model, tokenizer, data: dict, spec: ICLProbe, eval_opts, seed: int) 
     for task, d in data.items():
         prompts = icl_prompts(d["queries"], d["pool"], spec.k, seed)
         completions = generate(model, tokenizer, [p["messages"] for p in prompts], opts, label=f"icl {task}")
-        by_id = {q["id"]: q for q in d["queries"]}
+        by_id = {q.id: q for q in d["queries"]}
         for p, (completion,) in zip(prompts, completions, strict=True):
             rows.append(_sample_row(by_id[p["item"]], completion, probe="icl", task=task, split=f"icl:{task}",
                                     k=p["k"], shots=p["shots"]))  # fmt: skip
@@ -141,10 +151,10 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     def evaluate(m: int, net) -> None:
         rng_state = torch.random.get_rng_state()  # evaluation must not change the training's random stream
         side = tokenizer.padding_side
-        completions = generate(net, tokenizer, [it["prompt"] for it in test], opts, label=f"adapt m={m}")
+        completions = generate(net, tokenizer, [it.prompt for it in test], opts, label=f"adapt m={m}")
         tokenizer.padding_side = side
         torch.random.set_rng_state(rng_state)
-        task = test[0]["task"]
+        task = test[0].meta["task"]
         rows.extend(_sample_row(it, c, probe="adapt", task=task, split=f"adapt:{task}", m=m)
                     for it, (c,) in zip(test, completions, strict=True))  # fmt: skip
         net.train()

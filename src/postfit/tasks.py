@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache, lru_cache
 
 from postfit.errors import UserError
+from postfit.item import TASKS, Item
 
 # The one answer convention: the last "Answer: ..." line of a completion (see verify/__init__.py).
 ANSWER_PREFIX = "Answer:"
@@ -28,9 +30,9 @@ PROMPT_TEMPLATES = {
 _TERM = re.compile(r"^-?\d+$")
 
 
-def _terms(item: dict) -> tuple[list[int], list[str]] | None:
+def _terms(item: Item) -> tuple[list[int], list[str]] | None:
     """(numbers, operators) of a `+`/`-` chain without parentheses ('12 + 7 - 4'), else None."""
-    tokens = item["metadata"].get("expression", "").split()
+    tokens = item.meta["metadata"].get("expression", "").split()
     if len(tokens) < 3 or len(tokens) % 2 == 0 or not all(_TERM.match(t) for t in tokens[::2]):
         return None
     if not all(op in "+-" for op in tokens[1::2]):
@@ -45,12 +47,12 @@ def _chain(numbers: list[int], ops: list[str]) -> int:
     return acc
 
 
-def _swapped(item: dict) -> str | None:
+def _swapped(item: Item) -> str | None:
     parsed = _terms(item)
     return None if parsed is None else str(_chain(parsed[0], ["-" if op == "+" else "+" for op in parsed[1]]))
 
 
-def _octal(item: dict) -> str | None:
+def _octal(item: Item) -> str | None:
     parsed = _terms(item)
     if parsed is None:
         return None
@@ -58,7 +60,7 @@ def _octal(item: dict) -> str | None:
     return f"{'-' if value < 0 else ''}{abs(value):o}"
 
 
-def left_to_right_trace(item: dict) -> str | None:
+def left_to_right_trace(item: Item) -> str | None:
     """'12 + 7 - 4' -> '12 + 7 = 19; 19 - 4 = 15. Answer: 15' (only + and -, no parentheses)."""
     parsed = _terms(item)
     if parsed is None:
@@ -68,21 +70,21 @@ def left_to_right_trace(item: dict) -> str | None:
         new = acc + term if op == "+" else acc - term
         steps.append(f"{acc} {op} {term} = {new}")
         acc = new
-    if str(acc) != str(item["answer"]).strip():
+    if str(acc) != str(item.answer).strip():
         return None  # the trace must end in the reference answer, or it teaches a wrong one
-    return f"{'; '.join(steps)}. {ANSWER_PREFIX} {item['answer']}"
+    return f"{'; '.join(steps)}. {ANSWER_PREFIX} {item.answer}"
 
 
 # Rule shifts for the `ood_rule` split: (the rule as the prompt states it, the answer under it). The question's
 # text is unchanged; items whose answer is the same under both rules are left out, so the split separates them.
-RULE_SHIFTS: dict[str, tuple[str, Callable[[dict], str | None]]] = {
+RULE_SHIFTS: dict[str, tuple[str, Callable[[Item], str | None]]] = {
     "swap": ("In this problem '+' means subtraction and '-' means addition.", _swapped),
     "octal": ("In this problem the answer is written in base 8 (for example, ten is written 12).", _octal),
 }
 
 
 # Task families whose items a solver can write out step by step (SFT target `trace`).
-TRACERS: dict[str, Callable[[dict], str | None]] = {
+TRACERS: dict[str, Callable[[Item], str | None]] = {
     "chain_sum": left_to_right_trace,
     "basic_arithmetic": left_to_right_trace,
 }
@@ -127,11 +129,11 @@ def _item_id(split: str, name: str, question: str) -> str:
     return f"{split}/{name}/{hashlib.sha1(question.encode()).hexdigest()[:10]}"
 
 
-def generate_items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[dict]:
-    """n items of one task whose questions are not in `seen` (which is updated)."""
+def generate_items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[Item]:
+    """n items of one task whose questions are not in `seen` (which is updated), in the `id` prompt wording."""
     import json
 
-    out: list[dict] = []
+    out: list[Item] = []
     for attempt in range(5):  # duplicates are common in small settings: draw more until n are distinct
         ds = _create(name, config, size=max(2 * n, 50), seed=seed + 7919 * attempt)
         for entry in ds:
@@ -139,16 +141,23 @@ def generate_items(name: str, config: dict, n: int, seed: int, seen: set[str], s
             if q in seen:
                 continue
             seen.add(q)
+            meta = {
+                "task": name,
+                "config": json.dumps(config, sort_keys=True),
+                "metadata": json.loads(json.dumps(entry["metadata"], default=str)),
+            }
+            prompt = PROMPT_TEMPLATES["id"].format(question=entry["question"])
             out.append(
-                {
-                    "id": _item_id(split, name, entry["question"]),
-                    "split": split,
-                    "task": name,
-                    "config": json.dumps(config, sort_keys=True),
-                    "question": entry["question"],
-                    "answer": str(entry["answer"]),
-                    "metadata": json.loads(json.dumps(entry["metadata"], default=str)),
-                }
+                Item(
+                    id=_item_id(split, name, entry["question"]),
+                    source=TASKS,
+                    domain="procedural",
+                    prompt=prompt,
+                    split=split,
+                    answer=str(entry["answer"]),
+                    meta=meta,
+                    question=entry["question"],
+                )
             )
             if len(out) == n:
                 return out
@@ -166,7 +175,7 @@ def _share(total: int, k: int, i: int) -> int:
     return total // k + (1 if i < total % k else 0)
 
 
-def make_splits(tasks) -> dict[str, list[dict]]:
+def make_splits(tasks) -> dict[str, list[Item]]:
     """All splits of a `TasksConfig`, each item with its prompt and (for train) its SFT target."""
     train = [(f"tasks.train[{i}]", t.name, t.config) for i, t in enumerate(tasks.train)]
     harder = [(f"tasks.train[{i}].harder", t.name, {**t.config, **t.harder})
@@ -180,9 +189,9 @@ def make_splits(tasks) -> dict[str, list[dict]]:
             ("ood_family", family, tasks.test_size), ("ood_rule", rules, tasks.test_size),
             ("train", train, tasks.train_size), ("rl", train, tasks.rl_size)]  # fmt: skip
     seen: set[str] = set()
-    splits: dict[str, list[dict]] = {}
+    splits: dict[str, list[Item]] = {}
     for split, specs, total in plan:
-        items: list[dict] = []
+        items: list[Item] = []
         for j, (key, name, config) in enumerate(specs):
             n = _share(total, len(specs), j)
             seed = split_seed(tasks.seed, split, name)
@@ -190,43 +199,40 @@ def make_splits(tasks) -> dict[str, list[dict]]:
                 items += _rule_items(generate_items(name, config, 3 * n, seed, seen, split, key), shifts[name], n, key)
             elif n:
                 items += generate_items(name, config, n, seed, seen, split, key)
-        for item in items:
-            item["prompt"] = item.get("prompt") or PROMPT_TEMPLATES["id"].format(question=item["question"])
         if items:
             splits[split] = items
     splits["ood_format"] = [
-        {**item, "id": item["id"].replace("id_test/", "ood_format/", 1), "split": "ood_format",
-         "prompt": PROMPT_TEMPLATES["ood_format"].format(question=item["question"])}
+        replace(item, id=item.id.replace("id_test/", "ood_format/", 1), split="ood_format",
+                prompt=PROMPT_TEMPLATES["ood_format"].format(question=item.question))
         for item in splits["id_test"]
     ]  # fmt: skip
-    for item in splits["train"]:
-        item["target"] = sft_target(item, tasks.target)
+    splits["train"] = [replace(item, target=sft_target(item, tasks.target)) for item in splits["train"]]
     return splits
 
 
-def _rule_items(drawn: list[dict], shift: str, n: int, key: str) -> list[dict]:
+def _rule_items(drawn: list[Item], shift: str, n: int, key: str) -> list[Item]:
     """The first `n` of `drawn` whose answer under the rule `shift` differs from the original's, re-labelled."""
     rule, answer = RULE_SHIFTS[shift]
     out = []
     for item in drawn:
         shifted = answer(item)
-        if shifted is not None and shifted != item["answer"]:
-            prompt = PROMPT_TEMPLATES["ood_rule"].format(rule=rule, question=item["question"])
-            out.append({**item, "answer": shifted, "original_answer": item["answer"], "rule_shift": shift,
-                        "prompt": prompt})  # fmt: skip
+        if shifted is not None and shifted != item.answer:
+            prompt = PROMPT_TEMPLATES["ood_rule"].format(rule=rule, question=item.question)
+            meta = {**item.meta, "original_answer": item.answer, "rule_shift": shift}
+            out.append(replace(item, answer=shifted, prompt=prompt, meta=meta))
     if len(out) < n:
         raise UserError(f"{key}: only {len(out)} of {len(drawn)} items of this task have a + / - chain whose answer "
                         f"changes under rule {shift!r} (asked {n}); widen the task's settings")  # fmt: skip
     return out[:n]
 
 
-def sft_target(item: dict, kind: str) -> str:
+def sft_target(item: Item, kind: str) -> str:
     if kind == "answer":
-        return f"{ANSWER_PREFIX} {item['answer']}"
-    trace = TRACERS[item["task"]](item)
+        return f"{ANSWER_PREFIX} {item.answer}"
+    trace = TRACERS[item.meta["task"]](item)
     if trace is None:
         raise UserError(
-            f"tasks.target: no step-by-step trace for {item['task']} item {item['question']!r} "
+            f"tasks.target: no step-by-step trace for {item.meta['task']} item {item.question!r} "
             "(traces cover + and - without parentheses); use target: answer or restrict the task's operators"
         )
     return trace

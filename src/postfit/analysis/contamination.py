@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from postfit.item import Item
+
 DEFAULT_N = 13
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -80,7 +82,7 @@ def _row(source: str, check: str, split: str, hits: list[str], total: int) -> di
     return {"source": source, "check": check, "split": split, "overlapping": len(hits), "total": total, "items": hits}
 
 
-def exact_pairs(source: str, train_items: list[dict], evals: dict[str, list[dict]]) -> list[dict]:
+def exact_pairs(source: str, train_items: list[Item], evals: dict[str, list[Item]]) -> list[dict]:
     """Evaluation items whose question (whitespace and case normalised) is a training item's question.
 
     Used for procedural training data: reasoning-gym questions share a long fixed template, so an n-gram check
@@ -88,28 +90,28 @@ def exact_pairs(source: str, train_items: list[dict], evals: dict[str, list[dict
     """
     from postfit.tasks import normalise_question
 
-    trained = {normalise_question(it["question"]) for it in train_items}
+    trained = {normalise_question(it.question) for it in train_items}
     return [
         _row(source, "exact question", split,
-             sorted(it["id"] for it in items if normalise_question(it["question"]) in trained), len(items))
+             sorted(it.id for it in items if normalise_question(it.question) in trained), len(items))
         for split, items in evals.items()
     ]  # fmt: skip
 
 
-def ngram_pairs(source: str, texts: Iterable[str], evals: dict[str, list[dict]], n: int = DEFAULT_N) -> list[dict]:
+def ngram_pairs(source: str, texts: Iterable[str], evals: dict[str, list[Item]], n: int = DEFAULT_N) -> list[dict]:
     """Evaluation items sharing a word n-gram with the source's texts (read once for all splits)."""
-    every = {it["id"]: it["question"] for items in evals.values() for it in items}
+    every = {it.id: it.question for items in evals.values() for it in items}
     hits = set(overlapping_items(texts, every, n))
-    return [_row(source, f"word {n}-gram", split, sorted(it["id"] for it in items if it["id"] in hits), len(items))
+    return [_row(source, f"word {n}-gram", split, sorted(it.id for it in items if it.id in hits), len(items))
             for split, items in evals.items()]  # fmt: skip
 
 
-def _sft_texts(items: list[dict]) -> Iterable[str]:
+def _sft_texts(items: list[Item]) -> Iterable[str]:
     """Everything an SFT item trains on: its question, traces and conversation turns."""
     for it in items:
-        yield it["question"]
-        yield from it.get("traces") or []
-        yield from (m.get("content") or "" for m in it.get("messages") or [])
+        yield it.question
+        yield from it.traces
+        yield from (m.get("content") or "" for m in it.messages)
 
 
 def rl_overlaps(report: dict) -> list[str]:
@@ -120,7 +122,7 @@ def rl_overlaps(report: dict) -> list[str]:
             if p["items"] and p["check"] == "exact question" and "rl" in (p["source"], p["split"])]  # fmt: skip
 
 
-def study_contamination(study, splits: dict[str, list[dict]]) -> dict:
+def study_contamination(study, splits: dict[str, list[Item]]) -> dict:
     """Every (training source, evaluation split) pair of a study, and the items to drop when `contamination.drop`.
 
     Sources: each training split (exact question; `train` is also checked against `rl`, whose overlapping
@@ -149,7 +151,7 @@ def study_contamination(study, splits: dict[str, list[dict]]) -> dict:
     return {"n": n, "corpus": corpus, "pairs": pairs, "drop": study.contamination.drop, "dropped": dropped}
 
 
-def drop_items(splits: dict[str, list[dict]], report: dict) -> dict[str, list[dict]]:
+def drop_items(splits: dict[str, list[Item]], report: dict) -> dict[str, list[Item]]:
     """The splits without the evaluation items the contamination report says to drop."""
     dropped = {split: set(ids) for split, ids in (report.get("dropped") or {}).items()}
-    return {s: [it for it in items if it["id"] not in dropped.get(s, ())] for s, items in splits.items()}
+    return {s: [it for it in items if it.id not in dropped.get(s, ())] for s, items in splits.items()}

@@ -1,7 +1,7 @@
 """Evaluation benchmarks by name: competition math, code, and procedural reasoning-gym tasks.
 
 `load_benchmark(name, limit=N)` returns the first N items in the benchmark's own order, every item in
-postfit's schema (postfit.data.schema) with split "test".
+postfit's schema (postfit.item) with split "test".
 
 Prompt conventions (postfit.data.prompts):
   math (gsm8k, math500, aime24, aime25, amc23)  the problem, then "Please reason step by step, and put your
@@ -28,9 +28,9 @@ from functools import cache
 from postfit.data.code_benchmarks import humaneval_items, livecodebench, mbpp
 from postfit.data.hub import HubSpec, hub_dataset, map_rows
 from postfit.data.prompts import math_prompt, number_text
-from postfit.data.schema import make_item
 from postfit.data.sources import gsm8k
 from postfit.errors import UserError
+from postfit.item import Item, make_item
 
 RG_PREFIX = "rg:"
 RG_SEED = 20260601  # fixed, so every run of every study sees the same procedural benchmark items
@@ -43,11 +43,11 @@ class Packaged:
 
     origin: str
     domain: str
-    load: Callable[[str, int | None], list[dict]]
+    load: Callable[[str, int | None], list[Item]]
     mapped: str
 
 
-def math500(row: dict, *, source: str, index: int, split: str) -> dict:
+def math500(row: dict, *, source: str, index: int, split: str) -> Item:
     return make_item(
         id=f"{source}/{row['unique_id']}",
         source=source,
@@ -67,7 +67,7 @@ def _aime_round(url: str | None) -> str | None:
     return f"{m.group(1)}-{m.group(2)}" if m else None
 
 
-def aime(row: dict, *, source: str, index: int, split: str) -> dict:
+def aime(row: dict, *, source: str, index: int, split: str) -> Item:
     solution = row.get("solution")
     return make_item(
         id=f"{source}/{row['id']}",
@@ -82,7 +82,7 @@ def aime(row: dict, *, source: str, index: int, split: str) -> dict:
     )
 
 
-def amc(row: dict, *, source: str, index: int, split: str) -> dict:
+def amc(row: dict, *, source: str, index: int, split: str) -> Item:
     return make_item(
         id=f"{source}/{row['id']}",
         source=source,
@@ -101,7 +101,7 @@ def rg_tasks() -> tuple[str, ...]:
     return tuple(sorted(DATASETS))
 
 
-def procedural_items(source: str, limit: int | None = None) -> list[dict]:
+def procedural_items(source: str, limit: int | None = None) -> list[Item]:
     """The first `limit` (at most RG_SIZE) items of a reasoning-gym task; item i never depends on `limit`."""
     import reasoning_gym
 
@@ -159,7 +159,7 @@ def benchmark_names() -> list[str]:
     return list(BENCHMARKS) + [RG_PREFIX + t for t in rg_tasks()]
 
 
-def load_benchmark(name: str, *, limit: int | None = None) -> list[dict]:
+def load_benchmark(name: str, *, limit: int | None = None) -> list[Item]:
     """The first `limit` items of a benchmark (all when None), in the benchmark's own stable order."""
     if name.startswith(RG_PREFIX):
         return procedural_items(name, limit)

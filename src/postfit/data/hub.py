@@ -7,7 +7,7 @@ dataset, a UserError names it (id, config, split) and gives the command that fet
 HF_HUB_OFFLINE=1 the hub is never contacted, so the failure is immediate; without it and without network,
 `huggingface_hub` retries for about 20 s first.
 
-Local files (`.jsonl`, `.json`, `.parquet`) hold items already in postfit's schema (postfit.data.schema);
+Local files (`.jsonl`, `.json`, `.parquet`) hold items already in postfit's schema (postfit.item);
 `save_items` writes them. Errors name the file and the line (jsonl) or row and the key.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from postfit.data.schema import FIELDS, make_item
 from postfit.errors import UserError
+from postfit.item import FIELDS, Item, make_item
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 class HubSpec:
     """Where a dataset lives on the hub and how one of its rows becomes an item.
 
-    `map_row(row, source=, index=, split=)` returns a schema item (postfit.data.schema.make_item); `mapped` says
+    `map_row(row, source=, index=, split=)` returns an item (postfit.item.make_item); `mapped` says
     in words which columns go where (docs/datasets.md's dataset table is written from it).
     """
 
@@ -39,12 +39,12 @@ class HubSpec:
     config: str | None
     split: str
     domain: str
-    map_row: Callable[..., dict]
+    map_row: Callable[..., Item]
     mapped: str
 
 
 def map_rows(name: str, spec: HubSpec, rows: Iterable[dict], *, split: str, limit: int | None = None,
-             start: int = 0) -> list[dict]:  # fmt: skip
+             start: int = 0) -> list[Item]:  # fmt: skip
     """The items of the first `limit` rows, the first being the dataset's row `start` (ids and errors name each row
     by its index in the dataset); a missing column or a bad value is a UserError naming the dataset."""
     items = []
@@ -173,7 +173,7 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
     return [(f"{path}[row {i}]", row) for i, row in enumerate(table.to_pylist())]
 
 
-def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> list[dict]:
+def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> list[Item]:
     """Schema items from a local .jsonl / .json / .parquet file (`limit` rows from row `skip`), checked row by row."""
     path = Path(path)
     if path.suffix not in LOCAL_SUFFIXES:
@@ -197,19 +197,19 @@ def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> 
     return items
 
 
-def save_items(items: list[dict], path: str | Path) -> Path:
+def save_items(items: list[Item], path: str | Path) -> Path:
     """Write items as .jsonl, .json or .parquet (tests/meta as JSON text in parquet); `read_items` reads them back."""
-    path = Path(path)
+    path, rows = Path(path), [it.to_json() for it in items]
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     elif path.suffix == ".json":
-        path.write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
+        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     elif path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = [{**it, "tests": json.dumps(it["tests"]), "meta": json.dumps(it["meta"])} for it in items]
+        rows = [{**row, "tests": json.dumps(row["tests"]), "meta": json.dumps(row["meta"])} for row in rows]
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
         raise UserError(f"{path}: expected a {' / '.join(LOCAL_SUFFIXES)} file")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from postfit.data.hub import HubSpec, hub_dataset, is_local_file, map_rows, read_items
 from postfit.data.prompts import gsm8k_answer, gsm8k_trace, last_boxed, math_prompt, stdio_prompt
-from postfit.data.schema import make_item
 from postfit.data.traces import to_messages
 from postfit.errors import UserError
+from postfit.item import Item, make_item
 
 # OpenThoughts' code questions (from APPS, TACO, CodeContests, Codeforces) all open with this request.
 OPENTHOUGHTS_CODE_MARK = "Generate an executable Python function"
@@ -22,7 +22,7 @@ def _last_reply(messages: list[dict]) -> str | None:
     return next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), None)
 
 
-def openr1_math(row: dict, *, source: str, index: int, split: str) -> dict:
+def openr1_math(row: dict, *, source: str, index: int, split: str) -> Item:
     generations = list(row["generations"] or [])
     marks = [bool(x) for x in row["correctness_math_verify"] or []]
     messages = to_messages(row["messages"] or [])
@@ -52,7 +52,7 @@ def openr1_math(row: dict, *, source: str, index: int, split: str) -> dict:
     )
 
 
-def openthoughts(row: dict, *, source: str, index: int, split: str) -> dict:
+def openthoughts(row: dict, *, source: str, index: int, split: str) -> Item:
     messages = to_messages(row["conversations"], system=row.get("system"))
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
     reply = _last_reply(messages) or ""
@@ -73,7 +73,7 @@ def openthoughts(row: dict, *, source: str, index: int, split: str) -> dict:
     )
 
 
-def numina_cot(row: dict, *, source: str, index: int, split: str) -> dict:
+def numina_cot(row: dict, *, source: str, index: int, split: str) -> Item:
     return make_item(
         id=f"{source}/{index}",
         source=source,
@@ -87,7 +87,7 @@ def numina_cot(row: dict, *, source: str, index: int, split: str) -> dict:
     )
 
 
-def gsm8k(row: dict, *, source: str, index: int, split: str) -> dict:
+def gsm8k(row: dict, *, source: str, index: int, split: str) -> Item:
     return make_item(
         id=f"{source}/{split}/{index}",
         source=source,
@@ -100,7 +100,7 @@ def gsm8k(row: dict, *, source: str, index: int, split: str) -> dict:
     )
 
 
-def codeforces_cots(row: dict, *, source: str, index: int, split: str) -> dict:
+def codeforces_cots(row: dict, *, source: str, index: int, split: str) -> Item:
     examples = [{"input": e["input"], "output": e["output"]} for e in row.get("examples") or []]
     return make_item(
         id=f"{source}/{index}",
@@ -147,7 +147,7 @@ SOURCES: dict[str, HubSpec] = {
 }  # fmt: skip
 
 
-def load_source(name_or_path: str, *, split: str = "train", limit: int | None = None, skip: int = 0) -> list[dict]:
+def load_source(name_or_path: str, *, split: str = "train", limit: int | None = None, skip: int = 0) -> list[Item]:
     """Items of a post-training set (a SOURCES name) or of a local item file: `limit` rows in order from row `skip`."""
     if is_local_file(name_or_path):
         return read_items(name_or_path, limit=limit, skip=skip)

@@ -19,6 +19,8 @@ TRL's SFTTrainer takes with `completion_only_loss=True`.
 
 from __future__ import annotations
 
+from postfit.item import Item
+
 ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 POLICIES = ("drop", "truncate")
 USES = ("auto", "messages", "traces")
@@ -38,17 +40,15 @@ def to_messages(conversation: list[dict], system: str | None = None) -> list[dic
     return out
 
 
-def _candidates(item: dict, use: str) -> list[tuple[list[dict], bool | None]]:
+def _candidates(item: Item, use: str) -> list[tuple[list[dict], bool | None]]:
     """(messages, marked correctness) for each conversation this item contributes."""
-    meta = item.get("meta") or {}
-    if use == "messages" or (use == "auto" and item.get("messages")):
-        msgs = item.get("messages") or []
-        return [(msgs, meta.get("messages_correct"))] if msgs else []
-    marks = list(meta.get("traces_correct") or [])
-    marks += [None] * (len(item.get("traces") or []) - len(marks))
+    if use == "messages" or (use == "auto" and item.messages):
+        return [(item.messages, item.meta.get("messages_correct"))] if item.messages else []
+    marks = list(item.meta.get("traces_correct") or [])
+    marks += [None] * (len(item.traces) - len(marks))
     return [
-        ([{"role": "user", "content": item["prompt"]}, {"role": "assistant", "content": trace}], mark)
-        for trace, mark in zip(item.get("traces") or [], marks, strict=False)
+        ([{"role": "user", "content": item.prompt}, {"role": "assistant", "content": trace}], mark)
+        for trace, mark in zip(item.traces, marks, strict=False)
     ]
 
 
@@ -71,7 +71,7 @@ def tokenize_conversation(tokenizer, messages: list[dict]) -> tuple[list[int], i
 
 
 def sft_examples(
-    items: list[dict],
+    items: list[Item],
     tokenizer,
     *,
     max_length: int,
@@ -102,6 +102,6 @@ def sft_examples(
                 counts["truncated"] += 1
             counts["kept"] += 1
             counts["unmarked"] += mark is None
-            rows.append({"id": f"{item['id']}#{k}", "input_ids": ids,
+            rows.append({"id": f"{item.id}#{k}", "input_ids": ids,
                          "completion_mask": [0] * n_prompt + [1] * (len(ids) - n_prompt)})  # fmt: skip
     return rows, counts

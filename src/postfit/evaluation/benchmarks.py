@@ -23,6 +23,7 @@ import numpy as np
 from postfit.config import EvalOptions
 from postfit.errors import UserError
 from postfit.io import atomic_write_json, write_jsonl
+from postfit.item import Item
 from postfit.layout import RunDir
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def eval_options(*, samples: int, k: list[int] | None = None, **values) -> EvalO
         raise UserError(f"postfit eval options: {e}") from None
 
 
-def load_benchmarks(names: list[str], limit: int | None) -> dict[str, list[dict]]:
+def load_benchmarks(names: list[str], limit: int | None) -> dict[str, list[Item]]:
     """Every benchmark's items, before any model is loaded: an unknown or unreachable one stops the run first."""
     from postfit.data.benchmarks import load_benchmark
 
@@ -110,7 +111,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
 
     data = load_benchmarks(benches, limit)
     sandbox = None
-    if any(it.get("domain") == "code" for items in data.values() for it in items):
+    if any(it.domain == "code" for items in data.values() for it in items):
         from postfit.sandbox import check
 
         sandbox = check("postfit eval --bench " + ",".join(benches))  # before the model is loaded

@@ -7,6 +7,7 @@ import logging
 from postfit.config import EvalOptions
 from postfit.distributed import shard_map, world_size
 from postfit.evaluation.prompts import Completion, prompt_texts
+from postfit.item import Item
 from postfit.ui import track
 from postfit.verify import is_correct, score_batch
 
@@ -151,7 +152,7 @@ def growing_cache(config, room: int):
     return cache
 
 
-def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalOptions, seed: int,
+def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalOptions, seed: int,
                     model_path: str | None = None) -> list[dict]:  # fmt: skip
     """Sample rows (split, item, sample, prompt, completion, completion_tokens, stopped, answer, reference, correct,
     score) for every split; `stopped` is false for a completion cut at `max_new_tokens`.
@@ -170,7 +171,7 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalO
 
     rows: list[dict] = []
     for split, items in splits.items():
-        prompts = [it["prompt"] for it in items]
+        prompts = [it.prompt for it in items]
         greedy = [c[0] for c in gen(prompts, label=f"{split} greedy")]
         runs = [(-1, greedy)]
         if opts.samples:
@@ -185,14 +186,14 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[dict]], opts: EvalO
             rows.append(
                 {
                     "split": split,
-                    "item": item["id"],
+                    "item": item.id,
                     "sample": sample,
-                    "prompt": item["prompt"],
+                    "prompt": item.prompt,
                     "completion": completion.text,
                     "completion_tokens": completion.tokens,
                     "stopped": completion.stopped,
                     "answer": answer,
-                    "reference": item["answer"],
+                    "reference": item.answer,
                     "correct": is_correct(value),
                     "score": value,
                 }

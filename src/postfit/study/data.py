@@ -1,33 +1,34 @@
 """A study's real data: `data.sft` / `data.rl` items and one evaluation split per `eval.benchmarks` name.
 
-The items keep postfit's schema (postfit.data.schema) and take the runner's split names: SFT items become
-the `train` split and RL prompts the `rl` split, replacing the procedural ones, so every later stage
-(grid.posttrain_examples, contamination checks, the trainers) reads them the way it reads tasks. Each item
-also gets `question`, the text the contamination checks compare (a procedural benchmark's question, else
-the prompt), as procedural items have.
+The items (postfit.item) take the runner's split names: SFT items become the `train` split and RL prompts the
+`rl` split, replacing the procedural ones, so every later stage (grid.posttrain_examples, contamination checks,
+the trainers) reads them the way it reads tasks. Each item also gets `question`, the text the contamination
+checks compare (a procedural benchmark's question, else the prompt), as procedural items have.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from postfit.config import SPLITS, Study
 from postfit.errors import UserError
+from postfit.item import Item
 
 log = logging.getLogger(__name__)
 
 
-def _with_question(items: list[dict]) -> list[dict]:
-    return [{**it, "question": (it.get("meta") or {}).get("question") or it["prompt"]} for it in items]
+def _with_question(items: list[Item]) -> list[Item]:
+    return [replace(it, question=it.meta.get("question") or it.prompt) for it in items]
 
 
-def _unique(items: list[dict], key: str) -> list[dict]:
+def _unique(items: list[Item], key: str) -> list[Item]:
     """The items without repeats of a question (whitespace and case normalised), the first of each kept."""
     from postfit.tasks import normalise_question
 
     seen, out = set(), []
     for it in items:
-        q = normalise_question(it["question"])
+        q = normalise_question(it.question)
         if q not in seen:
             seen.add(q)
             out.append(it)
@@ -36,12 +37,12 @@ def _unique(items: list[dict], key: str) -> list[dict]:
     return out
 
 
-def real_splits(study: Study) -> dict[str, list[dict]]:
+def real_splits(study: Study) -> dict[str, list[Item]]:
     """{"train": SFT items, "rl": verifiable RL prompts, <benchmark>: its items}, for the blocks that are set."""
     from postfit.data.benchmarks import load_benchmark
     from postfit.data.sources import load_source
 
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[Item]] = {}
     if (sft := study.data.sft) is not None:
         out["train"] = _unique(_with_question(load_source(sft.source, split=sft.split, limit=sft.limit,
                                                           skip=sft.skip)), "data.sft")  # fmt: skip
@@ -51,7 +52,7 @@ def real_splits(study: Study) -> dict[str, list[dict]]:
     if (rl := study.data.rl) is not None:
         items = load_source(rl.source, split=rl.split, limit=rl.limit, skip=rl.skip)
         # Conversations without a reference answer or tests train SFT but give GRPO no reward to compute.
-        usable = [it for it in items if it.get("answer") is not None or it.get("tests") is not None]
+        usable = [it for it in items if it.answer is not None or it.tests is not None]
         if not usable:
             raise UserError(f"data.rl.source: none of the {len(items)} items of {rl.source!r} has a reference "
                             "answer or tests, so no reward can be computed")  # fmt: skip
@@ -62,7 +63,7 @@ def real_splits(study: Study) -> dict[str, list[dict]]:
     return out
 
 
-def eval_split_names(study: Study, splits: dict[str, list[dict]]) -> list[str]:
+def eval_split_names(study: Study, splits: dict[str, list[Item]]) -> list[str]:
     """The splits every run is evaluated on: the procedural ones present, then the benchmarks in study order."""
     return [s for s in SPLITS if s in splits] + list(study.eval.benchmarks)
 

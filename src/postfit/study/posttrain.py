@@ -15,6 +15,7 @@ from postfit.config.grid import Run
 from postfit.config.recipes import RECIPES, RL, SFT
 from postfit.distributed import barrier, is_main
 from postfit.io import atomic_write_json, read_json
+from postfit.item import Item
 from postfit.layout import RunDir, StudyDir
 from postfit.study.integrity import sweep
 from postfit.study.locks import claim
@@ -23,13 +24,13 @@ from postfit.train.tracking import tracking
 log = logging.getLogger(__name__)
 
 
-def _sft(study: Study, run: Run, model, tokenizer, splits: dict[str, list[dict]], d: RunDir) -> dict:
+def _sft(study: Study, run: Run, model, tokenizer, splits: dict[str, list[Item]], d: RunDir) -> dict:
     from postfit.train.sft import train_sft
 
     return train_sft(model, tokenizer, splits["train"], study.sft, d.path, run.seed, study.data.sft)
 
 
-def _rl(study: Study, run: Run, model, tokenizer, splits: dict[str, list[dict]], d: RunDir) -> dict:
+def _rl(study: Study, run: Run, model, tokenizer, splits: dict[str, list[Item]], d: RunDir) -> dict:
     from postfit.study.data import heldout_split
     from postfit.train.rl import train_rl
 
@@ -53,7 +54,7 @@ def _forget_lost_weights(layout: StudyDir, run: Run) -> None:
             barrier()
 
 
-def posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[dict]], layout: StudyDir):
+def posttrain(study: Study, run: Run, model, tokenizer, splits: dict[str, list[Item]], layout: StudyDir):
     """(post-trained model, training stats) of `run`, whose recipe trains (every recipe but `none`)."""
     from transformers import AutoModelForCausalLM
 

@@ -13,6 +13,7 @@ from postfit.config.recipes import RL, trainers
 from postfit.distributed import is_main, main_first
 from postfit.errors import UserError, writing_under
 from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
+from postfit.item import Item
 from postfit.layout import StudyDir
 from postfit.study.integrity import sweep
 from postfit.study.locks import claim
@@ -36,11 +37,12 @@ def _check_same_study(study: Study, layout: StudyDir) -> None:
                         f"{path} or choose another --out")  # fmt: skip
 
 
-def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[dict]]:
+def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[Item]]:
     from postfit.tasks import make_splits
 
     if layout.manifest.exists():
-        return {split: read_jsonl(layout.split(split)) for split in read_json(layout.manifest)["splits"]}
+        splits = read_json(layout.manifest)["splits"]
+        return {split: [Item.from_json(row) for row in read_jsonl(layout.split(split))] for split in splits}
     from postfit.analysis.contamination import rl_overlaps, study_contamination
     from postfit.study.data import real_splits
 
@@ -54,7 +56,7 @@ def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[dict]]:
                         "the overlapping items out.")  # fmt: skip
     atomic_write_text(layout.study_yaml, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     for split, items in splits.items():
-        write_jsonl(layout.split(split), items)
+        write_jsonl(layout.split(split), [it.to_json() for it in items])
     atomic_write_json(layout.contamination, contamination)
     atomic_write_json(layout.manifest, {"splits": list(splits), "counts": {k: len(v) for k, v in splits.items()}})
     return splits
@@ -76,7 +78,7 @@ def ensure_bases(study: Study, layout: StudyDir, weights: bool = True) -> dict[s
     return {init: str(dirs[init]) for init in study.grid.inits if init in dirs}
 
 
-def check_contamination(study: Study, layout: StudyDir, splits: dict[str, list[dict]]) -> dict:
+def check_contamination(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> dict:
     """Overlap of every training source with every evaluation split (postfit.analysis.contamination): the report
     `ensure_data` stored with the data, or (a directory from before it did) computed now and stored."""
     from postfit.analysis.contamination import study_contamination
@@ -88,10 +90,10 @@ def check_contamination(study: Study, layout: StudyDir, splits: dict[str, list[d
     return report
 
 
-def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[dict]]) -> None:
+def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
     """Before any training: code items need the sandbox's required layers, or the study's opt-in
     (`sandbox.allow_weak`); the layers used are stored in sandbox.json for the report."""
-    if not any(item.get("domain") == "code" for items in splits.values() for item in items):
+    if not any(item.domain == "code" for items in splits.values() for item in items):
         return
     from postfit.sandbox import allow_weak, check
 
@@ -114,7 +116,7 @@ def _check_backends(study: Study) -> None:
         require_vllm("eval.backend")
 
 
-def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, list[dict]], dict[str, str]]:
+def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, list[Item]], dict[str, str]]:
     """The study's data (checked: sandbox, contamination, probes) and its bases (pre-trained ones if `weights`),
     made once and then reused."""
     from postfit.analysis.contamination import drop_items
@@ -131,7 +133,7 @@ def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, l
     return splits, ensure_bases(study, layout, weights)
 
 
-def prepare(study: Study, layout: StudyDir, block: bool = True) -> tuple[dict[str, list[dict]], dict[str, str]]:
+def prepare(study: Study, layout: StudyDir, block: bool = True) -> tuple[dict[str, list[Item]], dict[str, str]]:
     """The first task of a study: its data and base models (under the directory's lock, so one worker makes them
     and the others read them); cheap once done. Checks first that the study can run here.
 

@@ -18,6 +18,7 @@ from postfit.config.recipes import RECIPES
 from postfit.distributed import barrier, device, from_main, is_main
 from postfit.errors import writing_under
 from postfit.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl, sha256, write_jsonl
+from postfit.item import Item
 from postfit.layout import StudyDir, damaged
 from postfit.study.integrity import record_files, run_log, sweep, undo
 from postfit.study.locks import POLL_S, claim, holder, is_stale
@@ -29,7 +30,7 @@ from postfit.ui import stage
 log = logging.getLogger(__name__)
 
 
-def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]], layout: StudyDir) -> list[dict]:
+def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[Item]], layout: StudyDir) -> list[dict]:
     """Build, post-train and evaluate one run; its results.jsonl is written last, so it marks the run done."""
     from postfit.analysis.stats import run_results
     from postfit.evaluation.generate import evaluate_splits
@@ -70,7 +71,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[dict]]
     return rows
 
 
-def work(study: Study, layout: StudyDir, runs: list[Run], splits: dict[str, list[dict]], bases: dict[str, str]):
+def work(study: Study, layout: StudyDir, runs: list[Run], splits: dict[str, list[Item]], bases: dict[str, str]):
     """Train and evaluate every unfinished run of `runs`, each under its lock; runs another worker holds are tried
     again until they are done (or their holder is dead, and the lock is taken over)."""
     pending = list(runs)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from postfit.config import EvalOptions, RLOptions
 from postfit.distributed import is_main
 from postfit.io import write_jsonl
+from postfit.item import Item
 from postfit.layout import RunDir
 from postfit.train.common import train_and_save, trl_kwargs
 from postfit.verify import extract_answer, score_batch
@@ -31,41 +33,40 @@ def _text(completion) -> str:
 def correctness_reward(completions: list, item: list[str], **_) -> list[float]:
     """The evaluation verifier's score of each completion (postfit.verify: procedural, math or code items)."""
     # score_batch is score() item by item, except that code items run in the sandbox in parallel.
-    scored = score_batch([json.loads(it) for it in item], [_text(c) for c in completions])
+    scored = score_batch([Item.from_json(json.loads(it)) for it in item], [_text(c) for c in completions])
     return [value for _, value in scored]
 
 
-def _follows_format(item: dict, text: str) -> bool:
-    """The item's answer convention: a last `Answer: ...` line (procedural), a `\\boxed{}` or final-answer line
-    (math), a ```python block, or for a completion-style item (HumanEval) any code at all (code)."""
-    domain = item.get("domain", "procedural")
+def _follows_format(item: Item | None, text: str) -> bool:
+    """The item's answer convention: a last `Answer: ...` line (procedural, or no item), a `\\boxed{}` or
+    final-answer line (math), a ```python block, or for a completion-style item (HumanEval) any code at all (code)."""
+    domain = "procedural" if item is None else item.domain
     if domain == "math":
         return math_answer(text) is not None
     if domain == "code":
-        return code_block(text) is not None or bool((item.get("meta") or {}).get("code_prefix") and text.strip())
+        return code_block(text) is not None or bool(item.meta.get("code_prefix") and text.strip())
     lines = text.strip().splitlines()
     return bool(lines) and extract_answer(lines[-1]) is not None
 
 
 def format_reward(completions: list, item: list[str] | None = None, **_) -> list[float]:
     """1 when the completion is in its item's answer format (`_follows_format`), else 0."""
-    items = [json.loads(it) for it in item] if item is not None else [{}] * len(completions)
+    items = [Item.from_json(json.loads(it)) for it in item] if item is not None else [None] * len(completions)
     return [1.0 if _follows_format(it, _text(c)) else 0.0 for it, c in zip(items, completions, strict=True)]
 
 
-def rl_dataset(items: list[dict]):
+def rl_dataset(items: list[Item]):
     """Conversational prompts plus the item itself (JSON), which the reward functions receive as a column."""
     from datasets import Dataset
 
-    # Everything the verifier may read (procedural task fields, or a schema item's domain/answer/tests/meta);
-    # not the SFT conversations and traces, which can be tens of thousands of characters per item.
-    heavy = ("messages", "traces", "target")
+    # Everything the verifier may read, not the SFT conversations, traces and targets, which can be tens of
+    # thousands of characters per item.
     return Dataset.from_list(
         [
             {
-                "prompt": [{"role": "user", "content": it["prompt"]}],
-                "item": json.dumps({k: v for k, v in it.items() if k not in heavy}),
-            }  # fmt: skip
+                "prompt": [{"role": "user", "content": it.prompt}],
+                "item": json.dumps(replace(it, messages=[], traces=[], target=None).to_json()),
+            }
             for it in items
         ]
     )
@@ -90,7 +91,7 @@ def _trainer_class():
     return TimedGRPOTrainer
 
 
-def _heldout_callback(tokenizer, items: list[dict], opts: EvalOptions, every: int, rows: list[dict], timer: dict):
+def _heldout_callback(tokenizer, items: list[Item], opts: EvalOptions, every: int, rows: list[dict], timer: dict):
     from transformers import TrainerCallback
 
     from postfit.evaluation.generate import evaluate_splits
@@ -132,7 +133,7 @@ def vllm_kwargs(opts: RLOptions) -> dict:
     }
 
 
-def train_rl(model, tokenizer, items: list[dict], heldout: list[dict], opts: RLOptions, eval_opts: EvalOptions,
+def train_rl(model, tokenizer, items: list[Item], heldout: list[Item], opts: RLOptions, eval_opts: EvalOptions,
              run_dir: Path, seed: int) -> dict:  # fmt: skip
     """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
     from trl import GRPOConfig

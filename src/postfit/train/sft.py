@@ -8,28 +8,29 @@ from pathlib import Path
 from postfit.config import SFTOptions
 from postfit.config.data import SFTData
 from postfit.errors import UserError
+from postfit.item import Item
 from postfit.layout import RunDir
 from postfit.train.common import train_and_save, trl_kwargs
 
 log = logging.getLogger(__name__)
 
 
-def sft_dataset(items: list[dict]):
+def sft_dataset(items: list[Item]):
     """Conversational prompt-completion rows: TRL applies the tokenizer's chat template to both."""
     from datasets import Dataset
 
     return Dataset.from_list(
         [
             {
-                "prompt": [{"role": "user", "content": it["prompt"]}],
-                "completion": [{"role": "assistant", "content": it["target"]}],
+                "prompt": [{"role": "user", "content": it.prompt}],
+                "completion": [{"role": "assistant", "content": it.target}],
             }
             for it in items
         ]
     )
 
 
-def traces_dataset(items: list[dict], tokenizer, opts: SFTOptions, source: SFTData):
+def traces_dataset(items: list[Item], tokenizer, opts: SFTOptions, source: SFTData):
     """Schema items' conversations, pre-tokenised with the model's chat template (postfit.data.traces).
 
     Returns the dataset and the counts of what the length policy and the correctness filter did.
@@ -67,7 +68,7 @@ def plain_loss_trainer():
     return PlainLossSFTTrainer
 
 
-def train_sft(model, tokenizer, items: list[dict], opts: SFTOptions, run_dir: Path, seed: int,
+def train_sft(model, tokenizer, items: list[Item], opts: SFTOptions, run_dir: Path, seed: int,
               source: SFTData | None = None) -> dict:  # fmt: skip
     """Fine-tune `model` in place on `items`; final weights go to run_dir/model, the loss log to train_log.jsonl.
 

@@ -1,7 +1,7 @@
 """Code answers: run the extracted program against the item's tests in postfit's sandbox (postfit.sandbox).
 
 One sandbox run per test, each with its own time and memory limit; an item scores 1.0 only if every test
-passes. Test styles (the `tests` field of postfit.data.schema):
+passes. Test styles (the `tests` field of postfit.item):
 
     assert      the test code runs after the program (HumanEval, MBPP); HumanEval's `def check(candidate)` is
                 called with the entry point when the code does not call it itself
@@ -22,13 +22,14 @@ import ast
 import json
 import logging
 
+from postfit.item import Item
 from postfit.verify.extract import program as extract_program
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 6.0  # per test, LiveCodeBench's default
 MEMORY_MB = 1024  # address space per process
-PREFIX_KEY = "code_prefix"  # item["meta"][PREFIX_KEY]: the code the completion continues (HumanEval's prompt)
+PREFIX_KEY = "code_prefix"  # item.meta[PREFIX_KEY]: the code the completion continues (HumanEval's prompt)
 
 # The header LiveCodeBench prepends to every program (lcb_runner/evaluation/testing_util.py, `import_string`).
 _MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random", "statistics",
@@ -72,33 +73,33 @@ def _functional(program: str, entry_point: str, case: dict) -> tuple[str, str]:
     return program, tests
 
 
-def sandbox_items(item: dict, program: str, *, timeout: float = TIMEOUT_S, memory_mb: int = MEMORY_MB) -> list:
+def sandbox_items(item: Item, program: str, *, timeout: float = TIMEOUT_S, memory_mb: int = MEMORY_MB) -> list:
     """One sandbox Item per test of `item` for `program`, in the tests' order."""
-    from postfit.sandbox import Item
+    from postfit import sandbox
 
-    tests = item.get("tests")
+    tests = item.tests
     if not tests:
-        raise ValueError(f"{item['id']}: a code item without tests cannot be verified")
+        raise ValueError(f"{item.id}: a code item without tests cannot be verified")
     style, limits = tests["style"], {"timeout": timeout, "memory_mb": memory_mb}
     if style == "assert":
         code = tests["code"]
         if _calls_check(code):
             code += f"\n\ncheck({tests['entry_point']})\n"
-        return [Item(id=item["id"], program=program, tests=code, **limits)]
+        return [sandbox.Item(id=item.id, program=program, tests=code, **limits)]
     if style == "stdio":
-        return [Item(id=f"{item['id']}#{i}", program=IMPORT_HEADER + program, stdin=c["input"], expect=c["output"],
-                     **limits) for i, c in enumerate(tests["cases"])]  # fmt: skip
+        return [sandbox.Item(id=f"{item.id}#{i}", program=IMPORT_HEADER + program, stdin=c["input"],
+                             expect=c["output"], **limits) for i, c in enumerate(tests["cases"])]  # fmt: skip
     if style == "functional":
         out = []
         for i, case in enumerate(tests["cases"]):
             prog, code = _functional(IMPORT_HEADER + program, tests["entry_point"], case)
-            out.append(Item(id=f"{item['id']}#{i}", program=prog, tests=code, **limits))
+            out.append(sandbox.Item(id=f"{item.id}#{i}", program=prog, tests=code, **limits))
         return out
-    raise ValueError(f"{item['id']}: unknown test style {style!r}")
+    raise ValueError(f"{item.id}: unknown test style {style!r}")
 
 
-def program_for(item: dict, completion: str) -> str:
-    return extract_program(completion, (item.get("meta") or {}).get(PREFIX_KEY))
+def program_for(item: Item, completion: str) -> str:
+    return extract_program(completion, item.meta.get(PREFIX_KEY))
 
 
 def _run_round(todo: list[tuple[int, object]], passed: list[bool], workers: int | None) -> None:
@@ -115,7 +116,7 @@ def _run_round(todo: list[tuple[int, object]], passed: list[bool], workers: int 
             log.debug("%s: %s (%s)", test.id, verdict.status, verdict.detail)
 
 
-def score_batch(items: list[dict], completions: list[str], *, workers: int | None = None,
+def score_batch(items: list[Item], completions: list[str], *, workers: int | None = None,
                 timeout: float = TIMEOUT_S, memory_mb: int = MEMORY_MB) -> list[tuple[str, float]]:  # fmt: skip
     """(program, 1.0 if every test passed else 0.0) per (item, completion), programs run in parallel.
 
@@ -129,6 +130,6 @@ def score_batch(items: list[dict], completions: list[str], *, workers: int | Non
     return [(p, 1.0 if ok else 0.0) for p, ok in zip(programs, passed, strict=True)]
 
 
-def score(item: dict, completion: str) -> tuple[str, float]:
+def score(item: Item, completion: str) -> tuple[str, float]:
     """(program, value) for one completion; see `score_batch`."""
     return score_batch([item], [completion], workers=1)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 
+from postfit.item import Item
 from postfit.verify.extract import math_answer
 
 # math-verify bounds parsing and comparison with signal.alarm, which only works in the main thread;
@@ -59,11 +60,11 @@ def equivalent(reference: str, answer: str) -> bool:
     return bool(verify(gold, pred, timeout_seconds=timeout))
 
 
-def score(item: dict, completion: str) -> tuple[str | None, float]:
+def score(item: Item, completion: str) -> tuple[str | None, float]:
     """(extracted final answer, 1.0 if it equals the reference else 0.0)."""
-    if item.get("answer") is None:
-        raise ValueError(f"{item.get('id')}: a math item without a reference answer cannot be verified")
+    if item.answer is None:
+        raise ValueError(f"{item.id}: a math item without a reference answer cannot be verified")
     answer = math_answer(completion)
     if answer is None:
         return None, 0.0
-    return answer, 1.0 if equivalent(str(item["answer"]), answer) else 0.0
+    return answer, 1.0 if equivalent(item.answer, answer) else 0.0

@@ -44,6 +44,9 @@ def _set(data: dict, dotted: str, value) -> dict:
         ("tasks.train.0.name", "no_such_task", "tasks.train[0]: unknown reasoning-gym task 'no_such_task'"),
         ("tasks.train.0.config", {"min_termz": 2}, "tasks.train[0]: reasoning-gym rejects config"),
         ("tasks.target", "essay", "tasks.target: Input should be 'trace' or 'answer'"),
+        ("sft.padding_free", "sometimes", "sft.padding_free: Input should be a valid boolean"),
+        ("eval.cuda_graphs", "fast", "eval.cuda_graphs: Input should be a valid boolean"),
+        ("model.attn_implementation", "flash", "model.attn_implementation: Input should be 'sdpa', 'eager'"),
     ],
 )
 def test_bad_values_name_the_key(key, value, expected):
@@ -85,6 +88,16 @@ def test_cli_bad_study_exits_2_and_writes_nothing(tmp_path: Path):
     assert str(bad) in proc.stderr and "sft.learning_rat: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal where there is no GPU")
+def test_cli_liger_without_its_kernels_exits_2_naming_the_key(tmp_path: Path):
+    """Liger's kernels need the extra and a CUDA GPU: a study asking for them anyway stops before writing."""
+    path = tmp_path / "liger.yaml"
+    path.write_text(yaml.safe_dump(_set(_smoke(), "sft.liger", True)))
+    proc = postfit("run", str(path), "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2 and "sft.liger: " in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_cli_yaml_syntax_error_names_line(tmp_path: Path):

@@ -69,3 +69,49 @@ def test_sampling_draws_n_continuations_per_row_in_row_order(model_and_batch):
                             sample=True))  # fmt: skip
     assert draws[0] == draws[1] and len(draws[0]) == 18
     assert draws[0] != [row for row in greedy for _ in range(3)]
+
+
+def test_static_cache_decode_is_decode_with_rows_stopping_at_different_steps(model_and_batch):
+    """The static-cache loop (what a CUDA device replays as a graph) gives the same greedy ids, row for row, as the
+    growing-cache loop; and n seeded draws per row at a temperature near zero are the greedy rows, repeated."""
+    from postfit.config import EvalOptions
+    from postfit.evaluation.generate import decode
+    from postfit.evaluation.static import decode_static
+
+    model, ids, mask = model_and_batch
+    free = decode(model, ids, mask, EvalOptions(max_new_tokens=12), [])
+    stops = sorted({free[0][2], free[3][5]})
+    want = decode(model, ids, mask, EvalOptions(max_new_tokens=12), stops)
+    assert len({len(r) for r in want}) >= 2 and min(len(r) for r in want) < 12, "the test needs rows that stop early"
+    assert decode_static(model, ids, mask, EvalOptions(max_new_tokens=12), stops, graph=False) == want
+    cold = decode_static(model, ids, mask, EvalOptions(max_new_tokens=12, temperature=1e-6), stops, n=3, sample=True,
+                         graph=False)  # fmt: skip
+    assert cold == [row for row in want for _ in range(3)]
+
+
+def test_static_cache_decode_on_a_trained_model(smoke_dir):
+    """On a model post-trained by the smoke study, with its tokenizer, chat template and end-of-turn stops, the
+    static-cache loop's greedy completions of held-out prompts equal the growing-cache loop's."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postfit.config import EvalOptions
+    from postfit.evaluation.generate import decode
+    from postfit.evaluation.prompts import prompt_texts
+    from postfit.evaluation.static import decode_static
+    from postfit.io import read_jsonl
+    from postfit.layout import StudyDir
+    from postfit.models import end_of_turn_ids
+
+    study = StudyDir(smoke_dir)
+    run = next(r for r in study.run_dirs() if r.trained())
+    model = AutoModelForCausalLM.from_pretrained(run.model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(run.model)
+    tokenizer.padding_side = "left"
+    prompts = sorted({r["prompt"] for r in read_jsonl(run.samples)})[:24]
+    texts, raw = prompt_texts(tokenizer, prompts)
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=raw)
+    stops = end_of_turn_ids(tokenizer, model.generation_config)
+    opts = EvalOptions(max_new_tokens=32)
+    want = decode(model, enc["input_ids"], enc["attention_mask"], opts, stops)
+    assert len({len(r) for r in want}) >= 2, "the test needs rows that stop at different steps"
+    assert decode_static(model, enc["input_ids"], enc["attention_mask"], opts, stops, graph=False) == want

@@ -39,17 +39,16 @@ class Variant:
     config_hash: str
 
 
-def preset_config(preset: str, arch: str, tokenizer, max_positions: int):
-    """A transformers config for a preset, wired to the tokenizer's special tokens."""
+def preset_config(preset: str, arch: str, tokenizer, max_positions: int, dims: dict | None = None):
+    """A transformers config for a preset (or `dims` over it: a real model's sizes), wired to the tokenizer's
+    special tokens."""
     from transformers import LlamaConfig, Qwen3Config
 
-    dims = dict(PRESETS[preset])
-    dims["vocab_size"] = len(tokenizer)
+    sizes = {**PRESETS[preset], "vocab_size": len(tokenizer), "max_position_embeddings": max_positions,
+             "tie_word_embeddings": True, **(dims or {})}  # fmt: skip
     cls = {"qwen3": Qwen3Config, "llama": LlamaConfig}[arch]
     return cls(
-        **dims,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
+        **sizes,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -137,22 +136,23 @@ def set_stop_tokens(model, tokenizer) -> None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
-def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32",
-                  chat_template: str | None = None) -> Variant:  # fmt: skip
-    """Load `base` (a model directory or hub id) as is (`pretrained`) or re-initialised (`random`), in `dtype`,
-    with its tokenizer (`load_tokenizer`) and generation stopping at the end of a turn (`set_stop_tokens`)."""
+def build_variant(base: str | Path, init: str, seed: int, dtype: str = "float32", chat_template: str | None = None,
+                  attn_implementation: str | None = None) -> Variant:  # fmt: skip
+    """Load `base` (a model directory or hub id) as is (`pretrained`) or re-initialised (`random`), in `dtype` with
+    `attn_implementation` (null: transformers' default), with its tokenizer (`load_tokenizer`) and generation
+    stopping at the end of a turn (`set_stop_tokens`)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
     tokenizer = load_tokenizer(base, chat_template)
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype, attn = getattr(torch, dtype), attn_implementation
     try:
         if init.partition("@")[0] == "pretrained":  # pretrained@TOKENS: `base` is that checkpoint
-            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
+            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype, attn_implementation=attn)
         elif init == "random":
             config = AutoConfig.from_pretrained(str(base))
             set_seed(seed)
-            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, attn_implementation=attn)
         else:
             raise UserError(f"grid.inits: unknown init {init!r}; expected one of ['pretrained', 'random']")
     except OSError as e:

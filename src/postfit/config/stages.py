@@ -21,6 +21,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Attention = Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3"]
+
+
 class ModelSpec(Strict):
     """The architecture that every variant shares."""
 
@@ -35,6 +38,12 @@ class ModelSpec(Strict):
         "float32",
         description="Dtype of the weights (and optimiser states): `bfloat16` halves the memory of "
         "billion-parameter models, as open-r1's recipes do; training on a GPU uses bf16 autocast either way.",
+    )
+    attn_implementation: Attention | None = Field(
+        None,
+        description="transformers' attention kernel (`attn_implementation`); null: its default (sdpa). "
+        "`flex_attention` or `flash_attention_2`/`_3` (that package installed) attend within each sequence of a "
+        "padding-free batch without computing across them, and turn `sft.padding_free` on.",
     )
     chat_template: str | None = Field(
         None,
@@ -203,6 +212,12 @@ class MemoryOptions(Strict):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass (less memory, ~30% slower): long sequences."
     )
+    liger: bool = Field(
+        False,
+        description="Liger's Triton kernels (TRL's `use_liger_kernel`: fused RMSNorm, RoPE, SwiGLU and a linear + "
+        "cross-entropy that never holds the logits); CUDA and the `liger` extra.",
+    )
+    compile: bool = Field(False, description="`torch.compile` the model for training (transformers' `torch_compile`).")
 
     @model_validator(mode="after")
     def _micro_divides(self) -> MemoryOptions:
@@ -224,6 +239,13 @@ class SFTOptions(MemoryOptions):
     max_length: int = Field(256, ge=16, description="Longest training sequence in tokens (longer ones truncated).")
     checkpoint_steps: int = Field(100, gt=0, description="Save a resumable checkpoint every this many steps.")
     logging_steps: int = Field(10, gt=0, description="Log the training loss every this many steps.")
+    padding_free: bool | None = Field(
+        None,
+        description="Each batch as one row of its sequences laid end to end, with position ids restarting per "
+        "sequence and attention kept inside each (TRL's `padding_free`): no compute on padding, the same loss as "
+        "padded rows (to float rounding). null: on where `model.attn_implementation` attends per sequence "
+        "(flash, flex); with sdpa or eager attention a batch-long row costs more than its padding saves.",
+    )
 
 
 class VLLMOptions(Strict):
@@ -256,6 +278,11 @@ class RLOptions(MemoryOptions):
     max_completion_length: int = Field(56, gt=0, description="Longest sampled completion in tokens.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     vllm: VLLMOptions | None = Field(None, description="Generate the rollouts with vLLM (GPU); null: transformers.")
+    continuous_batching: bool = Field(
+        False,
+        description="Without vLLM, generate the rollouts with transformers' continuous batching (paged attention; "
+        "TRL's `use_transformers_continuous_batching`) instead of `model.generate`.",
+    )
     format_weight: float = Field(
         0.0,
         ge=0,
@@ -297,6 +324,11 @@ class EvalOptions(Strict):
         "`generate`'s greedy search and sampling, finished rows leaving the batch; on every process of a launch) or "
         "`vllm` (vLLM's offline `LLM.generate` on the run's saved model, the same stop tokens, samples and seed; "
         "CUDA and the `gpu` extra). RL's held-out curve always uses `hf`.",
+    )
+    cuda_graphs: bool = Field(
+        True,
+        description="On a CUDA device, `hf` decodes with a static KV cache and replays each step as a CUDA graph "
+        "(the same greedy tokens, several times faster for small models); false, or on a CPU: the growing cache.",
     )
 
     @field_validator("benchmarks")

@@ -33,8 +33,14 @@ from postfit.config.stages import (
 )
 from postfit.errors import UserError
 
-# Where and how a study runs, not what it computes: left out of the fingerprint.
-_UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "report": {"to"}}
+# Where and how a study runs, not what it computes: left out of the fingerprint. The speed options give the same
+# results to float rounding (greedy decoding token for token), so a study may resume with them changed.
+_UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "report": {"to"},
+                    "model": {"attn_implementation"}, "eval": {"cuda_graphs"},
+                    "sft": {"padding_free", "liger", "compile"}, "rl": {"liger", "compile"}}  # fmt: skip
+
+# Options added after studies were first run: at their default they compute what studies did before them.
+_LATER = [("rl", "continuous_batching")]
 
 
 class Study(Strict):
@@ -95,9 +101,12 @@ class Study(Strict):
 
     def fingerprint(self) -> str:
         """Hash of everything that determines results (the description, the sandbox opt-in, the scheduler's
-        `resources`, the trackers of `report.to` and where vLLM's server runs do not)."""
+        `resources`, the trackers of `report.to`, where vLLM's server runs and the speed options do not)."""
         # Where to run is not what is run: vLLM's server address never blocks resuming a study.
         data = self.model_dump(mode="json", exclude=_UNFINGERPRINTED)
+        for section, key in _LATER:  # options added later hash only where they differ from what came before
+            if data[section][key] == type(getattr(self, section)).model_fields[key].default:
+                del data[section][key]
         if vllm := data["rl"].get("vllm"):
             data["rl"]["vllm"] = {k: v for k, v in vllm.items() if k not in ("server_host", "server_port")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

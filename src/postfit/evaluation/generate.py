@@ -7,6 +7,7 @@ import logging
 from postfit.config import EvalOptions
 from postfit.distributed import shard_map, world_size
 from postfit.evaluation.prompts import Completion, prompt_texts
+from postfit.evaluation.static import decode_static, sampler
 from postfit.item import Item
 from postfit.ui import track
 from postfit.verify import is_correct, score_batch
@@ -40,6 +41,7 @@ def generate_completions(model, tokenizer, prompts: list[str] | list[list[dict]]
     # Similar lengths in a batch waste less padding; results go back to the prompts' order. Batches are dealt to
     # the processes of a launch and each is seeded by its number, so one process or eight give the same completions.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    loop = decode_static if opts.cuda_graphs and model.device.type == "cuda" else decode
     tokenizer.padding_side = "left"
     model.eval()
 
@@ -47,7 +49,7 @@ def generate_completions(model, tokenizer, prompts: list[str] | list[list[dict]]
         torch.manual_seed(seed + b)
         enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=raw)
         enc = enc.to(model.device)
-        rows = decode(model, enc["input_ids"], enc["attention_mask"], opts, stops, n=n, sample=sample)
+        rows = loop(model, enc["input_ids"], enc["attention_mask"], opts, stops, n=n, sample=sample)
         new = tokenizer.batch_decode(rows, skip_special_tokens=True)
         done = [(len(row), bool(row) and row[-1] in stops) for row in rows]
         return [[Completion(new[k], *done[k]) for k in range(j * n, (j + 1) * n)] for j in range(len(batch))]
@@ -71,12 +73,8 @@ def decode(model, input_ids, attention_mask, opts: EvalOptions, stops: list[int]
     `generate` (fewer rows per draw).
     """
     import torch
-    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-    warp = LogitsProcessorList()
-    if sample:
-        warp += [TemperatureLogitsWarper(opts.temperature)] if opts.temperature != 1.0 else []
-        warp += [TopPLogitsWarper(opts.top_p)] if opts.top_p < 1.0 else []
+    pick = sampler(opts, sample)
     stop = torch.tensor(sorted(set(stops)), device=input_ids.device)
     cache = growing_cache(model.config, opts.max_new_tokens)
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
@@ -89,11 +87,7 @@ def decode(model, input_ids, attention_mask, opts: EvalOptions, stops: list[int]
         alive = torch.arange(logits.shape[0], device=input_ids.device)  # row number of each row still running
         out: list[list[int]] = [[] for _ in range(logits.shape[0])]
         for step in range(opts.max_new_tokens):
-            if sample:
-                probs = torch.softmax(warp(None, logits), dim=-1)
-                token = torch.multinomial(probs, num_samples=1).squeeze(1)
-            else:
-                token = logits.argmax(-1)
+            token = pick(logits)
             for row, tok in zip(alive.tolist(), token.tolist(), strict=True):
                 out[row].append(tok)
             running = ~torch.isin(token, stop)

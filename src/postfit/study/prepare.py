@@ -105,11 +105,15 @@ def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[Item]])
 
 
 def _check_backends(study: Study) -> None:
-    """vLLM, where the study asks for it, is installed and has a GPU, and so are the trackers of `report.to`:
-    checked before anything is written."""
+    """vLLM and Liger, where the study asks for them, are installed and have a GPU, and so are the trackers of
+    `report.to`: checked before anything is written."""
     from postfit.evaluation.vllm import require_vllm
+    from postfit.train.common import require_liger
 
     require_trackers(study.report.to)
+    for key in ("sft", "rl"):
+        if getattr(study, key).liger:
+            require_liger(f"{key}.liger")
     if study.rl.vllm is not None and any(RL in trainers(r.recipe) for r in grid_runs(study)):
         require_vllm("rl.vllm")
     if study.eval.backend == "vllm":

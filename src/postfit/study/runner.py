@@ -39,7 +39,8 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[Item]]
     from postfit.train.pretrain import pretrain_tokens
 
     d = layout.run(run)
-    variant = build_variant(base, run.init, run.seed, study.model.dtype, study.model.chat_template)
+    spec = study.model
+    variant = build_variant(base, run.init, run.seed, spec.dtype, spec.chat_template, spec.attn_implementation)
     meta = {"run": run.name, "init": run.init, "recipe": run.recipe, "seed": run.seed, "base": base,
             "params": variant.params, "config_hash": variant.config_hash}  # fmt: skip
     meta.update(examples=run.examples, pretrain_tokens=pretrain_tokens(run.init, base))

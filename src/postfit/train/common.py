@@ -87,7 +87,21 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str, key: str = "sf
         # TRL's default suits billion-parameter models on GPUs; tiny models train faster without it.
         activation_checkpointing=getattr(opts, "gradient_checkpointing", False),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        use_liger_kernel=getattr(opts, "liger", False),
+        torch_compile=getattr(opts, "compile", False),
     )
+
+
+def require_liger(key: str) -> None:
+    """UserError naming `key` and the fix when Liger's kernels cannot run: not installed, or no CUDA device."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise UserError(f"{key}: liger-kernel is not installed; install the liger extra (pip install -e '.[liger]')")
+    if not torch.cuda.is_available():
+        raise UserError(f"{key}: Liger's kernels need a CUDA GPU and none is visible; set {key}: false")
 
 
 def complete_checkpoint(path: Path) -> bool:
@@ -144,6 +158,8 @@ def _train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Pa
 
     trainer.remove_callback(PrinterCallback)  # the loss log goes to train_log.jsonl, not stdout
     trainer.add_callback(progress_callback(label))
+    timer = step_timer()
+    trainer.add_callback(timer)
     resume = last_checkpoint(checkpoint_dir)
     if resume:
         log.info("resuming from %s", resume)
@@ -164,4 +180,25 @@ def _train_and_save(trainer, checkpoint_dir: Path, final_dir: Path, log_path: Pa
                 trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     barrier()
-    return {"steps": trainer.state.global_step, "runtime_s": round(runtime, 2), "resumed_from": resume}
+    return {"steps": trainer.state.global_step, "runtime_s": round(runtime, 2), "resumed_from": resume,
+            "step_s": timer.steady()}  # fmt: skip
+
+
+def step_timer():
+    """A Trainer callback timing the optimiser steps; `steady()` is the mean time of the later half of the steps
+    (s), the rate once start-up costs (compilation, the allocator, the first batches) are over; None below 4 steps.
+    A mean over many steps, not single steps: a GPU runs ahead of the Python that queues its work."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+        def steady(self) -> float | None:
+            n, mid = len(self.ends), len(self.ends) // 2
+            return round((self.ends[-1] - self.ends[mid]) / (n - 1 - mid), 5) if n >= 4 else None
+
+    return StepTimer()

@@ -262,11 +262,11 @@ def pretrain(
 
 
 def stand_in_checkpoint(out_dir: Path, shape: str, cfg: PretrainConfig, preset: str = "nano",
-                        arch: str = "qwen3") -> Path:  # fmt: skip
-    """A model directory shaped like a real base checkpoint, built offline: a `preset` architecture with a
-    tokenizer of `shape` (TOKENIZER_SHAPES: "qwen3", "llama3", "base", ...), pre-trained by postfit for
-    `cfg.tokens` tokens; its generation_config names only eos, as real base checkpoints' do. For tests and
-    bench/gpu_check.py, which give it to a study as `model.name_or_path`."""
+                        arch: str = "qwen3", dims: dict | None = None) -> Path:  # fmt: skip
+    """A model directory shaped like a real base checkpoint, built offline: a `preset` architecture (or `dims`
+    over it: a real model's sizes) with a tokenizer of `shape` (TOKENIZER_SHAPES: "qwen3", "llama3", "base", ...),
+    pre-trained by postfit for `cfg.tokens` tokens; its generation_config names only eos, as real base checkpoints'
+    do. For tests and bench/gpu_check.py, which give it to a study as `model.name_or_path`."""
     from postfit.models import PRESETS, preset_config
 
     out_dir = Path(out_dir)
@@ -277,7 +277,7 @@ def stand_in_checkpoint(out_dir: Path, shape: str, cfg: PretrainConfig, preset: 
     tokenizer = train_tokenizer("\n\n".join(docs)[: cfg.tokenizer_chars], PRESETS[preset]["vocab_size"], shape)
     with atomic_dir(BaseDir(work).architecture) as tmp:
         tokenizer.save_pretrained(tmp)
-        preset_config(preset, arch, tokenizer, cfg.seq_len).save_pretrained(tmp)
+        preset_config(preset, arch, tokenizer, cfg.seq_len, dims).save_pretrained(tmp)
         atomic_write_json(tmp / "corpus.json", provenance(cfg.corpus, docs))
     pretrain(cfg, BaseDir(work).architecture, out_dir, work, docs)
     return out_dir

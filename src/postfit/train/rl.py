@@ -148,6 +148,7 @@ def train_rl(model, tokenizer, items: list[Item], heldout: list[Item], opts: RLO
         epsilon=opts.epsilon,
         loss_type=opts.loss_type,
         reward_weights=[1.0, opts.format_weight] if opts.format_weight else None,
+        use_transformers_continuous_batching=opts.continuous_batching,
         **vllm_kwargs(opts),
     )
     rewards = [correctness_reward, format_reward] if opts.format_weight else [correctness_reward]

@@ -68,6 +68,31 @@ def plain_loss_trainer():
     return PlainLossSFTTrainer
 
 
+PER_SEQUENCE_ATTENTION = ("flash_attention_2", "flash_attention_3", "flash_attention_4", "flex_attention")
+
+
+def padding_free(opts: SFTOptions, model) -> bool:
+    """`sft.padding_free`, or where it is null, whether the model's attention works per sequence of a packed row
+    (flash's varlen kernels, flex's block mask): sdpa and eager attend over the whole row, masked, which costs more
+    than the padding saves (bench/gpu_check.py's `sft` stage: 8x slower on a CPU)."""
+    if opts.padding_free is not None:
+        return opts.padding_free
+    return model.config._attn_implementation in PER_SEQUENCE_ATTENTION
+
+
+def padding_free_collator(tokenizer):
+    """TRL's collator in its padding-free form: a batch is one row of its sequences end to end, with position ids
+    restarting at each (attention stays inside a sequence: flash-attention's varlen kernels where installed, else
+    the block-diagonal mask transformers builds from the position ids), and the first token of each unlabelled.
+
+    Set on a trainer built padded (not through `SFTConfig(padding_free=True)`): TRL then prepares, truncates to
+    `max_length` and filters the data exactly as for padded rows, which it refuses to do for padding-free ones.
+    """
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
+
+
 def train_sft(model, tokenizer, items: list[Item], opts: SFTOptions, run_dir: Path, seed: int,
               source: SFTData | None = None) -> dict:  # fmt: skip
     """Fine-tune `model` in place on `items`; final weights go to run_dir/model, the loss log to train_log.jsonl.
@@ -85,6 +110,8 @@ def train_sft(model, tokenizer, items: list[Item], opts: SFTOptions, run_dir: Pa
     )
     dataset, counts = traces_dataset(items, tokenizer, opts, source) if source else (sft_dataset(items), None)
     trainer = plain_loss_trainer()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    if padding_free(opts, model):
+        trainer.data_collator = padding_free_collator(tokenizer)
     stats = train_and_save(trainer, out.checkpoints, out.model, out.train_log, tokenizer, "sft",
                            f"{out.name}, {opts.steps} steps on {len(items)} items")  # fmt: skip
     return {**stats, "sft_data": counts} if counts else stats

@@ -1,7 +1,7 @@
 """GPU check: each of postfit's stages on one CUDA GPU next to a bare baseline on the same device, in minutes.
 
     python bench/gpu_check.py [--shape qwen3-0.6b] [--preset small] [--only STAGE ...] [--sft VARIANT ...]
-                              [--continuous-batching] [--out DIR] [--vllm] [--allow-cpu]
+                              [--continuous-batching] [--processes N] [--out DIR] [--vllm] [--allow-cpu]
 
 The model is a Qwen3-architecture stand-in built here, with a tokenizer shaped like Qwen3 base's (ChatML turns
 ending in <|im_end|>): postfit's `small` preset by default, or with `--shape qwen3-0.6b` Qwen3-0.6B's architecture
@@ -18,7 +18,8 @@ procedural (chain sums with reasoning traces), so nothing needs the hub. Stages,
   `--continuous-batching` also transformers' continuous batching), the time split into generation, reward and
   update, generation tokens/s vs postfit's decoder on the same number of rows;
 - study: a small study end to end through `run_study` (pretrained and random, none and sft+rl; `--vllm`: GRPO and
-  evaluation with vLLM), wall time.
+  evaluation with vLLM; `--processes N`: under `accelerate launch` on N GPUs, configs/accelerate/ddp.yaml), wall
+  time.
 
 MFU is 6 x parameters x trained tokens/s over the bf16 matmul peak measured here first. Each stage prints its
 lines as it ends and the last line is every figure as JSON. Without a CUDA device it exits 2; `--allow-cpu` runs it
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -351,8 +353,17 @@ def stage_study(c: Check) -> None:
         spec["rl"]["vllm"] = {"mode": "colocate", "gpu_memory_utilization": 0.3}
         spec["eval"]["backend"] = "vllm"
     t = time.perf_counter()
-    run_study(parse_study(spec, "gpu_check.py"), c.out / "study")
-    c.add("study (4 runs: none, sft+rl x 2 inits) wall s", round(time.perf_counter() - t, 1))
+    if c.args.processes > 1:  # the study under accelerate, as a user runs it on several GPUs
+        path = c.out / "study.yaml"
+        path.write_text(json.dumps(spec))
+        config = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "ddp.yaml"
+        subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                        "--num_processes", str(c.args.processes), "-m", "postfit", "run", str(path), "--out",
+                        str(c.out / "study")], check=True)  # fmt: skip
+    else:
+        run_study(parse_study(spec, "gpu_check.py"), c.out / "study")
+    c.add(f"study (4 runs: none, sft+rl x 2 inits; {c.args.processes} process(es)) wall s",
+          round(time.perf_counter() - t, 1))  # fmt: skip
 
 
 def main() -> None:
@@ -373,6 +384,7 @@ def main() -> None:
         help="also GRPO with transformers' continuous batching (rl.continuous_batching)",
     )
     ap.add_argument("--out", type=Path, default=None, help="work directory [default: a temporary one]")
+    ap.add_argument("--processes", type=int, default=1, help="GPUs for the study stage, through accelerate launch")
     ap.add_argument("--vllm", action="store_true", help="GRPO rollouts (and the study's evaluation) with vLLM")
     ap.add_argument("--allow-cpu", action="store_true", help="run without CUDA (to check the script)")
     args = ap.parse_args()

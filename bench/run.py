@@ -21,7 +21,8 @@ Each measure runs postfit's own path and a baseline on the same model, data and 
   takes in headless chromium (Debian's, through playwright) until the sample browser shows rows, and to answer a
   filter and a text search.
 Targets (issue "Fast on every stage") are printed next to each ratio; they live here, never in timed tests.
-With `--device cuda`, bench/gpu_check.py's checks run too and their JSON line is included.
+With `--device cuda` both sides of the sft and generate measures run on the GPU (the bare loop under bf16
+autocast, as the Trainer there), and bench/gpu_check.py's checks run too, their JSON line included.
 """
 
 from __future__ import annotations
@@ -94,11 +95,13 @@ def _sft_rows(tokenizer, items: list[Item], max_length: int) -> list[tuple[list[
     return rows
 
 
-def _bare_sft(model, rows: list[tuple[list[int], int]], pad: int, opts, seed: int) -> float:
-    """Seconds for `opts.steps` steps of a plain loop: random batches, right padding, completion-only loss."""
+def _bare_sft(model, rows: list[tuple[list[int], int]], pad: int, opts, seed: int, device: str = "cpu") -> float:
+    """Seconds for `opts.steps` steps of a plain loop: random batches, right padding, completion-only loss; on
+    `device`, under bf16 autocast on CUDA as the Trainer's `bf16` there."""
     import torch
     from transformers import get_scheduler
 
+    model.to(device)
     rng = random.Random(seed)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate, weight_decay=opts.weight_decay)
     sched = get_scheduler(opts.lr_scheduler, optim, math.ceil(opts.warmup_ratio * opts.steps), opts.steps)
@@ -113,16 +116,19 @@ def _bare_sft(model, rows: list[tuple[list[int], int]], pad: int, opts, seed: in
         for row, (x, n_prompt) in enumerate(batch):
             labels[row, :n_prompt] = -100
             labels[row, len(x) :] = -100
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-def bench_sft(work: Path, quick: bool) -> tuple[dict, Path]:
+def bench_sft(work: Path, quick: bool, device: str) -> tuple[dict, Path]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -140,7 +146,7 @@ def bench_sft(work: Path, quick: bool) -> tuple[dict, Path]:
     rows = _sft_rows(tokenizer, items, opts.max_length)
     tokens = sum(len(ids) for ids, _ in rows) / len(rows)
     stats = train_sft(model, tokenizer, items, opts, work / "sft-run", seed=0)
-    bare_s = _bare_sft(bare_model, rows, tokenizer.pad_token_id, opts, seed=0)
+    bare_s = _bare_sft(bare_model, rows, tokenizer.pad_token_id, opts, seed=0, device=device)
     per_step = tokens * opts.batch_size  # the same items, batch size and steps on both sides
     row = {"name": "sft", "what": f"tokens/s, micro preset, {steps} steps of 32 (TRL SFTTrainer vs bare loop)",
            "postfit": per_step * steps / stats["runtime_s"], "baseline": per_step * steps / bare_s,
@@ -149,7 +155,7 @@ def bench_sft(work: Path, quick: bool) -> tuple[dict, Path]:
     return row, work / "sft-run" / "model"
 
 
-def bench_generate(model_dir: Path, quick: bool) -> list[dict]:
+def bench_generate(model_dir: Path, quick: bool, device: str) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -158,7 +164,8 @@ def bench_generate(model_dir: Path, quick: bool) -> list[dict]:
     from postfit.evaluation.prompts import prompt_texts
     from postfit.models import end_of_turn_ids
 
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     prompts = [it.prompt for it in _items(10, 100 if quick else 200)["id_test"]]
     opts = EvalOptions(batch_size=100, max_new_tokens=56, samples=0, k=[])
     stops = end_of_turn_ids(tokenizer, model.generation_config)
@@ -174,6 +181,7 @@ def bench_generate(model_dir: Path, quick: bool) -> list[dict]:
         sample = dict(do_sample=True, temperature=opts.temperature, top_p=opts.top_p, top_k=None) if n > 1 else {}
         for i in range(0, len(texts), per_batch):
             enc = tokenizer(texts[i : i + per_batch], return_tensors="pt", padding=True, add_special_tokens=raw)
+            enc = enc.to(device)
             with torch.inference_mode():
                 out = model.generate(**enc, max_new_tokens=opts.max_new_tokens, eos_token_id=stops,
                                      pad_token_id=tokenizer.pad_token_id, num_return_sequences=n,
@@ -469,9 +477,9 @@ def main() -> None:
 
         setup_logging()
         if want & {"sft", "generate", "grpo"}:
-            sft_row, model_dir = bench_sft(work, args.quick)
+            sft_row, model_dir = bench_sft(work, args.quick, args.device)
             rows += [sft_row] if "sft" in want else []
-            rows += bench_generate(model_dir, args.quick) if "generate" in want else []
+            rows += bench_generate(model_dir, args.quick, args.device) if "generate" in want else []
             rows += [bench_grpo(work, model_dir, args.quick)] if "grpo" in want else []
         rows += [bench_pretrain(work, args.quick)] if "pretrain" in want else []
         rows += bench_report(work) if "report" in want else []

@@ -86,3 +86,33 @@ def test_gpu_recipe_options_run_on_the_cpu(stand_ins, tmp_path):
     assert len(log) == 2
     assert all("kl" in r and "rewards/format_reward/mean" in r for r in log)  # reference model, format reward
     assert "sft_from" not in json.loads((rl / "train.json").read_text())  # RL alone, from the init itself
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_the_cpu(tmp_path):
+    """`bench/gpu_check.py --allow-cpu --preset nano` runs every stage (pre-training, SFT, decoding, GRPO, a study)
+    and ends with its figures as JSON: no stage failed, and both decoding loops gave `model.generate`'s outputs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script), "--allow-cpu", "--preset", "nano", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["failed stages"] == []
+    equal = figures["decode: outputs equal to model.generate's (of 16)"]
+    assert equal == {"static cache + CUDA graphs": 16, "growing cache": 16}
+    assert figures["sft padded (sdpa): s/step (later half)"] > 0 and "study: stage wall s" in figures
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal where there is no GPU")
+def test_gpu_check_without_a_gpu_exits_2():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no CUDA device visible" in proc.stderr

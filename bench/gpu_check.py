@@ -276,51 +276,36 @@ def stage_decode(c: Check) -> None:
 
 def stage_grpo(c: Check) -> None:
     """A few GRPO steps, their time split, and postfit's decoder on as many rows of the same prompts."""
-    import functools
+    from run import reward_timer
 
     from postfit.config import EvalOptions, RLOptions, VLLMOptions
     from postfit.evaluation.generate import generate_completions
     from postfit.models import build_variant
     from postfit.train import rl
 
-    spent = {"reward_s": 0.0}
-    original = rl.correctness_reward
-
-    @functools.wraps(original)
-    def timed(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent["reward_s"] += time.perf_counter() - start
-
-    rl.correctness_reward = timed
     steps = 2 if c.small else 4
     eval_opts = EvalOptions(batch_size=64, max_new_tokens=8, samples=0, k=[])
     items = c.items(64, "rl")
     engines = {"vllm": {"vllm": VLLMOptions(gpu_memory_utilization=0.3)}} if c.args.vllm else {"generate": {}}
     if c.args.continuous_batching:
         engines["continuous batching"] = {"continuous_batching": True}
-    try:
-        for engine, extra in engines.items():
-            opts = RLOptions(steps=steps, batch_size=64, num_generations=8, learning_rate=5e-6, eval_steps=10**6,
-                             max_completion_length=64, heldout_items=1, logging_steps=1, **extra)  # fmt: skip
-            v = build_variant(c.model_dir, "pretrained", 0, c.dtype)
-            spent["reward_s"] = 0.0
-            try:
+    for engine, extra in engines.items():
+        opts = RLOptions(steps=steps, batch_size=64, num_generations=8, learning_rate=5e-6, eval_steps=10**6,
+                         max_completion_length=64, heldout_items=1, logging_steps=1, **extra)  # fmt: skip
+        v = build_variant(c.model_dir, "pretrained", 0, c.dtype)
+        try:
+            with reward_timer() as spent:
                 stats = rl.train_rl(v.model, v.tokenizer, items, items[:1], opts, eval_opts,
                                     c.out / f"grpo-{engine.replace(' ', '')}", seed=0)  # fmt: skip
-            except Exception as e:  # one engine failing leaves the other to measure
-                c.add(f"grpo {engine}: failed", f"{type(e).__name__}: {str(e)[:200]}")
-                continue
-            total = stats["runtime_s"] - stats["heldout_eval_s"]
-            update = total - stats["generate_s"] - spent["reward_s"]
-            c.add(f"grpo {engine}: {steps} steps of 64 completions, s", round(total, 1))
-            c.add(f"grpo {engine}: generation / reward / update s",
-                  (stats["generate_s"], round(spent["reward_s"], 2), round(update, 2)))  # fmt: skip
-            c.add(f"grpo {engine}: generation tokens/s", stats["generated_tokens_per_s"])
-    finally:
-        rl.correctness_reward = original
+        except Exception as e:  # one engine failing leaves the other to measure
+            c.add(f"grpo {engine}: failed", f"{type(e).__name__}: {str(e)[:200]}")
+            continue
+        total = stats["runtime_s"] - stats["heldout_eval_s"]
+        update = total - stats["generate_s"] - spent["reward_s"]
+        c.add(f"grpo {engine}: {steps} steps of 64 completions, s", round(total, 1))
+        c.add(f"grpo {engine}: generation / reward / update s",
+              (stats["generate_s"], round(spent["reward_s"], 2), round(update, 2)))  # fmt: skip
+        c.add(f"grpo {engine}: generation tokens/s", stats["generated_tokens_per_s"])
     sampled = EvalOptions(batch_size=8, max_new_tokens=64, samples=8, k=[8], temperature=1.0)
     model = v.model.to(c.device)
     generate_completions(model, v.tokenizer, [it.prompt for it in items[:8]], sampled, n=8, sample=True)

@@ -28,6 +28,7 @@ autocast, as the Trainer there), and bench/gpu_check.py's checks run too, their 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -222,29 +223,37 @@ def bench_generate(model_dir: Path, quick: bool, device: str) -> list[dict]:
     return rows
 
 
-def bench_grpo(work: Path, model_dir: Path, quick: bool) -> dict:
+@contextlib.contextmanager
+def reward_timer():
+    """Within the block, the seconds GRPO spends in its reward function (`spent["reward_s"]`, growing)."""
     import functools
 
+    from postfit.train import rl
+
+    spent, original = {"reward_s": 0.0}, rl.correctness_reward
+
+    @functools.wraps(original)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent["reward_s"] += time.perf_counter() - start
+
+    rl.correctness_reward = timed
+    try:
+        yield spent
+    finally:
+        rl.correctness_reward = original
+
+
+def bench_grpo(work: Path, model_dir: Path, quick: bool) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from postfit.config import EvalOptions, RLOptions
     from postfit.train import rl
 
-    spent = {"reward_s": 0.0}
-
-    def timed(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent["reward_s"] += time.perf_counter() - start
-
-        return wrapper
-
-    rl.correctness_reward, original = timed(rl.correctness_reward), rl.correctness_reward
-    try:
+    with reward_timer() as spent:
         model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
         items = _items(10, 10)["rl"][:64]
         steps = 4 if quick else 20
@@ -252,8 +261,6 @@ def bench_grpo(work: Path, model_dir: Path, quick: bool) -> dict:
                          eval_steps=10**6, heldout_items=1, logging_steps=1)  # fmt: skip
         stats = rl.train_rl(model, tokenizer, items, items[:1], opts, EvalOptions(batch_size=8, max_new_tokens=8,
                             samples=0, k=[]), work / "grpo-run", seed=0)  # fmt: skip
-    finally:
-        rl.correctness_reward = original
     total = stats["runtime_s"] - stats["heldout_eval_s"]
     parts = {"generation": stats["generate_s"], "reward": spent["reward_s"],
              "update": total - stats["generate_s"] - spent["reward_s"]}  # fmt: skip

@@ -3,7 +3,8 @@
     DIR/
         study.yaml                  the resolved study (a rerun must match it)
         data/<split>.jsonl          the items; data/manifest.json their list (written last: "data made");
-                                    data/contamination.json the overlap checks
+                                    data/contamination.json the overlap checks; data/distance.json each
+                                    evaluated item's distance to the post-training data
         base/                       postfit's tokenizer, config and pre-trained weights (presets)
         runs/<init>-<recipe>[-n<N>]-s<seed>/   one per grid run (RunDir)
         sandbox.json                the sandbox's layers (studies with code items)
@@ -93,6 +94,7 @@ class StudyDir:
     data = property(lambda self: self.root / "data")
     manifest = property(lambda self: self.root / "data" / "manifest.json")
     contamination = property(lambda self: self.root / "data" / "contamination.json")
+    distance = property(lambda self: self.root / "data" / "distance.json")
     base = property(lambda self: BaseDir(self.root / "base"))
     sandbox = property(lambda self: self.root / "sandbox.json")
     results = property(lambda self: self.root / "results.jsonl")

@@ -90,6 +90,28 @@ TRACERS: dict[str, Callable[[Item], str | None]] = {
 }
 
 
+def chain_terms(item: Item) -> tuple[str, ...] | None:
+    """'12 + 7 - 4' -> ('12', '+7', '-4'): the terms of a `+`/`-` chain, each operand with the operator before it,
+    so one changed operand (or operator) changes one term (postfit.analysis.distance's structural distance)."""
+    parsed = _terms(item)
+    if parsed is None:
+        return None
+    numbers, ops = parsed
+    return (str(numbers[0]), *(f"{op}{n}" for op, n in zip(ops, numbers[1:], strict=True)))
+
+
+# Task families with a structure: the terms the structural distance compares. Others have none (None).
+STRUCTURES: dict[str, Callable[[Item], tuple | None]] = {
+    "chain_sum": chain_terms,
+}
+
+
+def structure_terms(item: Item) -> tuple | None:
+    """The item's terms (`STRUCTURES`), or None for items without a structure (other tasks, real data)."""
+    terms = STRUCTURES.get(item.meta.get("task")) if item.domain == "procedural" else None
+    return None if terms is None else terms(item)
+
+
 @cache
 def dataset_names() -> frozenset[str]:
     from reasoning_gym.factory import DATASETS
@@ -180,6 +202,8 @@ def make_splits(tasks) -> dict[str, list[Item]]:
     train = [(f"tasks.train[{i}]", t.name, t.config) for i, t in enumerate(tasks.train)]
     harder = [(f"tasks.train[{i}].harder", t.name, {**t.config, **t.harder})
               for i, t in enumerate(tasks.train) if t.harder is not None]  # fmt: skip
+    near = [(f"tasks.train[{i}].near[{j}]", t.name, {**t.config, **o})
+            for i, t in enumerate(tasks.train) for j, o in enumerate(t.near or [])]  # fmt: skip
     family = [(f"tasks.ood_family[{i}]", t.name, t.config) for i, t in enumerate(tasks.ood_family)]
     rules = [(f"tasks.train[{i}].rule_shift", t.name, t.config)
              for i, t in enumerate(tasks.train) if t.rule_shift is not None]  # fmt: skip
@@ -187,7 +211,8 @@ def make_splits(tasks) -> dict[str, list[Item]]:
     # Test splits are drawn first, so growing train_size never changes the evaluation items.
     plan = [("id_test", train, tasks.test_size), ("ood_harder", harder, tasks.test_size),
             ("ood_family", family, tasks.test_size), ("ood_rule", rules, tasks.test_size),
-            ("train", train, tasks.train_size), ("rl", train, tasks.rl_size)]  # fmt: skip
+            ("ood_near", near, tasks.test_size), ("train", train, tasks.train_size),
+            ("rl", train, tasks.rl_size)]  # fmt: skip
     seen: set[str] = set()
     splits: dict[str, list[Item]] = {}
     for split, specs, total in plan:

@@ -14,7 +14,7 @@ from postfit.config.recipes import NONE, SFT, check_recipe
 from postfit.config.recipes import describe as recipes_in_words
 from postfit.config.scaling import check_init
 
-SPLITS = ("id_test", "ood_harder", "ood_family", "ood_format", "ood_rule")
+SPLITS = ("id_test", "ood_near", "ood_harder", "ood_family", "ood_format", "ood_rule")
 
 
 class Strict(BaseModel):
@@ -100,6 +100,12 @@ class TaskSpec(Strict):
     harder: dict | None = Field(
         None, description="Config overrides for the `ood_harder` split (same family; read for train tasks only)."
     )
+    near: list[dict] | None = Field(
+        None,
+        description="Config overrides for the `ood_near` split, each drawing an equal share of its items: the train "
+        "task a step or a few away from its training items (longer operands, one more term), so accuracy can be "
+        "read against distance between `id_test` and another family (read for train tasks only).",
+    )
     rule_shift: Literal["swap", "octal"] | None = Field(
         None,
         description="The `ood_rule` split: new items of this train task, same question text, under a changed rule "
@@ -112,15 +118,15 @@ class TaskSpec(Strict):
         from postfit.tasks import check_task
 
         check_task(self.name, self.config)
-        if self.harder is not None:
-            check_task(self.name, {**self.config, **self.harder})
+        for override in [self.harder or {}, *(self.near or [])]:
+            check_task(self.name, {**self.config, **override})
         if self.rule_shift is not None and self.name not in ("chain_sum", "basic_arithmetic"):
             raise ValueError(f"rule_shift: needs + / - chains (chain_sum or basic_arithmetic), not {self.name!r}")
         return self
 
 
 class TasksConfig(Strict):
-    """Procedural tasks and their splits: train, id_test, ood_harder, ood_family, ood_format, ood_rule."""
+    """Procedural tasks and their splits: train, id_test, ood_near, ood_harder, ood_family, ood_format, ood_rule."""
 
     train: list[TaskSpec] = Field(min_length=1, description="Task families used for post-training (and id_test).")
     ood_family: list[TaskSpec] = Field(

@@ -44,12 +44,14 @@ def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[Item]]:
         splits = read_json(layout.manifest)["splits"]
         return {split: [Item.from_json(row) for row in read_jsonl(layout.split(split))] for split in splits}
     from postfit.analysis.contamination import rl_overlaps, study_contamination
+    from postfit.analysis.distance import study_distances
     from postfit.study.data import real_splits
 
     # Each may raise UserError: nothing is written before all succeed.
     with stage("data", f"the splits of {study.name}"):
         splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
         contamination = study_contamination(study, splits)
+        distances = study_distances(study, splits)
     if not study.contamination.drop and (problems := rl_overlaps(contamination)):
         raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
                         + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
@@ -58,6 +60,7 @@ def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[Item]]:
     for split, items in splits.items():
         write_jsonl(layout.split(split), [it.to_json() for it in items])
     atomic_write_json(layout.contamination, contamination)
+    atomic_write_json(layout.distance, distances)
     atomic_write_json(layout.manifest, {"splits": list(splits), "counts": {k: len(v) for k, v in splits.items()}})
     return splits
 
@@ -88,6 +91,19 @@ def check_contamination(study: Study, layout: StudyDir, splits: dict[str, list[I
     report = study_contamination(study, splits)
     atomic_write_json(layout.contamination, report)
     return report
+
+
+def check_distances(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> dict:
+    """Each evaluated item's distance to the post-training data (postfit.analysis.distance): what `ensure_data`
+    stored with the data, or (a directory from before it did) computed now and stored."""
+    from postfit.analysis.distance import study_distances
+
+    if layout.distance.exists():
+        return read_json(layout.distance)
+    distances = study_distances(study, splits)
+    if is_main():
+        atomic_write_json(layout.distance, distances)
+    return distances
 
 
 def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
@@ -130,6 +146,7 @@ def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, l
         splits = ensure_data(study, layout)
         check_sandbox(study, layout, splits)
         splits = drop_items(splits, check_contamination(study, layout, splits))  # contamination.drop
+        check_distances(study, layout, splits)
         if study.probes.enabled:
             from postfit.probes import ensure_probe_data
 

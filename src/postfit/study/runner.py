@@ -17,7 +17,7 @@ from postfit.config.grid import Run, grid_runs
 from postfit.config.recipes import RECIPES
 from postfit.distributed import barrier, device, from_main, is_main
 from postfit.errors import writing_under
-from postfit.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl, sha256, write_jsonl
+from postfit.io import atomic_write_json, atomic_write_text, jsonl_text, read_json, read_jsonl, sha256, write_jsonl
 from postfit.item import Item
 from postfit.layout import StudyDir, damaged
 from postfit.study.integrity import record_files, run_log, sweep, undo
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[Item]], layout: StudyDir) -> list[dict]:
     """Build, post-train and evaluate one run; its results.jsonl is written last, so it marks the run done."""
+    from postfit.analysis.distance import annotate, reference_of
     from postfit.analysis.stats import run_results
     from postfit.evaluation.generate import evaluate_splits
     from postfit.models import build_variant
@@ -54,6 +55,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[Item]]
     with stage("eval", f"{run.name} on {', '.join(eval_splits)}"):
         samples = evaluate_splits(model, variant.tokenizer, eval_splits, study.eval, run.seed, saved)  # sharded
     model.to(device())
+    samples = annotate(samples, read_json(layout.distance), reference_of(run))  # prepare stored it
     if is_main():
         write_jsonl(d.samples, samples)
     if study.probes.enabled:

@@ -1,0 +1,156 @@
+"""How far each evaluated item lies from the data a run was post-trained on: the x axis of the report's
+accuracy-against-distance curve (distribution fitting, measured as a curve).
+
+Two distances, each to the item's nearest neighbour among the training items:
+
+- text (any data, real or procedural): 1 minus the largest word n-gram containment, the share of the item's
+  n-grams (prompt and reference answer, `words` of postfit.analysis.contamination) that occur in one training
+  item's text. n = 3 (`N`): items of one template share most of their 3-grams, and one changed operand or word
+  breaks up to three of them, so the distance moves by a step per change; unrelated text shares few 3-grams. 0
+  means every n-gram of the item is in one training item: a copy (the report flags it).
+- structure (where the task has one, postfit.tasks.STRUCTURES): how many terms of the item differ from the
+  nearest training item's, position by position, each missing or extra term counting one (for chain sums a term
+  is an operand with the operator before it: one changed operand, one step); None for items without structure
+  and for items posed in another frame than the training items' (a changed prompt is the text distance's).
+
+`study_distances` computes both once per study, for every set of training data a run of the grid trains on
+(`reference_sets`), and the study keeps them in data/distance.json; each run's evaluation samples carry theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from postfit.analysis.contamination import TRAINING_SPLITS, words
+from postfit.config.recipes import RL, SFT, trainers
+from postfit.item import Item
+
+N = 3
+CHUNK = 256  # evaluation items compared with every training item at once (structure): memory ~ CHUNK x train x terms
+
+
+def item_text(item: Item) -> str:
+    """What the text distance compares: the prompt and the reference answer."""
+    return f"{item.prompt}\n{item.answer or ''}"
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    seq = words(text)
+    m = min(n, len(seq))
+    return {tuple(seq[i : i + m]) for i in range(len(seq) - m + 1)} if seq else set()
+
+
+def text_distances(items: list[Item], train: list[Item], n: int = N) -> list[float]:
+    """1 - the largest share of each item's word n-grams found in a single training item (1.0 with no training
+    items)."""
+    import numpy as np
+
+    index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> the training items that have it
+    for j, it in enumerate(train):
+        for g in _grams(item_text(it), n):
+            index.setdefault(g, []).append(j)
+    postings = {g: np.array(js, dtype=np.int64) for g, js in index.items()}
+    out = []
+    for it in items:
+        grams = _grams(item_text(it), n)
+        hits = [postings[g] for g in grams if g in postings]
+        best = np.bincount(np.concatenate(hits), minlength=1).max() if hits else 0
+        out.append(round(1.0 - best / len(grams), 6) if grams else 1.0)
+    return out
+
+
+def structure_distances(items: list[Item], train: list[Item], terms: Callable[[Item], tuple | None]) -> list:
+    """For each item with terms (`terms(item)`, a tuple of hashables) posed in a training item's frame (the prompt
+    around the question), the fewest differing terms to a training item with terms: position by position, plus one
+    per missing or extra term; None where either side has none."""
+    import numpy as np
+
+    frames = {_frame(it) for it in train}
+    ours = [terms(it) if _frame(it) in frames else None for it in items]
+    theirs = [t for t in map(terms, train) if t is not None]
+    if not theirs:
+        return [None] * len(items)
+    codes: dict = {}
+    longest = max(len(t) for t in [*theirs, *(t for t in ours if t is not None)])
+
+    def encode(rows: list[tuple]) -> np.ndarray:  # -1 pads: a pad against a term is one difference
+        out = np.full((len(rows), longest), -1, dtype=np.int64)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = [codes.setdefault(x, len(codes)) for x in row]
+        return out
+
+    train_codes = encode(theirs)
+    known = [i for i, t in enumerate(ours) if t is not None]
+    result: list = [None] * len(items)
+    for start in range(0, len(known), CHUNK):
+        rows = known[start : start + CHUNK]
+        diff = (encode([ours[i] for i in rows])[:, None, :] != train_codes[None, :, :]).sum(-1)
+        for i, d in zip(rows, diff.min(1).tolist(), strict=True):
+            result[i] = int(d)
+    return result
+
+
+def _frame(item: Item) -> str:
+    """The prompt around the question: items posed in another frame (ood_format, ood_rule) have no structural
+    distance, which counts terms only."""
+    return item.prompt.replace(item.question, "\0") if item.question else item.prompt
+
+
+def reference_sets(study) -> dict[str, tuple[tuple[str, ...], int | None]]:
+    """name -> (training splits, examples) for each distinct set of post-training data a run of the study trains
+    on: "train" (SFT), "rl", "train+rl", with "[:N]" for a data-scaling run's first N SFT examples. A run without
+    post-training (`none`) is measured against the study's SFT data (`reference_of`)."""
+    from postfit.config.grid import grid_runs
+
+    return {reference_of(run): _reference(run) for run in grid_runs(study)}
+
+
+def _reference(run) -> tuple[tuple[str, ...], int | None]:
+    used = trainers(run.recipe)
+    splits = tuple(s for s, t in zip(TRAINING_SPLITS, (SFT, RL), strict=True) if t in used) or ("train",)
+    return splits, run.examples if "train" in splits else None
+
+
+def reference_of(run) -> str:
+    """The name of the training data `run` is measured against (a key of `reference_sets`)."""
+    splits, examples = _reference(run)
+    return "+".join(splits) + (f"[:{examples}]" if examples else "")
+
+
+def study_distances(study, splits: dict[str, list[Item]], n: int = N) -> dict:
+    """{"n": n, "sets": {reference name: {split: {item id: [text, structure]}}}} for every evaluation split of
+    `splits` and every reference set of the study's grid whose training splits exist."""
+    from postfit.tasks import structure_terms
+
+    evals = {s: items for s, items in splits.items() if s not in TRAINING_SPLITS}
+    sets: dict = {}
+    for name, (names, examples) in reference_sets(study).items():
+        names = [s if s in splits else "train" for s in names]  # GRPO without an `rl` split trains on `train`
+        if not all(s in splits for s in names):  # e.g. a `none` run of a study without SFT data
+            continue
+        train = [it for s in dict.fromkeys(names) for it in (splits[s][:examples] if s == "train" and examples
+                                                               else splits[s])]  # fmt: skip
+        sets[name] = {
+            split: {
+                it.id: [t, s]
+                for it, t, s in zip(
+                    items,
+                    text_distances(items, train, n),
+                    structure_distances(items, train, structure_terms),
+                    strict=True,
+                )
+            }  # fmt: skip
+            for split, items in evals.items()
+        }
+    return {"n": n, "sets": sets}
+
+
+def annotate(samples: list[dict], distances: dict, reference: str) -> list[dict]:
+    """The sample rows with "distance" (text) and "structure" of their item against `reference` (rows of splits
+    without distances, e.g. a probe's, are left as they are)."""
+    table = distances.get("sets", {}).get(reference, {})
+    out = []
+    for row in samples:
+        found = table.get(row["split"], {}).get(row["item"])
+        out.append(row if found is None else {**row, "distance": found[0], "structure": found[1]})
+    return out

@@ -1,0 +1,107 @@
+"""Each evaluated item's distance to the post-training data (postfit.analysis.distance): text and structure, stored
+once per study and carried by every evaluation sample."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from postfit.analysis.distance import (
+    annotate,
+    reference_of,
+    reference_sets,
+    structure_distances,
+    study_distances,
+    text_distances,
+)
+from postfit.config import load_study
+from postfit.config.grid import grid_runs
+from postfit.item import TASKS, Item, make_item
+from postfit.tasks import chain_terms, make_splits, structure_terms
+
+
+def _chain(expression: str, split: str = "id_test", frame: str = "Solve: {q} =") -> Item:
+    return Item(id=f"{split}/{expression}", source=TASKS, domain="procedural", prompt=frame.format(q=expression),
+                split=split, answer=str(eval(expression)), question=expression,
+                meta={"task": "chain_sum", "config": "{}", "metadata": {"expression": expression}})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def default_splits():
+    study = load_study("default")[0]
+    return study, make_splits(study.tasks)
+
+
+def test_a_copied_training_item_is_at_distance_0(default_splits):
+    _, splits = default_splits
+    train = splits["train"]
+    copied = replace(train[5], id="id_test/copy", split="id_test")
+    text = text_distances([copied, *splits["id_test"][:20]], train)
+    structure = structure_distances([copied], train, structure_terms)
+    assert text[0] == 0.0 and structure == [0]
+    assert all(0.0 <= d <= 1.0 for d in text) and any(d > 0 for d in text[1:])
+
+
+def test_structure_grows_by_one_per_changed_operand():
+    train = [_chain("4 + 1 - 3")]
+    items = [_chain("4 + 1 - 3"), _chain("4 + 2 - 3"), _chain("5 + 2 - 3"), _chain("5 + 2 + 7"),
+             _chain("4 + 1"), _chain("4 + 1 - 3 + 8"), _chain("4 + 1 - 3", frame="Compute {q}, please")]  # fmt: skip
+    assert structure_distances(items, train, chain_terms) == [0, 1, 2, 3, 1, 1, None]
+    assert chain_terms(_chain("12 + 7 - 4")) == ("12", "+7", "-4")
+
+
+def test_text_distance_orders_the_default_studys_splits(default_splits):
+    """Near the training data the distance is small; a changed prompt, another task family or a rule shift
+    moves items further away; the reference set of a run follows its recipe."""
+    study, splits = default_splits
+    assert set(reference_sets(study)) == {"train", "train+rl"}
+    assert {reference_of(r) for r in grid_runs(study)} == {"train", "train+rl"}
+    table = study_distances(study, splits)
+    assert table["n"] == 3 and set(table["sets"]) == {"train", "train+rl"}
+    mean = {s: sum(v[0] for v in d.values()) / len(d) for s, d in table["sets"]["train"].items()}
+    assert mean["id_test"] < mean["ood_near"] < mean["ood_family"] < mean["ood_rule"]
+    near = {v[1] for v in table["sets"]["train"]["ood_near"].values()}
+    assert {1, 2, 3} <= near, "ood_near spans structural distances"
+    assert {v[1] for v in table["sets"]["train"]["ood_format"].values()} == {None}  # another frame
+    assert set(table["sets"]["train"]) == {"id_test", "ood_near", "ood_harder", "ood_family", "ood_format", "ood_rule"}
+
+
+def test_samples_carry_their_runs_distances():
+    table = {"n": 3, "sets": {"train": {"id_test": {"a": [0.25, 2]}}, "train+rl": {"id_test": {"a": [0.1, 1]}}}}
+    rows = [{"split": "id_test", "item": "a", "sample": -1}, {"split": "adapt:x", "item": "b", "sample": -1}]
+    assert annotate(rows, table, "train+rl") == [{**rows[0], "distance": 0.1, "structure": 1}, rows[1]]
+    assert annotate(rows, {}, "train") == rows  # a study from before distances: samples unchanged
+
+
+def test_real_benchmark_items_get_a_text_distance_to_the_sft_corpus():
+    """Real data has no structure, but every benchmark item is measured against the SFT items' text (prompt and
+    answer): an item that repeats a training problem is at 0, an unrelated one near 1."""
+    sft = [make_item(id=str(i), source="openr1-math", domain="math", prompt=p, split="train", answer=a)
+           for i, (p, a) in enumerate([("Find x if 2x + 3 = 7.", "2"), ("What is the sum of the first 10 positive "
+                                       "integers?", "55")])]  # fmt: skip
+    bench = [make_item(id="m/0", source="math500", domain="math", prompt="Find x if 2x + 3 = 7.", split="math500",
+                       answer="2"),
+             make_item(id="m/1", source="math500", domain="math", prompt="What is the sum of the first 20 positive "
+                       "integers?", split="math500", answer="210"),
+             make_item(id="m/2", source="math500", domain="math", prompt="Compute the determinant of the matrix "
+                       "[[1, 2], [3, 4]].", split="math500", answer="-2")]  # fmt: skip
+    text = text_distances(bench, sft)
+    assert text[0] == 0.0 and 0.0 < text[1] < text[2] and text[2] > 0.8
+    assert structure_distances(bench, sft, structure_terms) == [None, None, None]
+
+
+def test_a_studys_samples_carry_distances(smoke_dir):
+    """`postfit run` stores the distances with the data and every evaluated sample carries its run's."""
+    from postfit.io import read_json, read_jsonl
+    from postfit.layout import StudyDir
+
+    study = StudyDir(smoke_dir)
+    table = read_json(study.distance)
+    for run in study.run_dirs():
+        rows = [r for r in read_jsonl(run.samples) if not r["split"].startswith(("adapt:", "icl:"))]
+        assert rows and all(0.0 <= r["distance"] <= 1.0 for r in rows)
+        meta = read_json(run.run_json)
+        reference = "train" if meta["recipe"] in ("none", "sft") else "train+rl"
+        for r in rows[:20]:
+            assert [r["distance"], r["structure"]] == table["sets"][reference][r["split"]][r["item"]]

@@ -14,9 +14,10 @@ procedural (chain sums with reasoning traces), so nothing needs the hub. Stages,
   PyTorch loop over the same items, batch and optimiser;
 - decode: evaluation's greedy decoding of 128 prompts x 64 new tokens: postfit's static cache and CUDA graphs,
   its growing-cache loop, and a `model.generate` loop: new tokens/s, ms per decoding step, identical outputs;
-- grpo: a few GRPO steps (TRL's GRPOTrainer, rollouts through `model.generate`, with `--vllm` vLLM, and with
-  `--continuous-batching` also transformers' continuous batching), the time split into generation, reward and
-  update, generation tokens/s vs postfit's decoder on the same number of rows;
+- grpo: a few GRPO steps (TRL's GRPOTrainer) with each way of generating the rollouts: `model.generate` (or with
+  `--vllm` vLLM), postfit's static-cache decoder (`rl.rollouts: static`) and with `--continuous-batching`
+  transformers' continuous batching; the time split into generation, reward and update, generation tokens/s, and
+  postfit's evaluation decoder on as many rows;
 - study: a small study end to end through `run_study` (pretrained and random, none and sft+rl; `--vllm`: GRPO and
   evaluation with vLLM; `--processes N`: under `accelerate launch` on N GPUs, configs/accelerate/ddp.yaml), wall
   time.
@@ -287,8 +288,9 @@ def stage_grpo(c: Check) -> None:
     eval_opts = EvalOptions(batch_size=64, max_new_tokens=8, samples=0, k=[])
     items = c.items(64, "rl")
     engines = {"vllm": {"vllm": VLLMOptions(gpu_memory_utilization=0.3)}} if c.args.vllm else {"generate": {}}
+    engines["static"] = {"rollouts": "static"}
     if c.args.continuous_batching:
-        engines["continuous batching"] = {"continuous_batching": True}
+        engines["continuous batching"] = {"rollouts": "continuous_batching"}
     for engine, extra in engines.items():
         opts = RLOptions(steps=steps, batch_size=64, num_generations=8, learning_rate=5e-6, eval_steps=10**6,
                          max_completion_length=64, heldout_items=1, logging_steps=1, **extra)  # fmt: skip
@@ -366,7 +368,7 @@ def main() -> None:
     ap.add_argument(
         "--continuous-batching",
         action="store_true",
-        help="also GRPO with transformers' continuous batching (rl.continuous_batching)",
+        help="also GRPO with transformers' continuous batching (rl.rollouts: continuous_batching)",
     )
     ap.add_argument("--out", type=Path, default=None, help="work directory [default: a temporary one]")
     ap.add_argument("--processes", type=int, default=1, help="GPUs for the study stage, through accelerate launch")

@@ -153,3 +153,40 @@ def test_grpo_raises_in_distribution_reward(smoke_dir, init):
     after = _sampled_reward(smoke_dir / "runs" / f"{init}-sft+rl-s0" / "model", prompts, study.rl.temperature)
     assert 0.1 < before < 0.9, f"the SFT model should be partly right, got reward {before:.3f}"
     assert after - before > SEED_NOISE, (before, after)
+
+
+@pytest.mark.slow
+def test_static_rollouts_train_grpo(smoke_dir, tmp_path):
+    """`rl.rollouts: static` samples GRPO's completions with postfit's static-cache decoder: the steps run, every
+    completion ends at an end-of-turn id or the length limit, and the rewards are the verifier's."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postfit.config import EvalOptions, RLOptions
+    from postfit.io import read_jsonl
+    from postfit.train import rl
+
+    seen: list[list[int]] = []
+    original = rl.static_rollouts
+
+    def spy(trainer, prompt_ids):
+        out = original(trainer, prompt_ids)
+        seen.extend(out)
+        assert len(out) == len(prompt_ids) and all(0 < len(c) <= trainer.max_completion_length for c in out)
+        assert all(c[-1] in trainer.eos_token_ids or len(c) == trainer.max_completion_length for c in out)
+        return out
+
+    study = load_study("smoke")[0]
+    prompts = [Item.from_json(row) for row in read_jsonl(smoke_dir / "data" / "rl.jsonl")][:8]
+    model_dir = smoke_dir / "runs" / "pretrained-sft-s0" / "model"
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    opts = RLOptions(steps=2, batch_size=8, num_generations=4, max_completion_length=study.rl.max_completion_length,
+                     eval_steps=10, heldout_items=1, logging_steps=1, rollouts="static")  # fmt: skip
+    rl.static_rollouts = spy
+    try:
+        stats = rl.train_rl(model, tokenizer, prompts, prompts[:1], opts, EvalOptions(samples=0, k=[]),
+                            tmp_path / "run", seed=0)  # fmt: skip
+    finally:
+        rl.static_rollouts = original
+    assert len(seen) == 2 * 8 and stats["generated_tokens"] == sum(map(len, seen))
+    log = [r for r in read_jsonl(tmp_path / "run" / "train_log.jsonl") if "reward" in r]
+    assert len(log) == 2 and all(0.0 <= r["reward"] <= 1.0 for r in log)

@@ -284,10 +284,11 @@ class RLOptions(MemoryOptions):
     max_completion_length: int = Field(56, gt=0, description="Longest sampled completion in tokens.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     vllm: VLLMOptions | None = Field(None, description="Generate the rollouts with vLLM (GPU); null: transformers.")
-    continuous_batching: bool = Field(
-        False,
-        description="Without vLLM, generate the rollouts with transformers' continuous batching (paged attention; "
-        "TRL's `use_transformers_continuous_batching`) instead of `model.generate`.",
+    rollouts: Literal["generate", "static", "continuous_batching"] = Field(
+        "generate",
+        description="Without vLLM, how the rollouts are generated: `generate` (TRL's `model.generate`), `static` "
+        "(postfit's static-cache decoder, evaluation's loop: CUDA graphs on a GPU) or `continuous_batching` "
+        "(transformers' paged continuous batching, TRL's `use_transformers_continuous_batching`).",
     )
     format_weight: float = Field(
         0.0,

@@ -72,14 +72,20 @@ def rl_dataset(items: list[Item]):
     )
 
 
-def _trainer_class():
+def _trainer_class(rollouts: str = "generate"):
     from trl import GRPOTrainer
 
     class TimedGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer that measures generation time and generated tokens (the rest of a step is the update)."""
+        """GRPOTrainer that measures generation time and generated tokens (the rest of a step is the update), and
+        with `rollouts: static` samples its completions with postfit's static-cache decoder."""
 
         gen_seconds = 0.0
         gen_tokens = 0
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+            if rollouts != "static" or self.use_vllm or images is not None or multimodal_fields:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, **kwargs)
+            return static_rollouts(self, prompt_ids), None
 
         def _generate(self, prompts):
             start = time.perf_counter()
@@ -89,6 +95,31 @@ def _trainer_class():
             return out
 
     return TimedGRPOTrainer
+
+
+def static_rollouts(trainer, prompt_ids: list[list[int]]) -> list[list[int]]:
+    """The completions TRL's `model.generate` path would sample (its temperature and top-p; top-k and min-p are off
+    in postfit's GRPO), ending at the first of its eos ids, from postfit's static-cache decoder: the prompts left
+    padded into one batch, each step replayed as a CUDA graph on a GPU."""
+    import torch
+    from trl.models import unwrap_model_for_generation
+    from trl.trainer.utils import pad
+
+    from postfit.evaluation.static import decode_static
+
+    rows = [torch.tensor(ids) for ids in prompt_ids]
+    ids = pad(rows, padding_value=trainer._tokenizer.pad_token_id, padding_side="left")
+    mask = pad([torch.ones_like(r) for r in rows], padding_value=0, padding_side="left")
+    opts = EvalOptions(max_new_tokens=trainer.max_completion_length, temperature=trainer.temperature,
+                       top_p=trainer.top_p)  # fmt: skip
+    device = trainer.accelerator.device
+    with (
+        unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                    gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+                                    gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model,
+        torch.no_grad(),
+    ):  # fmt: skip
+        return decode_static(model, ids.to(device), mask.to(device), opts, trainer.eos_token_ids, sample=True)
 
 
 def _heldout_callback(tokenizer, items: list[Item], opts: EvalOptions, every: int, rows: list[dict], timer: dict):
@@ -148,11 +179,11 @@ def train_rl(model, tokenizer, items: list[Item], heldout: list[Item], opts: RLO
         epsilon=opts.epsilon,
         loss_type=opts.loss_type,
         reward_weights=[1.0, opts.format_weight] if opts.format_weight else None,
-        use_transformers_continuous_batching=opts.continuous_batching,
+        use_transformers_continuous_batching=opts.rollouts == "continuous_batching",
         **vllm_kwargs(opts),
     )
     rewards = [correctness_reward, format_reward] if opts.format_weight else [correctness_reward]
-    trainer = _trainer_class()(
+    trainer = _trainer_class(opts.rollouts)(
         model=model, reward_funcs=rewards, args=args, train_dataset=rl_dataset(items), processing_class=tokenizer
     )
     heldout_rows: list[dict] = []

@@ -4,6 +4,7 @@ stored samples only."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from postfit.analysis import stats
 from postfit.cli.app import app
 from postfit.io import read_jsonl
 from postfit.report.build import write_report
+from postfit.report.compare import write_comparison
 from postfit.report.results import BOOT_SEED
 from test_report import SEEDS, _table_row, _write_jsonl, assert_self_contained, make_study
 
@@ -135,3 +137,28 @@ def test_bad_input_exits_2_and_writes_nothing(study_dir: Path, tmp_path: Path) -
     out.write_text("a file")
     code, output = cli("compare", str(study_dir), str(_edit(study_dir, "b", lambda run, row: row)), "--out", str(out))
     assert code == 2 and "--out is a file" in output and out.read_text() == "a file"
+
+
+def test_distance_curves_of_several_studies_on_one_figure(study_dir: Path, tmp_path: Path) -> None:
+    """Two studies that store distances: one figure, a panel per recipe, a line per study × init, each line its own
+    study's binned curve; studies without distances (the first test's) get no such figure."""
+    from postfit.report.distance import distance_curves
+    from postfit.report.headline import TEXT_DISTANCE
+    from postfit.report.results import load_study
+    from test_report_distance import make_distance_study
+
+    first = make_distance_study(tmp_path / "near")
+    second = _edit(first, "far", lambda run, row: {**row, "correct": row["correct"] and (row["distance"] or 0) < 0.5})
+    write_comparison([first, second], tmp_path / "cmp")
+    md, page = (tmp_path / "cmp" / "compare.md").read_text(), (tmp_path / "cmp" / "compare.html").read_text()
+    assert "![Greedy pass@1 against distance to the post-training data](plots/compare_distance.png)" in md
+    assert md.index("compare_pass1.png") < md.index("compare_distance.png") < md.index("## Differences")
+    body = re.search(r'<figure class="pf-plot" data-name="compare_distance">(.*?)</figure>', page, re.S).group(1)
+    points = json.loads(re.search(r'class="pf-points">(.*?)</script>', body, re.S).group(1))["points"]
+    labels = {t.split(" · ")[0] for *_, t in points}
+    assert labels == {"distance: pretrained", "distance: random", "far: pretrained", "far: random"}
+    far = distance_curves(load_study(second), TEXT_DISTANCE)[("random", "sft")]
+    assert far[2][-1][0] == 0.0  # every item past distance 0.5 wrong in the edited study
+    assert f"far: random · text distance to the post-training data {far[1][-1]:.4g}: 0" in {t for *_, t in points}
+    write_comparison([study_dir, _edit(study_dir, "again", lambda run, row: row)], tmp_path / "old")
+    assert "compare_distance" not in (tmp_path / "old" / "compare.md").read_text()

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import re
 
-from postfit.report.headline import ADAPT, DROP, ICL, INIT_GAP, RECOVERY, RL, Comparison, comparisons_table, headline
+from postfit.report.headline import (
+    ADAPT,
+    DROP,
+    ICL,
+    INIT_GAP,
+    INITS,
+    RECOVERY,
+    RL,
+    SLOPE,
+    STRUCTURE,
+    TEXT_DISTANCE,
+    Comparison,
+    comparisons_table,
+    headline,
+)
 
 
 def gap(recipe: str, split: str, est: tuple[float, float, float]) -> Comparison:
@@ -107,3 +121,46 @@ def test_verdicts_follow_the_interval():
     assert ratio("sft", "id_test", (0.8, 0.6, 0.95)).verdict() == "random init below pre-trained"
     assert ratio("sft", "id_test", (float("nan"),) * 3).verdict() == "undefined"
     assert drop("random", (-0.1, -0.2, -0.05)).verdict() == "a gain"
+
+
+def slope(subject: str, est: tuple[float, float, float], split: str = TEXT_DISTANCE) -> Comparison:
+    names = {"better": "pre-trained", "worse": "random init"} if subject == INITS else {}
+    quantity = "slope difference" if names else "distance slope"
+    return Comparison(SLOPE, quantity, subject, "sft", split, est, 600, 2, unit="log-odds", **names)
+
+
+def test_a_supported_slope_difference_is_the_third_sentence():
+    """Before RL and the probes: the text distance's difference, not the larger structural one (other units), and
+    never an arm's own slope however steep."""
+    comps = [
+        ratio("sft", "id_test", (0.9, 0.8, 1.0)), gap("sft", "id_test", (0.05, 0.01, 0.09)),
+        drop("random", (0.30, 0.2, 0.4)),
+        slope("pretrained", (-1.0, -1.4, -0.6)), slope("random", (-9.0, -9.9, -8.1)),
+        slope(INITS, (3.0, 2.2, 3.8)), slope(INITS, (5.0, 4.0, 6.0), STRUCTURE),
+        Comparison(RL, "sft+rl − sft", "random", "sft+rl", "id_test", (0.08, 0.02, 0.14), 200, 2, better="sft+rl",
+                   worse="sft"),
+    ]  # fmt: skip
+    lines = headline(comps)
+    assert lines[2] == (
+        "Against text distance to the post-training data, the pre-trained minus random slope of accuracy after sft is "
+        "+3.00 [+2.20, +3.80] log-odds (pre-trained declines less with distance)."
+    )
+    assert sentences(lines) <= 3 and numbers(" ".join(lines)) <= table_numbers(comps)
+    rows = {(r[0], r[2]): r for r in comparisons_table(comps).rows}
+    assert rows[("distance slope, random", TEXT_DISTANCE)][3:] == [
+        "-9.00 log-odds", "[-9.90, -8.10]", "600", "2", "falls with distance"]  # fmt: skip
+    assert rows[("slope difference, pre-trained − random", STRUCTURE)][-1] == "pre-trained declines less with distance"
+    # Without a supported text-distance difference the structural one is stated; without either, RL is.
+    text_null = [c for c in comps if c.split != TEXT_DISTANCE or c.subject != INITS] + [slope(INITS, (0.5, -0.3, 1.3))]
+    assert headline(text_null)[2].startswith("Against structural distance to the post-training data")
+    no_diff = [c for c in comps if c.kind != SLOPE or c.subject != INITS]
+    assert headline(no_diff)[2] == "sft+rl − sft changes random's id_test score by +8.0 [+2.0, +14.0] pp."
+
+
+def test_slope_differences_that_reach_zero_say_so_and_name_no_init():
+    comps = [gap("sft", "id_test", (0.02, -0.03, 0.07)), slope("pretrained", (-1.0, -1.5, -0.5)),
+             slope("random", (0.2, -0.4, 0.8)), slope(INITS, (-1.2, -2.0, 0.1))]  # fmt: skip
+    assert headline(comps)[-1] == "No detectable difference between the inits' slopes of accuracy on distance."
+    verdicts = ["falls with distance", "no detectable trend", "no detectable difference"]
+    assert [c.verdict() for c in comps[1:]] == verdicts
+    assert slope(INITS, (-1.2, -2.0, -0.4)).verdict() == "random init declines less with distance"

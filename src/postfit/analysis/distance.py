@@ -3,11 +3,12 @@ accuracy-against-distance curve (distribution fitting, measured as a curve).
 
 Two distances, each to the item's nearest neighbour among the training items:
 
-- text (any data, real or procedural): 1 minus the largest word n-gram containment, the share of the item's
-  n-grams (prompt and reference answer, `words` of postfit.analysis.contamination) that occur in one training
-  item's text. n = 3 (`N`): items of one template share most of their 3-grams, and one changed operand or word
-  breaks up to three of them, so the distance moves by a step per change; unrelated text shares few 3-grams. 0
-  means every n-gram of the item is in one training item: a copy (the report flags it).
+- text (any data, real or procedural): 1 minus the largest word n-gram Jaccard similarity between the item's
+  n-gram set (prompt and reference answer, `words` of postfit.analysis.contamination) and one training item's.
+  n = 3 (`N`): items of one template share most of their 3-grams, and one changed operand or word breaks up to
+  three of them, so the distance moves by a step per change; unrelated text shares few 3-grams. Jaccard, not
+  containment: a longer item whose start repeats a training item (a fourth term) is not near it, nor a short one
+  inside a longer training item. 0 means the same n-grams as a training item: a copy (the report flags it).
 - structure (where the task has one, postfit.tasks.STRUCTURES): how many terms of the item differ from the
   nearest training item's, position by position, each missing or extra term counting one (for chain sums a term
   is an operand with the operator before it: one changed operand, one step); None for items without structure
@@ -41,8 +42,8 @@ def _grams(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def text_distances(items: list[Item], train: list[Item], n: int = N) -> list[float]:
-    """1 - the largest share of each item's word n-grams found in a single training item (1.0 with no training
-    items)."""
+    """1 - the largest Jaccard similarity of each item's word n-gram set with one training item's (1.0 with no
+    training items)."""
     import numpy as np
 
     index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> the training items that have it
@@ -50,12 +51,16 @@ def text_distances(items: list[Item], train: list[Item], n: int = N) -> list[flo
         for g in _grams(item_text(it), n):
             index.setdefault(g, []).append(j)
     postings = {g: np.array(js, dtype=np.int64) for g, js in index.items()}
+    sizes = np.array([len(_grams(item_text(it), n)) for it in train], dtype=np.float64)
     out = []
     for it in items:
         grams = _grams(item_text(it), n)
         hits = [postings[g] for g in grams if g in postings]
-        best = np.bincount(np.concatenate(hits), minlength=1).max() if hits else 0
-        out.append(round(1.0 - best / len(grams), 6) if grams else 1.0)
+        if not hits:
+            out.append(1.0)
+            continue
+        shared = np.bincount(np.concatenate(hits), minlength=len(train))
+        out.append(round(1.0 - float((shared / (len(grams) + sizes - shared)).max()), 6))
     return out
 
 

@@ -40,7 +40,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def _check(values_by_seed: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
+def checked(values_by_seed: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
     arrays = [np.asarray(v, dtype=float).ravel() for v in values_by_seed]
     if not arrays:
         raise ValueError(f"{what}: no seeds")
@@ -49,8 +49,8 @@ def _check(values_by_seed: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
     return arrays
 
 
-def _check_paired(a_by_seed: Sequence[np.ndarray], b_by_seed: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-    a, b = _check(a_by_seed, "a"), _check(b_by_seed, "b")
+def checked_pairs(a_by_seed: Sequence[np.ndarray], b_by_seed: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    a, b = checked(a_by_seed, "a"), checked(b_by_seed, "b")
     if len(a) != len(b) or any(x.size != y.size for x, y in zip(a, b, strict=True)):
         raise ValueError("paired conditions need the same number of seeds and of items per seed")
     return [a, b]
@@ -83,7 +83,7 @@ def _boot_means(
     return out / n_seeds
 
 
-def _interval(dist: np.ndarray, ci: float) -> tuple[float, float]:
+def percentile_interval(dist: np.ndarray, ci: float) -> tuple[float, float]:
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     if dist.size == 0:
@@ -101,10 +101,10 @@ def bootstrap_ci(
     values_by_seed: list[np.ndarray], n_boot: int = 1000, ci: float = 0.95, rng: np.random.Generator | None = None
 ) -> tuple[float, float, float]:
     """(estimate, lo, hi): mean over seeds of per-seed item means, with a hierarchical percentile bootstrap CI."""
-    arrays = _check(values_by_seed, "values_by_seed")
+    arrays = checked(values_by_seed, "values_by_seed")
     rng = np.random.default_rng(0) if rng is None else rng
     dist = _boot_means([arrays], n_boot, rng, shared_items=True)[0]
-    return (_mean_of_means(arrays), *_interval(dist, ci))
+    return (_mean_of_means(arrays), *percentile_interval(dist, ci))
 
 
 def paired_diff_ci(
@@ -115,10 +115,10 @@ def paired_diff_ci(
     rng: np.random.Generator | None = None,
 ) -> tuple[float, float, float]:
     """(estimate, lo, hi) of mean(a) - mean(b) for two conditions scored on the same items (paired bootstrap)."""
-    conditions = _check_paired(a_by_seed, b_by_seed)
+    conditions = checked_pairs(a_by_seed, b_by_seed)
     rng = np.random.default_rng(0) if rng is None else rng
     dist = _boot_means(conditions, n_boot, rng, shared_items=True)
-    return (_mean_of_means(conditions[0]) - _mean_of_means(conditions[1]), *_interval(dist[0] - dist[1], ci))
+    return (_mean_of_means(conditions[0]) - _mean_of_means(conditions[1]), *percentile_interval(dist[0] - dist[1], ci))
 
 
 def ratio_ci(
@@ -132,14 +132,14 @@ def ratio_ci(
 
     All nan when mean(den) is 0. Resamples whose denominator is 0 are dropped: they have no ratio.
     """
-    conditions = _check_paired(num_by_seed, den_by_seed)
+    conditions = checked_pairs(num_by_seed, den_by_seed)
     den = _mean_of_means(conditions[1])
     if den == 0.0:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(0) if rng is None else rng
     dist = _boot_means(conditions, n_boot, rng, shared_items=True)
     keep = dist[1] != 0.0
-    return (_mean_of_means(conditions[0]) / den, *_interval(dist[0][keep] / dist[1][keep], ci))
+    return (_mean_of_means(conditions[0]) / den, *percentile_interval(dist[0][keep] / dist[1][keep], ci))
 
 
 def drop_ci(
@@ -154,13 +154,13 @@ def drop_ci(
     Splits hold different items, so items are resampled independently per split; seeds are paired by position
     (each seed is one training run scored on every split).
     """
-    conditions = [_check(id_by_seed, "id_by_seed")] + [_check(s, "ood_by_split") for s in ood_by_split]
+    conditions = [checked(id_by_seed, "id_by_seed")] + [checked(s, "ood_by_split") for s in ood_by_split]
     if len(conditions) < 2 or any(len(c) != len(conditions[0]) for c in conditions):
         raise ValueError("drop_ci needs at least one OOD split and the same number of seeds in every split")
     rng = np.random.default_rng(0) if rng is None else rng
     dist = _boot_means(conditions, n_boot, rng, shared_items=False)
     estimate = _mean_of_means(conditions[0]) - float(np.mean([_mean_of_means(c) for c in conditions[1:]]))
-    return (estimate, *_interval(dist[0] - dist[1:].mean(axis=0), ci))
+    return (estimate, *percentile_interval(dist[0] - dist[1:].mean(axis=0), ci))
 
 
 def _by_item(samples: list[dict], split: str) -> dict[str, tuple[bool | None, list[bool]]]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from postfit.analysis.slopes import fit_rows, sigmoid
+
 REACHED = "reached"
 NOT_REACHED = "not reached within the measured range"
 BELOW = "below the measured range"  # random init already matches at less data than the smallest N measured
@@ -39,7 +41,7 @@ class Fit:
     centre: float
 
     def predict(self, n: np.ndarray | float) -> np.ndarray:
-        return _sigmoid(self.a + self.b * (np.log(n) - self.centre))
+        return sigmoid(self.a + self.b * (np.log(n) - self.centre))
 
     def invert(self, acc: float) -> float:
         """The N at which the curve reaches `acc`; nan when it does not rise."""
@@ -80,10 +82,6 @@ class Transfer:
     n_seeds: int
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
-
-
 def _logit(p: float) -> float:
     p = min(max(p, 1e-9), 1 - 1e-9)
     return float(np.log(p / (1 - p)))
@@ -92,27 +90,12 @@ def _logit(p: float) -> float:
 def fit_batch(x: np.ndarray, successes: np.ndarray, trials: np.ndarray, iters: int = 60) -> np.ndarray:
     """Maximum-likelihood (a, b) of sigmoid(a + b x) for each row of `successes` (shape (B, len(x))); (B, 2).
 
-    Newton's method on the binomial log-likelihood, vectorised over the B rows (the bootstrap resamples).
+    Newton's method on the binomial log-likelihood (postfit.analysis.slopes.fit_rows), vectorised over the B rows
+    (the bootstrap resamples).
     """
     s = np.atleast_2d(successes).astype(float) + PSEUDO
     t = np.broadcast_to(np.asarray(trials, dtype=float) + 2 * PSEUDO, s.shape)
-    frac = s / t
-    # Start from the least-squares line through the empirical logits: close to the optimum, so Newton converges.
-    logits = np.log(frac / (1 - frac))
-    xc = x - x.mean()
-    b = (logits * xc).sum(1) / max(float((xc**2).sum()), 1e-12)
-    a = logits.mean(1) - b * x.mean()
-    for _ in range(iters):
-        p = _sigmoid(a[:, None] + b[:, None] * x)
-        r, w = s - t * p, t * p * (1 - p) + 1e-12
-        g0, g1 = r.sum(1), (r * x).sum(1)
-        h00, h01, h11 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
-        det = h00 * h11 - h01**2
-        da, db = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
-        a, b = a + da, b + db
-        if np.max(np.abs(da) + np.abs(db)) < 1e-10:
-            break
-    return np.stack([a, b], axis=1)
+    return fit_rows(x, s / t, t, ridge=0.0, iters=iters)  # the pseudo-counts already keep every fit finite
 
 
 def _counts(cells: list[list[np.ndarray]], seed_idx: np.ndarray | None, item_idx: np.ndarray | None) -> np.ndarray:
@@ -183,7 +166,7 @@ def effective_data(
     for n in ns:
         target = float(fits[0].predict(n))
         point_n = _n_eff(np.array([target]), obs_fits[1], centre, min(ns), max(ns))[0]
-        pre_boot = _sigmoid(boot_fits[0][:, 0] + boot_fits[0][:, 1] * (np.log(n) - centre))
+        pre_boot = sigmoid(boot_fits[0][:, 0] + boot_fits[0][:, 1] * (np.log(n) - centre))
         dist = _n_eff(pre_boot, boot_fits[1], centre, min(ns), max(ns))
         lo, hi = _quantiles(dist, ci)
         if fits[1].b <= 1e-9:
@@ -198,7 +181,7 @@ def effective_data(
     grid = np.exp(np.linspace(x_raw.min(), x_raw.max(), 60))
     bands = {}
     for name, bf in zip(("pretrained", "random"), boot_fits, strict=True):
-        curves = _sigmoid(bf[:, :1] + bf[:, 1:] * (np.log(grid) - centre)[None, :])
+        curves = sigmoid(bf[:, :1] + bf[:, 1:] * (np.log(grid) - centre)[None, :])
         alpha = (1 - ci) / 2
         bands[name] = (np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0))
     return Transfer(fits[0], fits[1], points, grid, bands, n_items, n_seeds)

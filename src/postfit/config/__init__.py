@@ -1,6 +1,6 @@
 """The study file's schema, the single source of truth for every option: the study (study.py), the blocks of each
-stage (stages.py), real data and benchmarks (data.py), scaling axes and probes (scaling.py), the recipes
-(recipes.py) and the grid of runs they make (grid.py).
+stage (stages.py; training.py for SFT and RL), real data and benchmarks (data.py), scaling axes and probes
+(scaling.py), the recipes (recipes.py) and the grid of runs they make (grid.py).
 
 May import data (for the names of sources and benchmarks), models, tasks and errors.
 """
@@ -9,19 +9,16 @@ from postfit.config.stages import (
     SPLITS,
     EvalOptions,
     GridConfig,
-    MemoryOptions,
     ModelSpec,
     PretrainConfig,
     ReportOptions,
     ResourcesOptions,
-    RLOptions,
     SandboxOptions,
-    SFTOptions,
     TasksConfig,
     TaskSpec,
-    VLLMOptions,
 )
 from postfit.config.study import Study, builtin_studies, load_study, options_markdown, options_table, parse_study
+from postfit.config.training import MemoryOptions, RLOptions, SFTOptions, VLLMOptions
 
 __all__ = [
     "SPLITS", "EvalOptions", "GridConfig", "MemoryOptions", "ModelSpec", "PretrainConfig", "RLOptions",

@@ -25,12 +25,11 @@ from postfit.config.stages import (
     PretrainConfig,
     ReportOptions,
     ResourcesOptions,
-    RLOptions,
     SandboxOptions,
-    SFTOptions,
     Strict,
     TasksConfig,
 )
+from postfit.config.training import RLOptions, SFTOptions
 from postfit.errors import UserError
 
 # Where and how a study runs, not what it computes: left out of the fingerprint. The speed options give the same

@@ -15,7 +15,8 @@ from postfit.io import atomic_write_bytes, atomic_write_text
 from postfit.report.blocks import Block, Heading, Para, Plot
 from postfit.report.browser import samples_block
 from postfit.report.comparisons import comparisons
-from postfit.report.headline import comparisons_table, headline
+from postfit.report.distance import distance_blocks
+from postfit.report.headline import SLOPE, comparisons_table, headline
 from postfit.report.main import (
     contamination_blocks,
     estimate_table,
@@ -36,10 +37,14 @@ log = logging.getLogger(__name__)
 HEADLINE_RULES = (
     "How the headline is chosen (postfit.report.headline): first, the largest pre-trained minus random difference "
     "after post-training whose interval excludes zero, with the recovery ratio there; then the largest ID-to-OOD "
-    "drop whose interval excludes zero; then the largest supported RL or probe effect. Where no interval excludes "
-    "zero the headline says so; a probe whose every estimate is zero with a zero-width interval is reported as "
-    "unable to measure. Intervals: {ci} bootstrap over seeds, then items within each seed, paired where two "
-    "models are compared."
+    "drop whose interval excludes zero; then {third}. Where no interval excludes zero the headline says so; a probe "
+    "whose every estimate is zero with a zero-width interval is reported as unable to measure. Intervals: {ci} "
+    "bootstrap over seeds, then items within each seed, paired where two models are compared."
+)
+THIRD = "the largest supported RL or probe effect"
+THIRD_WITH_DISTANCE = (  # a study that stores distances (report/distance.py)
+    "the largest supported pre-trained minus random difference of the slopes of accuracy on distance to the "
+    f"post-training data (text distance first), else {THIRD}"
 )
 
 
@@ -52,7 +57,9 @@ def top_blocks(study: StudyResults, main: dict, comps: list) -> list[Block]:
         figure = inits_plot(main, study.splits, study.ci)
         blocks.append(Plot("headline", "Greedy pass@1 per split: pre-trained vs random init, per recipe", figure))
     if comps:
-        blocks += [Heading("Comparisons"), comparisons_table(comps), Para(HEADLINE_RULES.format(ci=f"{study.ci:.0%}"))]
+        third = THIRD_WITH_DISTANCE if any(c.kind == SLOPE for c in comps) else THIRD
+        rules = HEADLINE_RULES.format(ci=f"{study.ci:.0%}", third=third)
+        blocks += [Heading("Comparisons"), comparisons_table(comps), Para(rules)]
     return blocks
 
 
@@ -93,6 +100,7 @@ def build_blocks(study: StudyResults) -> list[Block]:
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Out of distribution"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
+    blocks += distance_blocks(study, comps)
     blocks += probe_blocks(study, comps) + rl_blocks(study) + loss_blocks(study) + budget_blocks(study)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)

@@ -4,6 +4,7 @@ Each study is read from its stored files only (results.load_study), as the repor
 studies' greedy pass@1 tables side by side on the splits they share, and for every init × recipe two studies both
 have, the difference to the first study with a bootstrap interval paired by seed and item. Items pair only where
 both studies stored the same prompt and reference under the same id: a study built from other data pairs nothing.
+Where studies store distances to their post-training data, one figure overlays their accuracy-against-distance curves.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from postfit.analysis import stats
 from postfit.errors import UserError
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.build import write_pages
-from postfit.report.headline import Comparison
+from postfit.report.distance import distance_curves
+from postfit.report.headline import TEXT_DISTANCE, Comparison
 from postfit.report.main import pct
-from postfit.report.plots import bar_plot
+from postfit.report.plots import Curve, bar_plot, curves_plot, paired_styles
 from postfit.report.results import (
     BOOT_SEED,
     RunResults,
@@ -143,6 +145,26 @@ def compare_headline(comps: list[Comparison]) -> list[str]:
     return out
 
 
+def distance_overlay(studies: list[StudyResults], names: list[str]) -> list[Block]:
+    """Greedy pass@1 against text distance, one panel per recipe, one line per study × init; nothing when no study
+    stores distances."""
+    panels: dict[str, list[Curve]] = {}
+    groups: dict[str, tuple[str, str]] = {}
+    for name, study in zip(names, studies, strict=True):
+        for (init, recipe), (_, x, est) in distance_curves(study, TEXT_DISTANCE).items():
+            panels.setdefault(f"after {recipe}", []).append((f"{name}: {init}", x, est))
+            groups[f"{name}: {init}"] = (name, init)
+    if not panels:
+        return []
+    title, styles = "Accuracy against distance, by study", paired_styles(groups)
+    figure = curves_plot(panels, "text distance to the post-training data", "greedy pass@1 (%)", title,
+                         xscale="linear", styles=styles, min_width=8.0)  # fmt: skip
+    text = ("Greedy pass@1 against each item's text distance to its run's post-training data, one panel per recipe, "
+            "one line per study × init: each study's items binned on its own pooled distances, with its own CIs; "
+            "each study's report states the slopes.")  # fmt: skip
+    return [Plot("compare_distance", "Greedy pass@1 against distance to the post-training data", figure), Para(text)]
+
+
 def compare_blocks(studies: list[StudyResults]) -> list[Block]:
     names = labels(studies)
     splits = shared_splits(studies, names)
@@ -158,6 +180,7 @@ def compare_blocks(studies: list[StudyResults]) -> list[Block]:
     blocks += [Para(" ".join(sentences), lead=True)] if sentences else []
     if bars:
         blocks += [Plot("compare_pass1", "Greedy pass@1 by study, init × recipe", bar_plot(bars, splits, base.ci))]
+    blocks += distance_overlay(studies, names)
     blocks += [
         Heading(f"Differences to {names[0]} (pp)"),
         Para(

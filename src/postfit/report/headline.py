@@ -2,7 +2,8 @@
 chosen from them by fixed rules. From stored samples only.
 
 A comparison is one estimate with its interval: a recovery ratio or a paired difference between inits, an
-ID-to-OOD drop, what RL changed, a probe's gain. Its verdict is worded from the interval alone ("no detectable
+ID-to-OOD drop, the slope of accuracy on distance to the post-training data (an arm's, or pre-trained minus random),
+what RL changed, a probe's gain. Its verdict is worded from the interval alone ("no detectable
 difference" when a difference's interval reaches zero). The headline (`headline`) states the strongest supported
 findings, in this order, one sentence each:
 
@@ -11,8 +12,12 @@ findings, in this order, one sentence each:
    that no difference is detectable, naming the largest estimate.
 2. Distribution shift: the largest ID-to-OOD drop (or gain) after post-training whose interval excludes zero, with
    the other init's drop after the same recipe; or that no drop is detectable.
-3. RL and learning to learn: the largest supported RL change or probe effect; or that none is detectable, and which
-   of them could not move at all (every estimate zero with a zero-width interval: unable to measure).
+3. Distance, RL and learning to learn: the supported pre-trained minus random difference of distance slopes of
+   largest magnitude (text distance before the structural one: their units differ), since it measures the study's
+   question continuously (do the inits part away from the post-training data?); else the largest supported RL
+   change or probe effect; or that none of them is detectable, and which could not move at all (every estimate zero
+   with a zero-width interval: unable to measure). An arm's own slope is never a headline: accuracy falling with
+   distance is expected, only the difference between inits says what pre-training does.
 
 Every number of the headline is formatted by the same function as its row of the comparisons table.
 """
@@ -28,12 +33,17 @@ from postfit.report.blocks import Table
 
 INIT_GAP, RECOVERY, DROP = "init gap", "recovery", "ID→OOD drop"
 RL, ICL, ADAPT = "RL change", "in-context", "adaptation"
+SLOPE = "distance slope"
+INITS = "pre-trained − random"  # the subject of a difference between the two inits
+TEXT_DISTANCE, STRUCTURE = "text distance", "structural distance"  # the `split` of a slope comparison
+_SUFFIX = {"pp": " pp", "log-odds": " log-odds"}
 
 
 @dataclass(frozen=True)
 class Comparison:
     """One estimate with its interval. `kind` is one of the names above; `subject` says whose estimate it is (an
-    init, a model, or "pre-trained − random"); `unit` "pp" (a difference of two accuracies) or "ratio"."""
+    init, a model, or "pre-trained − random"); `unit` "pp" (a difference of two accuracies), "ratio", or "log-odds"
+    (a slope per unit of distance, or a difference of two)."""
 
     kind: str
     quantity: str
@@ -61,7 +71,7 @@ class Comparison:
         return self.unit == "pp" and self.est == (0.0, 0.0, 0.0)
 
     def _num(self, x: float) -> str:
-        return f"{x:.2f}" if self.unit == "ratio" else f"{100 * x:+.1f}"
+        return {"ratio": f"{x:.2f}", "log-odds": f"{x:+.2f}"}.get(self.unit, f"{100 * x:+.1f}")
 
     def interval(self) -> str:
         return "—" if np.isnan(self.est[0]) else f"[{self._num(self.est[1])}, {self._num(self.est[2])}]"
@@ -69,13 +79,13 @@ class Comparison:
     def value(self) -> str:
         if np.isnan(self.est[0]):
             return "undefined (pre-trained score is 0)"
-        return self._num(self.est[0]) + (" pp" if self.unit == "pp" else "")
+        return self._num(self.est[0]) + _SUFFIX.get(self.unit, "")
 
     def text(self) -> str:
         """The estimate with its interval as the headline prints it: '0.40 [0.25, 0.58]', '+45.0 [+30.0, +60.0] pp'."""
         if np.isnan(self.est[0]):
             return self.value()
-        return f"{self._num(self.est[0])} {self.interval()}" + (" pp" if self.unit == "pp" else "")
+        return f"{self._num(self.est[0])} {self.interval()}" + _SUFFIX.get(self.unit, "")
 
     def verdict(self) -> str:
         if np.isnan(self.est[0]):
@@ -86,6 +96,11 @@ class Comparison:
             return "random init below pre-trained" if self.est[2] < 1 else "random init above pre-trained"
         if self.kind == DROP:
             return "no detectable drop" if not self.supported else ("a drop" if self.est[0] > 0 else "a gain")
+        if self.kind == SLOPE and self.subject != INITS:  # an arm's own slope
+            trend = "rises" if self.est[0] > 0 else "falls"
+            return f"{trend} with distance" if self.supported else "no detectable trend"
+        if self.kind == SLOPE and self.supported:  # a larger slope is a smaller decline, whatever the signs
+            return f"{self.better if self.est[0] > 0 else self.worse} declines less with distance"
         if not self.supported:
             return "no detectable difference"
         return f"{self.better} higher" if self.est[0] > 0 else f"{self.worse} higher"
@@ -163,10 +178,21 @@ def _drop_sentence(comps: list[Comparison]) -> str | None:
 _EFFECT = {RL: "RL", ICL: "in-context examples", ADAPT: "adaptation"}
 
 
-def _rest_sentence(comps: list[Comparison]) -> str | None:
-    rest = [c for c in comps if c.kind in _EFFECT]
-    if not rest:
+def _slope_sentence(diffs: list[Comparison]) -> str | None:
+    best = _largest([c for c in diffs if c.split == TEXT_DISTANCE]) or _largest(diffs)
+    if best is None:
         return None
+    return (f"Against {best.split} to the post-training data, the pre-trained minus random slope of accuracy after "
+            f"{best.recipe} is {best.text()} ({best.verdict()}).")  # fmt: skip
+
+
+def _rest_sentence(comps: list[Comparison]) -> str | None:
+    diffs = [c for c in comps if c.kind == SLOPE and c.subject == INITS]
+    rest = [c for c in comps if c.kind in _EFFECT]
+    if not rest and not diffs:
+        return None
+    if slope := _slope_sentence(diffs):
+        return slope
     best = _largest(rest)
     if best is not None:
         if best.kind == RL:
@@ -183,6 +209,8 @@ def _rest_sentence(comps: list[Comparison]) -> str | None:
     parts = []
     if kinds:
         parts.append(f"no detectable effect of {' or '.join(_EFFECT[k] for k in kinds)}")
+    if diffs:
+        parts.append("no detectable difference between the inits' slopes of accuracy on distance")
     if frozen:
         parts.append(f"the {' and '.join(k for k in frozen)} probe{'s' * (len(frozen) > 1)} cannot measure at this "
                      "scale (every estimate +0.0 [+0.0, +0.0] pp)")  # fmt: skip

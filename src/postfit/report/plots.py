@@ -21,31 +21,54 @@ Curve = tuple[str, list[float], list[tuple[float, float, float]]]  # label, x, (
 
 
 def _style(label: str, labels: list[str]) -> dict:
-    """Colour by the label's first word (the init), so one model's before and after share a colour."""
+    """Colour by the label's first word (the init), so one model's before and after share a colour; "(before)"
+    dashed."""
     heads = list(dict.fromkeys(x.split(" ")[0] for x in labels))
-    return {"color": f"C{heads.index(label.split(' ')[0]) % 10}"}
+    return {"color": f"C{heads.index(label.split(' ')[0]) % 10}", "ls": "--" if label.endswith("(before)") else "-"}
+
+
+def paired_styles(labels: dict[str, tuple[str, str]]) -> dict[str, dict]:
+    """label -> line style, for labels that belong to a (group, member) such as (recipe, init) or (study, init): a
+    colour of its own per line, so that each band joins its line in report.html (members in order within a group:
+    with one recipe, pre-trained and random get the headline figure's colours), the first member solid, the next
+    dashed."""
+    groups = list(dict.fromkeys(g for g, _ in labels.values()))
+    members = list(dict.fromkeys(m for _, m in labels.values()))
+    out = {}
+    for label, (group, member) in labels.items():
+        j = members.index(member)
+        out[label] = {
+            "color": f"C{(groups.index(group) * len(members) + j) % 10}",
+            "ls": ["-", "--", ":", "-."][j % 4],
+        }
+    return out
 
 
 def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title: str, xscale: str = "log",
-                linthresh: float = 1.0) -> Drawn:  # fmt: skip
-    """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent."""
-    from matplotlib.ticker import FuncFormatter
+                linthresh: float = 1.0, styles: dict[str, dict] | None = None,
+                min_width: float = 0.0) -> Drawn:  # fmt: skip
+    """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent. `styles`:
+    label -> line style (colour and ls), else colour by init and dashed "(before)" lines; `min_width` in inches, for
+    a long legend beside few panels."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    fig = new_figure(4.2 * len(panels) + 1.2, 3.8)
+    fig = new_figure(max(4.2 * len(panels) + 1.2, min_width), 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
     labels = list(dict.fromkeys(c[0] for curves in panels.values() for c in curves))
     for ax, (name, curves) in zip(axes, panels.items(), strict=True):
         for label, x, est in curves:
             v, lo, hi = (100 * np.array([e[i] for e in est]) for i in range(3))
-            style = _style(label, labels)
-            ls = "--" if label.endswith("(before)") else "-"
-            ax.plot(x, v, marker="o", ms=3, lw=1.5, ls=ls, label=label, **style)
-            ax.fill_between(x, lo, hi, alpha=0.15, **style)
+            style = (styles or {}).get(label) or _style(label, labels)
+            ax.plot(x, v, marker="o", ms=3, lw=1.5, label=label, **style)
+            ax.fill_between(x, lo, hi, alpha=0.15, color=style["color"])
         if xscale == "symlog":
             ax.set_xscale("symlog", linthresh=linthresh)
         else:
             ax.set_xscale(xscale)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 200, not 2x10^2
+        if xscale != "linear":
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 200, not 2x10^2
+        elif all(float(v).is_integer() for _, x, _ in curves for v in x):  # a count, such as the structural distance
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(title=name, xlabel=xlabel, ylim=(-2, 102))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)

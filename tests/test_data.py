@@ -362,3 +362,26 @@ def test_private_tests_refuse_pickled_objects():
     blob = base64.b64encode(zlib.compress(pickle.dumps(Path("/etc/passwd")))).decode()
     with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
         code_benchmarks.decode_private_tests(blob)
+
+
+def test_paper_study_benchmarks_get_a_text_distance_to_its_sft_corpus(hub_snapshot):
+    """The paper-scale study's distance path on the offline fixtures: MATH-500 and AIME 2024 items measured against
+    OpenR1-Math's SFT items for each training set of its grid, as `postfit run paper` stores them; a benchmark item
+    that repeats an SFT problem is at 0, and real items have no structural distance."""
+    from dataclasses import replace
+
+    from postfit.analysis.distance import study_distances
+    from postfit.config import load_study
+
+    study = load_study("paper")[0]
+    sft = _load(hub_snapshot, SOURCES, "openr1-math")
+    bench = {name: _load(hub_snapshot, BENCHMARKS, name) for name in ("math500", "aime24")}
+    bench["math500"].append(replace(sft[0], id="math500/copy", source="math500", split="math500"))
+    table = study_distances(study, {"train": sft, **bench})
+    assert table["sets"], "the paper study's grid trains on SFT data"
+    for sets in table["sets"].values():
+        assert set(sets) == {"math500", "aime24"}
+        values = [v for split in sets.values() for v in split.values()]
+        assert all(0.0 <= text <= 1.0 and structure is None for text, structure in values)
+        assert sets["math500"]["math500/copy"] == [0.0, None]
+        assert all(text > 0.5 for key, (text, _) in sets["math500"].items() if key != "math500/copy")

@@ -69,9 +69,10 @@ def test_text_distance_orders_the_default_studys_splits(default_splits):
 
 def test_samples_carry_their_runs_distances():
     table = {"n": 3, "sets": {"train": {"id_test": {"a": [0.25, 2]}}, "train+rl": {"id_test": {"a": [0.1, 1]}}}}
-    rows = [{"split": "id_test", "item": "a", "sample": -1}, {"split": "adapt:x", "item": "b", "sample": -1}]
-    assert annotate(rows, table, "train+rl") == [{**rows[0], "distance": 0.1, "structure": 1}, rows[1]]
-    assert annotate(rows, {}, "train") == rows  # a study from before distances: samples unchanged
+    rows = [{"split": "id_test", "item": "a", "sample": -1}, {"split": "math500", "item": "b", "sample": -1}]
+    unknown = {"distance": None, "structure": None}
+    assert annotate(rows, table, "train+rl") == [{**rows[0], "distance": 0.1, "structure": 1}, {**rows[1], **unknown}]
+    assert annotate(rows, {}, "") == [{**row, **unknown} for row in rows]  # `postfit eval`: no known SFT data
 
 
 def test_real_benchmark_items_get_a_text_distance_to_the_sft_corpus():

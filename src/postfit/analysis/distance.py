@@ -151,11 +151,11 @@ def study_distances(study, splits: dict[str, list[Item]], n: int = N) -> dict:
 
 
 def annotate(samples: list[dict], distances: dict, reference: str) -> list[dict]:
-    """The sample rows with "distance" (text) and "structure" of their item against `reference` (rows of splits
-    without distances, e.g. a probe's, are left as they are)."""
+    """The sample rows with "distance" (text) and "structure" of their item against `reference`; null for an item
+    without one (no training data to measure against: a checkpoint evaluated by `postfit eval`)."""
     table = distances.get("sets", {}).get(reference, {})
     out = []
     for row in samples:
-        found = table.get(row["split"], {}).get(row["item"])
-        out.append(row if found is None else {**row, "distance": found[0], "structure": found[1]})
+        text, structure = table.get(row["split"], {}).get(row["item"], (None, None))
+        out.append({**row, "distance": text, "structure": structure})
     return out

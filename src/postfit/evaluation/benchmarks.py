@@ -106,6 +106,7 @@ def results(run: dict, samples: list[dict], ks: list[int], n_boot: int = 1000, c
 def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts: EvalOptions, *,
                         limit: int | None = None, seed: int = 0) -> list[dict]:  # fmt: skip
     """Generate and score on every benchmark; write samples.jsonl, results.jsonl and eval.json to `out_dir`."""
+    from postfit.analysis.distance import annotate
     from postfit.evaluation.generate import evaluate_splits
     from postfit.models import PLAIN_TEMPLATE
 
@@ -126,7 +127,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     else:
         model, tokenizer = load_checkpoint(model_name)
     start = time.perf_counter()
-    samples = evaluate_splits(model, tokenizer, data, opts, seed, model_name)
+    samples = annotate(evaluate_splits(model, tokenizer, data, opts, seed, model_name), {}, "")  # no known SFT data
     seconds = time.perf_counter() - start
     run = {"run": model_name, "init": None, "recipe": None, "seed": seed}
     rows = results(run, samples, opts.k)

@@ -172,12 +172,12 @@ def stage_sft(c: Check) -> None:
     from run import _sft_rows
 
     from postfit.config import SFTOptions
-    from postfit.models import build_variant
+    from postfit.models import build_variant, load_tokenizer
     from postfit.train.sft import train_sft
 
     items = c.items(2000)
     steps = 6 if c.small else 40
-    tokenizer = build_variant(c.model_dir, "pretrained", 0).tokenizer
+    tokenizer = load_tokenizer(c.model_dir)
     rows = _sft_rows(tokenizer, items, 256)
     row_tokens = sum(len(ids) for ids, _ in rows) / len(rows)  # trained tokens a row (no padding), on average
     c.add("sft: tokens a row, mean", round(row_tokens, 1))

@@ -47,11 +47,13 @@ def text_distances(items: list[Item], train: list[Item], n: int = N) -> list[flo
     import numpy as np
 
     index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> the training items that have it
+    sizes = np.zeros(len(train))
     for j, it in enumerate(train):
-        for g in _grams(item_text(it), n):
+        grams = _grams(item_text(it), n)
+        sizes[j] = len(grams)
+        for g in grams:
             index.setdefault(g, []).append(j)
     postings = {g: np.array(js, dtype=np.int64) for g, js in index.items()}
-    sizes = np.array([len(_grams(item_text(it), n)) for it in train], dtype=np.float64)
     out = []
     for it in items:
         grams = _grams(item_text(it), n)
@@ -135,18 +137,14 @@ def study_distances(study, splits: dict[str, list[Item]], n: int = N) -> dict:
             continue
         train = [it for s in dict.fromkeys(names) for it in (splits[s][:examples] if s == "train" and examples
                                                                else splits[s])]  # fmt: skip
-        sets[name] = {
-            split: {
-                it.id: [t, s]
-                for it, t, s in zip(
-                    items,
-                    text_distances(items, train, n),
-                    structure_distances(items, train, structure_terms),
-                    strict=True,
-                )
-            }  # fmt: skip
-            for split, items in evals.items()
-        }
+        # Every evaluation split in one call, so the training items are indexed once per reference set.
+        keys = [(split, it) for split, items in evals.items() for it in items]
+        items = [it for _, it in keys]
+        found = zip(keys, text_distances(items, train, n), structure_distances(items, train, structure_terms),
+                    strict=True)  # fmt: skip
+        sets[name] = {split: {} for split in evals}
+        for (split, it), text, structure in found:
+            sets[name][split][it.id] = [text, structure]
     return {"n": n, "sets": sets}
 
 

@@ -93,17 +93,13 @@ def check_contamination(study: Study, layout: StudyDir, splits: dict[str, list[I
     return report
 
 
-def check_distances(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> dict:
-    """Each evaluated item's distance to the post-training data (postfit.analysis.distance): what `ensure_data`
-    stored with the data, or (a directory from before it did) computed now and stored."""
+def ensure_distances(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
+    """Each evaluated item's distance to the post-training data (postfit.analysis.distance), which every run reads:
+    `ensure_data` stored it with the data; a directory from before it did gets it computed now and stored."""
     from postfit.analysis.distance import study_distances
 
-    if layout.distance.exists():
-        return read_json(layout.distance)
-    distances = study_distances(study, splits)
-    if is_main():
-        atomic_write_json(layout.distance, distances)
-    return distances
+    if not layout.distance.exists() and is_main():
+        atomic_write_json(layout.distance, study_distances(study, splits))
 
 
 def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
@@ -146,7 +142,7 @@ def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, l
         splits = ensure_data(study, layout)
         check_sandbox(study, layout, splits)
         splits = drop_items(splits, check_contamination(study, layout, splits))  # contamination.drop
-        check_distances(study, layout, splits)
+        ensure_distances(study, layout, splits)
         if study.probes.enabled:
             from postfit.probes import ensure_probe_data
 

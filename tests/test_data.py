@@ -367,21 +367,25 @@ def test_private_tests_refuse_pickled_objects():
 def test_paper_study_benchmarks_get_a_text_distance_to_its_sft_corpus(hub_snapshot):
     """The paper-scale study's distance path on the offline fixtures: MATH-500 and AIME 2024 items measured against
     OpenR1-Math's SFT items for each training set of its grid, as `postfit run paper` stores them; a benchmark item
-    that repeats an SFT problem is at 0, and real items have no structural distance."""
+    that repeats an SFT problem is at 0 (in words and in tokens), and real items have no structural distance."""
     from dataclasses import replace
 
     from postfit.analysis.distance import study_distances
     from postfit.config import load_study
+    from postfit.train.pretrain import train_tokenizer
 
     study = load_study("paper")[0]
     sft = _load(hub_snapshot, SOURCES, "openr1-math")
     bench = {name: _load(hub_snapshot, BENCHMARKS, name) for name in ("math500", "aime24")}
     bench["math500"].append(replace(sft[0], id="math500/copy", source="math500", split="math500"))
-    table = study_distances(study, {"train": sft, **bench})
+    tokenizer = train_tokenizer("\n".join(it.prompt for it in sft), 400)  # the study's would be its model's
+    table = study_distances(study, {"train": sft, **bench}, tokenizer)
     assert table["sets"], "the paper study's grid trains on SFT data"
     for sets in table["sets"].values():
         assert set(sets) == {"math500", "aime24"}
         values = [v for split in sets.values() for v in split.values()]
-        assert all(0.0 <= text <= 1.0 and structure is None for text, structure in values)
-        assert sets["math500"]["math500/copy"] == [0.0, None]
-        assert all(text > 0.5 for key, (text, _) in sets["math500"].items() if key != "math500/copy")
+        assert all(0.0 <= text <= 1.0 and structure is None and 0.0 <= token <= 1.0 for text, structure, token
+                   in values)  # fmt: skip
+        assert sets["math500"]["math500/copy"] == [0.0, None, 0.0]
+        assert all(text > 0.5 and token > 0.5 for key, (text, _, token) in sets["math500"].items()
+                   if key != "math500/copy")  # fmt: skip

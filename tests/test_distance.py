@@ -9,11 +9,14 @@ import pytest
 
 from postfit.analysis.distance import (
     annotate,
+    jaccard_distances,
     reference_of,
     reference_sets,
     structure_distances,
     study_distances,
     text_distances,
+    token_grams,
+    word_grams,
 )
 from postfit.config import load_study
 from postfit.config.grid import grid_runs
@@ -31,6 +34,15 @@ def _chain(expression: str, split: str = "id_test", frame: str = "Solve: {q} =")
 def default_splits():
     study = load_study("default")[0]
     return study, make_splits(study.tasks)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_splits):
+    """postfit's own byte-level BPE (single-digit tokens), trained on the default study's training text."""
+    from postfit.train.pretrain import train_tokenizer
+
+    _, splits = default_splits
+    return train_tokenizer("\n".join(it.prompt for it in splits["train"]), 300)
 
 
 def test_a_copied_training_item_is_at_distance_0(default_splits):
@@ -59,6 +71,7 @@ def test_text_distance_orders_the_default_studys_splits(default_splits):
     assert {reference_of(r) for r in grid_runs(study)} == {"train", "train+rl"}
     table = study_distances(study, splits)
     assert table["n"] == 3 and set(table["sets"]) == {"train", "train+rl"}
+    assert {v[2] for d in table["sets"]["train"].values() for v in d.values()} == {None}  # no tokenizer given
     mean = {s: sum(v[0] for v in d.values()) / len(d) for s, d in table["sets"]["train"].items()}
     assert mean["id_test"] < mean["ood_near"] < mean["ood_rule"] and mean["ood_near"] < mean["ood_family"]
     near = {v[1] for v in table["sets"]["train"]["ood_near"].values()}
@@ -67,12 +80,43 @@ def test_text_distance_orders_the_default_studys_splits(default_splits):
     assert set(table["sets"]["train"]) == {"id_test", "ood_near", "ood_harder", "ood_family", "ood_format", "ood_rule"}
 
 
+def test_token_distance_sees_what_the_model_reads(default_splits, tokenizer):
+    """On token 4-grams (single-digit tokens), one changed digit is nearer than a wholly changed number, which the
+    word distance cannot tell apart (one changed word each); a copy is at 0 on both."""
+    train = ["What is 123 + 45 + 6?"]
+    items = ["What is 123 + 45 + 6?", "What is 124 + 45 + 6?", "What is 987 + 45 + 6?"]
+    word = jaccard_distances(word_grams(items), word_grams(train))
+    token = jaccard_distances(token_grams(items, tokenizer), token_grams(train, tokenizer))
+    assert word[0] == token[0] == 0.0 and word[1] == word[2] > 0
+    assert 0 < token[1] < token[2] <= 1
+
+
+def test_study_token_distances_follow_the_splits(default_splits, tokenizer):
+    study, splits = default_splits
+    table = study_distances(study, splits, tokenizer)
+    assert table["token_n"] == 4
+    rows = table["sets"]["train"]
+    assert all(0.0 <= v[2] <= 1.0 for d in rows.values() for v in d.values())
+    mean = {s: sum(v[2] for v in d.values()) / len(d) for s, d in rows.items()}
+    assert mean["id_test"] < mean["ood_near"] < mean["ood_family"] and mean["id_test"] < mean["ood_rule"]
+    copied = replace(splits["train"][5], id="id_test/copy", split="id_test")
+    table = study_distances(study, {**splits, "id_test": [copied]}, tokenizer)
+    assert table["sets"]["train"]["id_test"]["id_test/copy"] == [0.0, 0, 0.0]
+
+
 def test_samples_carry_their_runs_distances():
-    table = {"n": 3, "sets": {"train": {"id_test": {"a": [0.25, 2]}}, "train+rl": {"id_test": {"a": [0.1, 1]}}}}
+    table = {"n": 3, "sets": {"train": {"id_test": {"a": [0.25, 2, 0.3]}},
+                              "train+rl": {"id_test": {"a": [0.1, 1, 0.2]}}}}  # fmt: skip
     rows = [{"split": "id_test", "item": "a", "sample": -1}, {"split": "math500", "item": "b", "sample": -1}]
-    unknown = {"distance": None, "structure": None}
-    assert annotate(rows, table, "train+rl") == [{**rows[0], "distance": 0.1, "structure": 1}, {**rows[1], **unknown}]
+    unknown = {"distance": None, "structure": None, "token_distance": None}
+    assert annotate(rows, table, "train+rl") == [
+        {**rows[0], "distance": 0.1, "structure": 1, "token_distance": 0.2},
+        {**rows[1], **unknown},
+    ]
     assert annotate(rows, {}, "") == [{**row, **unknown} for row in rows]  # `postfit eval`: no known SFT data
+    before = {"n": 3, "sets": {"train": {"id_test": {"a": [0.25, 2]}}}}  # stored before token distances
+    assert annotate(rows[:1], before, "train") == [{**rows[0], "distance": 0.25, "structure": 2,
+                                                    "token_distance": None}]  # fmt: skip
 
 
 def test_real_benchmark_items_get_a_text_distance_to_the_sft_corpus():
@@ -104,5 +148,26 @@ def test_a_studys_samples_carry_distances(smoke_dir):
         assert rows and all(0.0 <= r["distance"] <= 1.0 for r in rows)
         meta = read_json(run.run_json)
         reference = "train" if meta["recipe"] in ("none", "sft") else "train+rl"
+        assert all(0.0 <= r["token_distance"] <= 1.0 for r in rows)
         for r in rows[:20]:
-            assert [r["distance"], r["structure"]] == table["sets"][reference][r["split"]][r["item"]]
+            stored = table["sets"][reference][r["split"]][r["item"]]
+            assert [r["distance"], r["structure"], r["token_distance"]] == stored
+
+
+def test_a_study_stored_before_token_distances_gets_them_on_resume(default_splits, tokenizer, tmp_path):
+    """A study directory whose data/distance.json predates token distances is not ready: preparing it again
+    measures them in the study's tokenizer (the one under base/architecture) and stores them."""
+    from postfit.io import atomic_write_json, read_json
+    from postfit.layout import StudyDir
+    from postfit.study.prepare import distances_ready, ensure_distances
+
+    study, splits = default_splits
+    layout = StudyDir(tmp_path)
+    tokenizer.save_pretrained(layout.base.architecture)
+    old = study_distances(study, splits)
+    old.pop("token_n")
+    atomic_write_json(layout.distance, old)
+    assert not distances_ready(layout)
+    ensure_distances(study, layout, splits)
+    assert distances_ready(layout)
+    assert read_json(layout.distance) == study_distances(study, splits, tokenizer)

@@ -49,7 +49,8 @@ def make_distance_study(d: Path) -> Path:
                 ok = recipe == "sft" and bool(rng.random() < 1 / (1 + np.exp(-(a + b * dist))))
                 rows.append({"split": split, "item": f"{split}-{i}", "prompt": f"q{i}", "reference": "1", "score": 0.0,
                              "sample": -1, "completion": "1" if ok else "2", "answer": "1" if ok else "2",
-                             "correct": ok, "distance": dist, "structure": int(round(4 * dist))})  # fmt: skip
+                             "correct": ok, "distance": dist, "structure": int(round(4 * dist)),
+                             "token_distance": 0.9 * dist})  # fmt: skip
         _write_jsonl(run_dir / "samples.jsonl", rows)
     return d
 
@@ -92,6 +93,8 @@ def test_the_section_figure_and_comparison_rows(distance_dir: Path) -> None:
     assert re.fullmatch(r"\+\d\.\d\d \[\+\d\.\d\d, \+\d\.\d\d\]", row[3]) and row[4:6] == ["600", "2"]
     assert _table_row(md, "Distance to the post-training data", ["random", "sft", "structural"])[6] == (
         "falls with distance")  # fmt: skip
+    token = _table_row(md, "Distance to the post-training data", [INITS, "sft", "token"])
+    assert re.fullmatch(r"\+\d\.\d\d \[\+\d\.\d\d, \+\d\.\d\d\]", token[3]), token  # 1/0.9 of the text slope
     assert f"After sft, on text distance, pre-trained minus random slope is {row[3]} log-odds (pretrained -" in section
     assert "No slope for pretrained + none, random + none: every answer the same." in section
     assert f"{COPIES} of the {2 * N_ITEMS} evaluated items (id_test: {COPIES})" in section
@@ -108,7 +111,7 @@ def test_the_section_figure_and_comparison_rows(distance_dir: Path) -> None:
     # Both panels in report.html, every hover point on a drawn mark.
     assert_self_contained(html)
     body = re.search(r'<figure class="pf-plot" data-name="distance">(.*?)</figure>', html, re.S).group(1)
-    assert "text distance" in body and "structural distance" in body
+    assert "text distance" in body and "token distance" in body and "structural distance" in body
     points = json.loads(re.search(r'class="pf-points">(.*?)</script>', body, re.S).group(1))["points"]
     assert {t.split(" · ")[0] for *_, t in points} == {f"{i} + {r}" for i in TRUTH for r in ("none", "sft")}
     for x, y, series, text in points:

@@ -1,7 +1,7 @@
 """How far each evaluated item lies from the data a run was post-trained on: the x axis of the report's
 accuracy-against-distance curve (distribution fitting, measured as a curve).
 
-Two distances, each to the item's nearest neighbour among the training items:
+Three distances, each to the item's nearest neighbour among the training items:
 
 - text (any data, real or procedural): 1 minus the largest word n-gram Jaccard similarity between the item's
   n-gram set (prompt and reference answer, `words` of postfit.analysis.contamination) and one training item's.
@@ -9,12 +9,16 @@ Two distances, each to the item's nearest neighbour among the training items:
   three of them, so the distance moves by a step per change; unrelated text shares few 3-grams. Jaccard, not
   containment: a longer item whose start repeats a training item (a fourth term) is not near it, nor a short one
   inside a longer training item. 0 means the same n-grams as a training item: a copy (the report flags it).
+- tokens: the same Jaccard distance on n-grams of the token ids the model reads (the study's tokenizer, no special
+  tokens). n = 4 (`TOKEN_N`): a word is one to a few tokens (a number several digits' tokens), so 4 tokens span
+  about the 3 words of the text distance, while a change inside a number (12 -> 13) breaks fewer of them than a
+  whole changed word: the distance as the model sees its input.
 - structure (where the task has one, postfit.tasks.STRUCTURES): how many terms of the item differ from the
   nearest training item's, position by position, each missing or extra term counting one (for chain sums a term
   is an operand with the operator before it: one changed operand, one step); None for items without structure
   and for items posed in another frame than the training items' (a changed prompt is the text distance's).
 
-`study_distances` computes both once per study, for every set of training data a run of the grid trains on
+`study_distances` computes them once per study, for every set of training data a run of the grid trains on
 (`reference_sets`), and the study keeps them in data/distance.json; each run's evaluation samples carry theirs.
 """
 
@@ -27,6 +31,7 @@ from postfit.config.recipes import RL, SFT, trainers
 from postfit.item import Item
 
 N = 3
+TOKEN_N = 4
 CHUNK = 256  # evaluation items compared with every training item at once (structure): memory ~ CHUNK x train x terms
 
 
@@ -35,34 +40,47 @@ def item_text(item: Item) -> str:
     return f"{item.prompt}\n{item.answer or ''}"
 
 
-def _grams(text: str, n: int) -> set[tuple[str, ...]]:
-    seq = words(text)
-    m = min(n, len(seq))
-    return {tuple(seq[i : i + m]) for i in range(len(seq) - m + 1)} if seq else set()
+def word_grams(texts: list[str], n: int = N) -> list[set]:
+    """The set of word n-grams of each text (`words`: lower-cased words and numbers)."""
+    return [_ngrams(words(t), n) for t in texts]
+
+
+def token_grams(texts: list[str], tokenizer, n: int = TOKEN_N) -> list[set]:
+    """The set of token-id n-grams of each text, as `tokenizer` splits it (no special tokens)."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    return [_ngrams(row, n) for row in ids]
+
+
+def _ngrams(seq, n: int) -> set[tuple]:
+    m = min(n, len(seq))  # a sequence shorter than n is one gram
+    return {tuple(seq[i : i + m]) for i in range(len(seq) - m + 1)} if len(seq) else set()
 
 
 def text_distances(items: list[Item], train: list[Item], n: int = N) -> list[float]:
     """1 - the largest Jaccard similarity of each item's word n-gram set with one training item's (1.0 with no
     training items)."""
+    return jaccard_distances(word_grams(list(map(item_text, items)), n), word_grams(list(map(item_text, train)), n))
+
+
+def jaccard_distances(grams: list[set], train: list[set]) -> list[float]:
+    """1 - the largest Jaccard similarity of each n-gram set of `grams` with one set of `train` (1.0 without a
+    shared n-gram), through an inverted index of `train`."""
     import numpy as np
 
-    index: dict[tuple[str, ...], list[int]] = {}  # n-gram -> the training items that have it
-    sizes = np.zeros(len(train))
-    for j, it in enumerate(train):
-        grams = _grams(item_text(it), n)
-        sizes[j] = len(grams)
-        for g in grams:
+    index: dict[tuple, list[int]] = {}  # n-gram -> the training items that have it
+    sizes = np.array([len(g) for g in train], dtype=float)
+    for j, theirs in enumerate(train):
+        for g in theirs:
             index.setdefault(g, []).append(j)
     postings = {g: np.array(js, dtype=np.int64) for g, js in index.items()}
     out = []
-    for it in items:
-        grams = _grams(item_text(it), n)
-        hits = [postings[g] for g in grams if g in postings]
+    for ours in grams:
+        hits = [postings[g] for g in ours if g in postings]
         if not hits:
             out.append(1.0)
             continue
         shared = np.bincount(np.concatenate(hits), minlength=len(train))
-        out.append(round(1.0 - float((shared / (len(grams) + sizes - shared)).max()), 6))
+        out.append(round(1.0 - float((shared / (len(ours) + sizes - shared)).max()), 6))
     return out
 
 
@@ -124,36 +142,50 @@ def reference_of(run) -> str:
     return "+".join(splits) + (f"[:{examples}]" if examples else "")
 
 
-def study_distances(study, splits: dict[str, list[Item]], n: int = N) -> dict:
-    """{"n": n, "sets": {reference name: {split: {item id: [text, structure]}}}} for every evaluation split of
-    `splits` and every reference set of the study's grid whose training splits exist."""
+def study_distances(study, splits: dict[str, list[Item]], tokenizer=None, n: int = N) -> dict:
+    """{"n": n, "token_n": TOKEN_N, "sets": {reference name: {split: {item id: [text, structure, tokens]}}}} for
+    every evaluation split of `splits` and every reference set of the study's grid whose training splits exist; the
+    token distance is null without a `tokenizer`."""
     from postfit.tasks import structure_terms
 
     evals = {s: items for s, items in splits.items() if s not in TRAINING_SPLITS}
+    # Every evaluation split in one call per reference set, so its training items are indexed once; each item's
+    # n-grams are made once for all the sets.
+    pool = {(s, it.id): it for s, split_items in splits.items() for it in split_items}  # every item, once
+    texts = [item_text(it) for it in pool.values()]
+    words_of = dict(zip(pool, word_grams(texts, n), strict=True))
+    tokens_of = dict(zip(pool, token_grams(texts, tokenizer), strict=True)) if tokenizer is not None else None
+    keys = [(s, it.id) for s, split_items in evals.items() for it in split_items]
     sets: dict = {}
     for name, (names, examples) in reference_sets(study).items():
         names = [s if s in splits else "train" for s in names]  # GRPO without an `rl` split trains on `train`
         if not all(s in splits for s in names):  # e.g. a `none` run of a study without SFT data
             continue
-        train = [it for s in dict.fromkeys(names) for it in (splits[s][:examples] if s == "train" and examples
-                                                               else splits[s])]  # fmt: skip
-        # Every evaluation split in one call, so the training items are indexed once per reference set.
-        keys = [(split, it) for split, items in evals.items() for it in items]
-        items = [it for _, it in keys]
-        found = zip(keys, text_distances(items, train, n), structure_distances(items, train, structure_terms),
-                    strict=True)  # fmt: skip
+        train = [(s, it.id) for s in dict.fromkeys(names)
+                 for it in (splits[s][:examples] if s == "train" and examples else splits[s])]  # fmt: skip
+        text = jaccard_distances([words_of[k] for k in keys], [words_of[k] for k in train])
+        structure = structure_distances([pool[k] for k in keys], [pool[k] for k in train], structure_terms)
+        token = (jaccard_distances([tokens_of[k] for k in keys], [tokens_of[k] for k in train])
+                 if tokens_of is not None else [None] * len(keys))  # fmt: skip
         sets[name] = {split: {} for split in evals}
-        for (split, it), text, structure in found:
-            sets[name][split][it.id] = [text, structure]
-    return {"n": n, "sets": sets}
+        for (split, item), row in zip(keys, zip(text, structure, token, strict=True), strict=True):
+            sets[name][split][item] = list(row)
+    return {"n": n, "token_n": TOKEN_N, "sets": sets}
 
 
 def annotate(samples: list[dict], distances: dict, reference: str) -> list[dict]:
-    """The sample rows with "distance" (text) and "structure" of their item against `reference`; null for an item
-    without one (no training data to measure against: a checkpoint evaluated by `postfit eval`)."""
+    """The sample rows with "distance" (text), "structure" and "token_distance" of their item against `reference`;
+    null for an item without one (no training data to measure against: a checkpoint evaluated by `postfit eval`;
+    no token distance in a study measured before postfit stored them)."""
     table = distances.get("sets", {}).get(reference, {})
     out = []
     for row in samples:
-        text, structure = table.get(row["split"], {}).get(row["item"], (None, None))
-        out.append({**row, "distance": text, "structure": structure})
+        text, structure, token = [*table.get(row["split"], {}).get(row["item"], ()), None, None, None][:3]
+        out.append({**row, "distance": text, "structure": structure, "token_distance": token})
     return out
+
+
+def has_tokens(distances: dict) -> bool:
+    """Whether a stored data/distance.json holds token distances (one written before postfit measured them does
+    not)."""
+    return "token_n" in distances

@@ -3,9 +3,9 @@ its run's post-training data, as binned curves per init × recipe, the logistic 
 and pre-trained minus random per recipe, from the stored samples only.
 
 Each greedy sample row stores `distance` (1 minus the largest word 3-gram Jaccard similarity of the item with any
-one training item: 0 is a copy) and `structure` (how many operands, operators or terms differ from the nearest
-training item; null where the task has no structure). A study evaluated before they were stored gets one line
-saying so, and no comparison.
+one training item: 0 is a copy), `token_distance` (the same on the study tokenizer's 4-grams) and `structure` (how
+many operands, operators or terms differ from the nearest training item; null where the task has no structure). A
+study evaluated before they were stored gets one line saying so, and no comparison.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import numpy as np
 from postfit.analysis import slopes, stats
 from postfit.config.recipes import NONE
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
-from postfit.report.headline import INITS, SLOPE, STRUCTURE, TEXT_DISTANCE, Comparison
+from postfit.report.headline import INITS, SLOPE, STRUCTURE, TEXT_DISTANCE, TOKEN_DISTANCE, Comparison
 from postfit.report.plots import Curve, curves_plot, paired_styles
 from postfit.report.results import BOOT_SEED, StudyResults, pair_by_seed_and_item
 
-KEYS = {TEXT_DISTANCE: "distance", STRUCTURE: "structure"}  # the comparison's `split` -> the samples' key
+# The comparison's `split` -> the samples' key.
+KEYS = {TEXT_DISTANCE: "distance", TOKEN_DISTANCE: "token_distance", STRUCTURE: "structure"}
 ArmRows = dict[int, dict[str, tuple[float, float]]]  # seed -> "split/item" -> (distance, greedy correctness)
 CLAIM = ("If the inits meet near the training data and part far from it, pre-training is what carries the model away "
          "from its training distribution; only a difference whose interval excludes zero shows that.")  # fmt: skip
@@ -149,14 +150,16 @@ def _findings(study: StudyResults, comps: list[Comparison]) -> str:
     return " ".join(out)
 
 
-def _method(study: StudyResults, structure: bool) -> str:
+def _method(study: StudyResults, shown: dict) -> str:
     ci = f"{study.ci:.0%}"
     text = (
         "How: each evaluated item's text distance to its run's post-training data is 1 minus the largest Jaccard "
         "similarity of its word 3-grams (prompt and reference) with any one training item's (0: a copy; 1: no "
         "3-gram shared)"
     )
-    if structure:
+    if TOKEN_DISTANCE in shown:
+        text += "; its token distance the same on 4-grams of the token ids the model reads"
+    if STRUCTURE in shown:
         text += "; its structural distance: how many operands, operators or terms differ from the nearest one"
     return text + (
         f". The figure bins the items into up to {slopes.BINS} bins of about equal size (quantiles of the distances "
@@ -197,6 +200,6 @@ def distance_blocks(study: StudyResults, comps: list[Comparison]) -> list[Block]
         Plot("distance", "Greedy pass@1 against distance to the post-training data", figure),
         Para(_findings(study, mine)),
         _slopes_table(mine),
-        Para(_method(study, STRUCTURE in curves)),
+        Para(_method(study, curves)),
         Para(_copies(study)),
     ]

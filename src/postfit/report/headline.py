@@ -13,11 +13,11 @@ findings, in this order, one sentence each:
 2. Distribution shift: the largest ID-to-OOD drop (or gain) after post-training whose interval excludes zero, with
    the other init's drop after the same recipe; or that no drop is detectable.
 3. Distance, RL and learning to learn: the supported pre-trained minus random difference of distance slopes of
-   largest magnitude (text distance before the structural one: their units differ), since it measures the study's
-   question continuously (do the inits part away from the post-training data?); else the largest supported RL
-   change or probe effect; or that none of them is detectable, and which could not move at all (every estimate zero
-   with a zero-width interval: unable to measure). An arm's own slope is never a headline: accuracy falling with
-   distance is expected, only the difference between inits says what pre-training does.
+   largest magnitude (on the text distance, else the token one, else the structural one: their units differ), since
+   it measures the study's question continuously (do the inits part away from the post-training data?); else the
+   largest supported RL change or probe effect; or that none of them is detectable, and which could not move at all
+   (every estimate zero with a zero-width interval: unable to measure). An arm's own slope is never a headline:
+   accuracy falling with distance is expected, only the difference between inits says what pre-training does.
 
 Every number of the headline is formatted by the same function as its row of the comparisons table.
 """
@@ -35,7 +35,8 @@ INIT_GAP, RECOVERY, DROP = "init gap", "recovery", "ID→OOD drop"
 RL, ICL, ADAPT = "RL change", "in-context", "adaptation"
 SLOPE = "distance slope"
 INITS = "pre-trained − random"  # the subject of a difference between the two inits
-TEXT_DISTANCE, STRUCTURE = "text distance", "structural distance"  # the `split` of a slope comparison
+# The `split` of a slope comparison: which distance it is on.
+TEXT_DISTANCE, TOKEN_DISTANCE, STRUCTURE = "text distance", "token distance", "structural distance"
 _SUFFIX = {"pp": " pp", "log-odds": " log-odds"}
 
 
@@ -179,7 +180,8 @@ _EFFECT = {RL: "RL", ICL: "in-context examples", ADAPT: "adaptation"}
 
 
 def _slope_sentence(diffs: list[Comparison]) -> str | None:
-    best = _largest([c for c in diffs if c.split == TEXT_DISTANCE]) or _largest(diffs)
+    on = (_largest([c for c in diffs if c.split == split]) for split in (TEXT_DISTANCE, TOKEN_DISTANCE, STRUCTURE))
+    best = next((c for c in on if c is not None), None)
     if best is None:
         return None
     return (f"Against {best.split} to the post-training data, the pre-trained minus random slope of accuracy after "

@@ -44,14 +44,12 @@ def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[Item]]:
         splits = read_json(layout.manifest)["splits"]
         return {split: [Item.from_json(row) for row in read_jsonl(layout.split(split))] for split in splits}
     from postfit.analysis.contamination import rl_overlaps, study_contamination
-    from postfit.analysis.distance import study_distances
     from postfit.study.data import real_splits
 
     # Each may raise UserError: nothing is written before all succeed.
     with stage("data", f"the splits of {study.name}"):
         splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
         contamination = study_contamination(study, splits)
-        distances = study_distances(study, splits)
     if not study.contamination.drop and (problems := rl_overlaps(contamination)):
         raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
                         + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
@@ -60,7 +58,6 @@ def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[Item]]:
     for split, items in splits.items():
         write_jsonl(layout.split(split), [it.to_json() for it in items])
     atomic_write_json(layout.contamination, contamination)
-    atomic_write_json(layout.distance, distances)
     atomic_write_json(layout.manifest, {"splits": list(splits), "counts": {k: len(v) for k, v in splits.items()}})
     return splits
 
@@ -94,12 +91,24 @@ def check_contamination(study: Study, layout: StudyDir, splits: dict[str, list[I
 
 
 def ensure_distances(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
-    """Each evaluated item's distance to the post-training data (postfit.analysis.distance), which every run reads:
-    `ensure_data` stored it with the data; a directory from before it did gets it computed now and stored."""
+    """Each evaluated item's distances to the post-training data (postfit.analysis.distance), which every run reads,
+    stored once in data/distance.json; measured in the study's tokens, so after the tokenizer is made (and again for
+    a directory whose file predates token distances)."""
     from postfit.analysis.distance import study_distances
 
-    if not layout.distance.exists() and is_main():
-        atomic_write_json(layout.distance, study_distances(study, splits))
+    if is_main() and not distances_ready(layout):
+        from postfit.models import load_tokenizer
+
+        tokenizer = load_tokenizer(study.model.name_or_path or layout.base.architecture)
+        with stage("distance", "each evaluated item's distance to the post-training data"):
+            atomic_write_json(layout.distance, study_distances(study, splits, tokenizer))
+
+
+def distances_ready(layout: StudyDir) -> bool:
+    """data/distance.json holds every distance, token ones included."""
+    from postfit.analysis.distance import has_tokens
+
+    return layout.distance.is_file() and has_tokens(read_json(layout.distance))
 
 
 def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
@@ -133,8 +142,8 @@ def _check_backends(study: Study) -> None:
 
 
 def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, list[Item]], dict[str, str]]:
-    """The study's data (checked: sandbox, contamination, probes) and its bases (pre-trained ones if `weights`),
-    made once and then reused."""
+    """The study's data (checked: sandbox, contamination, probes), its distances and its bases (pre-trained ones if
+    `weights`: the lock's holder, which also writes the distances; the others only read), made once, then reused."""
     from postfit.analysis.contamination import drop_items
 
     with main_first():  # the main process writes the data and checks; the others then read them
@@ -142,20 +151,25 @@ def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, l
         splits = ensure_data(study, layout)
         check_sandbox(study, layout, splits)
         splits = drop_items(splits, check_contamination(study, layout, splits))  # contamination.drop
-        ensure_distances(study, layout, splits)
         if study.probes.enabled:
             from postfit.probes import ensure_probe_data
 
             ensure_probe_data(study.probes, layout.root)  # fails before any training if a probe cannot be built
-    return splits, ensure_bases(study, layout, weights)
+    bases = ensure_bases(study, layout, weights=False)  # the tokenizer, in whose tokens distances are measured
+    if weights:
+        with main_first():
+            ensure_distances(study, layout, splits)
+        bases = ensure_bases(study, layout, weights=True)
+    return splits, bases
 
 
 def prepare(study: Study, layout: StudyDir, block: bool = True) -> tuple[dict[str, list[Item]], dict[str, str]]:
     """The first task of a study: its data and base models (under the directory's lock, so one worker makes them
     and the others read them); cheap once done. Checks first that the study can run here.
 
-    With `block=False`, a worker that finds the data and the tokenizer made while another worker holds the lock
-    (pre-training) reads them and goes on: the bases then lack the pre-trained inits, which `work` asks for again.
+    With `block=False`, a worker that finds the data, the tokenizer and the distances made while another worker
+    holds the lock (pre-training) reads them and goes on: the bases then lack the pre-trained inits, which `work`
+    asks for again.
     """
     import torch
 
@@ -165,10 +179,10 @@ def prepare(study: Study, layout: StudyDir, block: bool = True) -> tuple[dict[st
     _check_backends(study)
     fresh = not layout.root.exists()
     try:
-        # One worker prepares data and bases at a time; the next finds them done. The tokenizer and config are
-        # made after the data and its checks, so with `block=False` they let a worker go on while another
+        # One worker prepares data and bases at a time; the next finds them done. The distances are written after
+        # the data, its checks and the tokenizer, so with `block=False` they let a worker go on while another
         # pre-trains.
-        with claim(layout.root, done=lambda: not block and layout.base.architecture.is_dir()) as mine:
+        with claim(layout.root, done=lambda: not block and distances_ready(layout)) as mine:
             if not mine:
                 return _prepare(study, layout, weights=False)  # only reads: the lock's holder writes
             for directory, recursive in ((layout.root, False), (layout.data, True), (layout.base.path, True)):

@@ -20,6 +20,16 @@ from postfit.layout import StudyDir
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 app.add_typer(sandbox_app, name="sandbox")
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override one study-file key before the study is validated (a dotted KEY; VALUE read as YAML), as TRL's "
+        "flags override a recipe; repeatable. E.g. --set sft.learning_rate=1e-5 --set sft.trainer.max_grad_norm=0.2",
+    ),
+]
+
 
 @app.command()
 @user_errors
@@ -83,6 +93,7 @@ def run(
             "directory, each with cores // N torch threads (resources.workers; the default study: 2).",
         ),
     ] = None,  # fmt: skip
+    overrides: SetOption = None,
 ) -> None:
     """Run a study (skipping runs that finished before) and write its report.
 
@@ -96,7 +107,7 @@ def run(
     from postfit.ui import setup_logging
 
     parts = _shard(shard)
-    spec, path = load_study(study)
+    spec, path = load_study(study, overrides or ())
     setup_logging(sys.stdout)  # a run's output is its progress: `postfit run ... > log.txt` keeps it
     if unsafe:
         spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
@@ -106,7 +117,7 @@ def run(
     _check_run_flags(spec, executor, parts, only)
     target = out_dir or StudyDir.default(spec.name).root
     out.print(f"study [bold]{spec.name}[/] from {path} -> {target} ({executor})")
-    launch = Launch(study, unsafe, parts, tuple(only or ()), ray_address)
+    launch = Launch(study, unsafe, parts, tuple(only or ()), ray_address, tuple(overrides or ()))
     report = EXECUTORS[executor_for(executor, spec)](spec, target, launch)
     if report.exists():
         out.print(f"report: [bold]{report}[/] and {report.with_suffix('.html')}")
@@ -213,13 +224,14 @@ def plan(
     study: Annotated[str, typer.Argument(help="Built-in study (default, smoke, scaling, paper) or a YAML path.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs that GPU studies' memory lines divide by.")] = 8,
+    overrides: SetOption = None,
 ) -> None:
     """Validate a study offline and print its runs, token counts, FLOP estimate and, for GPU studies, memory per GPU
     and GPU-hours (no weights or data loaded)."""
     from postfit.config import load_study
     from postfit.study.plan import make_plan, plan_json, render
 
-    spec, path = load_study(study)
+    spec, path = load_study(study, overrides or ())
     result = make_plan(spec, str(path), gpus)
     print(plan_json(result) if as_json else render(result))
 
@@ -230,6 +242,41 @@ def options() -> None:
     from postfit.config import options_markdown
 
     print(options_markdown(), end="")
+
+
+@app.command("import-recipe")
+@user_errors
+def import_recipe(
+    recipe: Annotated[Path, typer.Argument(help="An open-r1 SFT or GRPO recipe (YAML with TRL's field names).")],
+    out_file: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Where to write the study file (default: stdout).")
+    ] = None,
+) -> None:
+    """Write a postfit study file from an open-r1 recipe: its model, dataset and training settings under their postfit
+    keys, other SFTConfig / GRPOConfig fields under sft.trainer / rl.trainer; what has no postfit meaning is named on
+    stderr. The study compares the recipe's model pre-trained and randomly initialised."""
+    import yaml
+
+    from postfit.cli.common import err
+    from postfit.config.openr1 import import_recipe as convert
+
+    class Dumper(yaml.SafeDumper):  # multi-line text (a chat template) as a literal block
+        pass
+
+    def text_block(dumper, value: str):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, text_block)
+    study, notes = convert(recipe)
+    text = yaml.dump(study, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+    if out_file is None:
+        print(text, end="", flush=True)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+    for note in notes:
+        err.print(note, highlight=False, markup=False, soft_wrap=True)
+    if out_file is not None:
+        err.print(f"study file: {out_file} (check it with `postfit plan {out_file}`)", highlight=False, markup=False)
 
 
 app.command("eval")(user_errors(eval_command))  # postfit eval MODEL --bench ... --out DIR (cli/eval.py)

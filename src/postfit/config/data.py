@@ -12,20 +12,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from postfit.data.formats import Columns
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 def check_source(name: str) -> str:
-    """A name in `postfit.data.sources.SOURCES` or a local file of schema items; ValueError listing the names."""
-    from postfit.data.hub import LOCAL_SUFFIXES, is_local_file
+    """A preset name, a local file or folder, or a hub dataset id (`org/name`); ValueError listing the presets."""
+    from postfit.data.formats import source_kind
     from postfit.data.sources import SOURCES
 
-    if name in SOURCES or is_local_file(name):
+    if source_kind(name, SOURCES) is not None:
         return name
-    raise ValueError(f"unknown data source {name!r}; expected one of {sorted(SOURCES)} or a local "
-                     f"{'/'.join(LOCAL_SUFFIXES)} file of postfit items")  # fmt: skip
+    raise ValueError(f"unknown data source {name!r}; expected one of {sorted(SOURCES)}, a hub dataset id "
+                     "(org/name), or a local .jsonl/.json/.parquet file or dataset folder")  # fmt: skip
 
 
 def check_benchmark(name: str) -> str:
@@ -39,11 +41,21 @@ def check_benchmark(name: str) -> str:
 
 
 class _SourceRef(_Strict):
-    """Where items come from: a source name or a local file, and its split."""
+    """Where items come from: a source name, a hub dataset or a local file, and its rows."""
 
-    source: str = Field(description="A name in postfit's table of sources (see `postfit.data.sources.SOURCES`) or "
-                        "a local .jsonl/.json/.parquet file of postfit items.")  # fmt: skip
+    source: str = Field(description="A preset (`openr1-math`, `openthoughts`, `numina-cot`, `gsm8k-train`, "
+                        "`codeforces-cots`: a hub dataset with its column mapping), a hub dataset id (org/name, "
+                        "read with `datasets.load_dataset`), or a local .jsonl/.json/.parquet file or a folder "
+                        "(`save_to_disk`, or data files as the hub lays them out). Rows in postfit's item schema, "
+                        "in TRL's formats, or mapped by `columns`.")  # fmt: skip
+    subset: str | None = Field(None, description="The dataset's configuration (`datasets.load_dataset`'s `name`); "
+                               "null: a preset's own, else the dataset's default.")  # fmt: skip
     split: str = Field("train", description="The source's split to read.")
+    columns: Columns | None = Field(
+        None,
+        description="Which column holds what; null: found from the column names (postfit items; `messages`; "
+        "`prompt` with `completion`; `conversations`) or a preset's own mapping.",
+    )
     skip: int = Field(
         0, ge=0, description="Leave out the source's first N rows, so SFT and RL can read disjoint ranges of a source."
     )
@@ -92,7 +104,7 @@ class DataConfig(_Strict):
     def row_overlap(self) -> str | None:
         """Why the SFT and RL rows of one source overlap, or None (different sources, or disjoint ranges)."""
         sft, rl = self.sft, self.rl
-        if sft is None or rl is None or (sft.source, sft.split) != (rl.source, rl.split):
+        if sft is None or rl is None or (sft.source, sft.subset, sft.split) != (rl.source, rl.subset, rl.split):
             return None
         (a, b), (c, d) = sft.rows(), rl.rows()
         if (b is None or c < b) and (d is None or a < d):

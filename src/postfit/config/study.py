@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -38,8 +40,11 @@ _UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "re
                     "model": {"attn_implementation"}, "eval": {"cuda_graphs"},
                     "sft": {"padding_free", "liger", "compile"}, "rl": {"liger", "compile"}}  # fmt: skip
 
-# Options added after studies were first run: at their default they compute what studies did before them.
-_LATER = [("rl", "rollouts")]
+# Options added after studies were first run: at their default they compute what studies did before them, so they
+# hash only where they differ from it. A pass-through TRL field (`sft.trainer`, `rl.trainer`) is hashed whatever it
+# is: postfit cannot tell which of TRL's fields change results, so each one counts as changing them.
+_LATER = [("rl", "rollouts"), ("rl", "rewards"), ("rl", "trainer"), ("sft", "trainer"), ("data", "sft", "subset"),
+          ("data", "sft", "columns"), ("data", "rl", "subset"), ("data", "rl", "columns")]  # fmt: skip
 
 
 class Study(Strict):
@@ -103,9 +108,13 @@ class Study(Strict):
         `resources`, the trackers of `report.to`, where vLLM's server runs and the speed options do not)."""
         # Where to run is not what is run: vLLM's server address never blocks resuming a study.
         data = self.model_dump(mode="json", exclude=_UNFINGERPRINTED)
-        for section, key in _LATER:  # options added later hash only where they differ from what came before
-            if data[section][key] == type(getattr(self, section)).model_fields[key].default:
-                del data[section][key]
+        for *path, key in _LATER:  # options added later hash only where they differ from what came before
+            block, model = data, self
+            for part in path:
+                block, model = (block or {}).get(part), getattr(model, part, None)
+            field = type(model).model_fields[key] if model is not None else None
+            if block is not None and block[key] == field.get_default(call_default_factory=True):
+                del block[key]
         if vllm := data["rl"].get("vllm"):
             data["rl"]["vllm"] = {k: v for k, v in vllm.items() if k not in ("server_host", "server_port")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
@@ -151,8 +160,9 @@ def parse_study(data: object, source: str) -> Study:
         raise UserError("\n".join(lines)) from None
 
 
-def load_study(ref: str | Path) -> tuple[Study, Path]:
-    """Load a study by built-in name (`default`, `smoke`, ...) or path to a YAML file."""
+def load_study(ref: str | Path, overrides: Sequence[str] = ()) -> tuple[Study, Path]:
+    """Load a study by built-in name (`default`, `smoke`, ...) or path to a YAML file, with `--set` overrides
+    (`apply_overrides`) applied before it is validated."""
     builtins = builtin_studies()
     path = builtins.get(str(ref), Path(ref))
     if not path.is_file():
@@ -163,7 +173,53 @@ def load_study(ref: str | Path) -> tuple[Study, Path]:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}:{where} not valid YAML: {getattr(e, 'problem', e)}") from None
-    return parse_study(data, str(path)), path
+    if not overrides:
+        return parse_study(data, str(path)), path
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a study file must be a mapping of keys, got {type(data).__name__}")
+    return parse_study(apply_overrides(data, overrides), f"{path} with --set {' '.join(overrides)}"), path
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # 1e-5: a float in YAML 1.2, a string to PyYAML
+
+
+def _value(text: str):
+    value = yaml.safe_load(text)
+    return float(value) if isinstance(value, str) and _FLOAT.fullmatch(value) else value
+
+
+def _slot(block, part: str, text: str, where: str):
+    """The key or list index `part` names in `block`; UserError when `block` is neither a mapping nor a list."""
+    if isinstance(block, dict):
+        return part
+    if isinstance(block, list) and part.isdigit() and int(part) < len(block):
+        return int(part)
+    raise UserError(f"--set {text!r}: {where} is {block!r}, which has no {part!r} to set")
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """`KEY=VALUE` settings applied to a study's parsed YAML, as TRL's flags override a recipe: KEY is a dotted path
+    (`sft.learning_rate`, `sft.trainer.max_grad_norm`, `tasks.train.0.name`; missing blocks are made), VALUE is
+    read as YAML (`1e-5`, `true`, `null`, `[0, 1]`, `{a: 1}`). UserError naming the setting that cannot apply."""
+    for text in overrides:
+        key, eq, raw = text.partition("=")
+        parts = key.strip().split(".")
+        if not eq or not all(parts):
+            raise UserError(f"--set {text!r}: expected KEY=VALUE with a dotted KEY, e.g. sft.learning_rate=1e-5")
+        try:
+            value = _value(raw)
+        except yaml.YAMLError as e:
+            raise UserError(f"--set {text!r}: the value is not valid YAML ({getattr(e, 'problem', e)})") from None
+        block = data
+        for i, part in enumerate(parts):
+            at = _slot(block, part, text, ".".join(parts[:i]))
+            if i == len(parts) - 1:
+                block[at] = value
+            else:
+                if isinstance(block, dict) and block.get(at) is None:
+                    block[at] = {}  # a block the file leaves out (or null) is made
+                block = block[at]
+    return data
 
 
 def options_table() -> list[tuple[str, str, str, str]]:

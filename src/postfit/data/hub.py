@@ -7,8 +7,9 @@ dataset, a UserError names it (id, config, split) and gives the command that fet
 HF_HUB_OFFLINE=1 the hub is never contacted, so the failure is immediate; without it and without network,
 `huggingface_hub` retries for about 20 s first.
 
-Local files (`.jsonl`, `.json`, `.parquet`) hold items already in postfit's schema (postfit.item);
-`save_items` writes them. Errors name the file and the line (jsonl) or row and the key.
+Local files (`.jsonl`, `.json`, `.parquet`) and dataset folders (`save_to_disk`, or data files laid out as on the
+hub) are read here too; rows in postfit's item schema (postfit.item) become items (`save_items` writes them), other
+rows are mapped by postfit.data.formats. Errors name the file and the line (jsonl) or row and the key.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from postfit.data.formats import LOCAL_SUFFIXES, Columns
 from postfit.errors import UserError
 from postfit.item import FIELDS, Item, make_item
 
 log = logging.getLogger(__name__)
-
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class HubSpec:
     """Where a dataset lives on the hub and how one of its rows becomes an item.
 
     `map_row(row, source=, index=, split=)` returns an item (postfit.item.make_item); `mapped` says
-    in words which columns go where (docs/datasets.md's dataset table is written from it).
+    in words which columns go where (docs/datasets.md's dataset table is written from it); `columns` is the column
+    mapping `map_row` reads with, where one says everything (postfit.data.formats), else None.
     """
 
     path: str
@@ -41,6 +42,7 @@ class HubSpec:
     domain: str
     map_row: Callable[..., Item]
     mapped: str
+    columns: Columns | None = None
 
 
 def map_rows(name: str, spec: HubSpec, rows: Iterable[dict], *, split: str, limit: int | None = None,
@@ -61,10 +63,6 @@ def map_rows(name: str, spec: HubSpec, rows: Iterable[dict], *, split: str, limi
         except (ValueError, TypeError) as e:
             raise UserError(f"{name}: dataset {spec.path!r} row {index}: {e}") from None
     return items
-
-
-def is_local_file(name: str) -> bool:
-    return Path(name).suffix in LOCAL_SUFFIXES
 
 
 def describe(path: str, config: str | None, split: str) -> str:
@@ -173,15 +171,41 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
     return [(f"{path}[row {i}]", row) for i, row in enumerate(table.to_pylist())]
 
 
-def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> list[Item]:
-    """Schema items from a local .jsonl / .json / .parquet file (`limit` rows from row `skip`), checked row by row."""
-    path = Path(path)
+def file_rows(path: str | Path) -> list[tuple[str, dict]]:
+    """(location, row) of every row of a local .jsonl / .json / .parquet file; UserError naming the file and line."""
+    path = Path(path).expanduser()
     if path.suffix not in LOCAL_SUFFIXES:
-        raise UserError(f"{path}: expected a {' / '.join(LOCAL_SUFFIXES)} file")
+        raise UserError(f"{path}: expected a {' / '.join(LOCAL_SUFFIXES)} file or a dataset folder")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    return _rows(path)
+
+
+def local_dataset(path: str | Path, subset: str | None, split: str):
+    """A dataset folder as `datasets` reads it: what `save_to_disk` wrote (`load_from_disk`; a saved Dataset has no
+    splits and is read whole), or data files laid out as on the hub (`load_dataset(folder, subset, split=...)`)."""
+    import datasets
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise UserError(f"{path}: no such file or folder")
+    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise UserError(f"{path}: no split {split!r} in this saved dataset (splits: {', '.join(ds)})")
+            ds = ds[split]
+        return ds
+    try:
+        return datasets.load_dataset(str(path), subset, split=split)
+    except (ValueError, FileNotFoundError, *_offline_errors()) as e:
+        raise UserError(f"{path}: not a dataset folder `datasets` can read ({type(e).__name__}: {e})") from None
+
+
+def items_from_rows(rows: Iterable[tuple[str, dict]]) -> list[Item]:
+    """Rows in postfit's item schema as items, checked row by row; errors name the row's location and the key."""
     items = []
-    for where, row in _rows(path)[skip : None if limit is None else skip + limit]:
+    for where, row in rows:
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected an object with keys {list(FIELDS)}, got {type(row).__name__}")
         unknown = sorted(set(row) - set(FIELDS))
@@ -195,6 +219,11 @@ def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> 
         except (ValueError, TypeError, AttributeError) as e:
             raise UserError(f"{where}: {e}") from None
     return items
+
+
+def read_items(path: str | Path, *, limit: int | None = None, skip: int = 0) -> list[Item]:
+    """Schema items from a local .jsonl / .json / .parquet file (`limit` rows from row `skip`), checked row by row."""
+    return items_from_rows(file_rows(path)[skip : None if limit is None else skip + limit])
 
 
 def save_items(items: list[Item], path: str | Path) -> Path:

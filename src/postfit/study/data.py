@@ -37,25 +37,35 @@ def _unique(items: list[Item], key: str) -> list[Item]:
     return out
 
 
+def _load(block, key: str) -> list[Item]:
+    """The items of a `data.sft` / `data.rl` block; a data error names the block."""
+    from postfit.data.sources import load_source
+
+    try:
+        return load_source(block.source, split=block.split, limit=block.limit, skip=block.skip, subset=block.subset,
+                           columns=block.columns)  # fmt: skip
+    except UserError as e:
+        raise UserError(f"{key}: {e}") from None
+
+
 def real_splits(study: Study) -> dict[str, list[Item]]:
     """{"train": SFT items, "rl": verifiable RL prompts, <benchmark>: its items}, for the blocks that are set."""
     from postfit.data.benchmarks import load_benchmark
-    from postfit.data.sources import load_source
 
     out: dict[str, list[Item]] = {}
     if (sft := study.data.sft) is not None:
-        out["train"] = _unique(_with_question(load_source(sft.source, split=sft.split, limit=sft.limit,
-                                                          skip=sft.skip)), "data.sft")  # fmt: skip
+        out["train"] = _unique(_with_question(_load(sft, "data.sft")), "data.sft")
         if not out["train"]:
             raise UserError(f"data.sft.source: {sft.source!r} gave no items (skip {sft.skip}, limit {sft.limit}); "
                             "expected at least one")  # fmt: skip
     if (rl := study.data.rl) is not None:
-        items = load_source(rl.source, split=rl.split, limit=rl.limit, skip=rl.skip)
+        items = _load(rl, "data.rl")
         # Conversations without a reference answer or tests train SFT but give GRPO no reward to compute.
         usable = [it for it in items if it.answer is not None or it.tests is not None]
         if not usable:
-            raise UserError(f"data.rl.source: none of the {len(items)} items of {rl.source!r} has a reference "
-                            "answer or tests, so no reward can be computed")  # fmt: skip
+            raise UserError(f"data.rl.source: none of the {len(items)} items of {rl.source!r} has a final answer or "
+                            "tests, so no reward can be computed; map the column that holds the answer "
+                            "(data.rl.columns.answer), or rows whose reply ends in a \\boxed{} answer")  # fmt: skip
         log.info("data.rl: %d of %d items of %s have a reference answer or tests", len(usable), len(items), rl.source)
         out["rl"] = _unique(_with_question(usable), "data.rl")
     for name in study.eval.benchmarks:

@@ -42,6 +42,7 @@ class Launch:
     shard: tuple[int, int] | None = None  # --shard I/N: every N-th run from the I-th
     only: tuple[str, ...] = ()  # --only NAME...: these runs, then the report if all are done
     ray_address: str | None = None  # --ray-address
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE...: worker processes get them with the study
 
 
 def task_graph(study: Study) -> dict[str, list[str]]:
@@ -111,7 +112,7 @@ def run_workers(study: Study, out_dir: Path, launch: Launch) -> Path:
 
     workers = study.resources.workers
     args = [launch.study_arg, *(["--unsafe-weak-sandbox"] if launch.unsafe else []),
-            *(f"--only={name}" for name in launch.only)]  # fmt: skip
+            *(f"--only={name}" for name in launch.only), *(f"--set={o}" for o in launch.overrides)]  # fmt: skip
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "COLUMNS": os.environ.get("COLUMNS", "120")}  # fmt: skip

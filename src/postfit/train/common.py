@@ -68,7 +68,7 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str, key: str = "sf
     import torch
 
     micro, accumulation = per_device_batch(opts.batch_size, getattr(opts, "micro_batch_size", None), key)
-    return dict(
+    out = dict(
         **trainer_kwargs(
             output_dir,
             steps=opts.steps,
@@ -90,6 +90,22 @@ def trl_kwargs(output_dir: Path, opts, seed: int, scheduler: str, key: str = "sf
         use_liger_kernel=getattr(opts, "liger", False),
         torch_compile=getattr(opts, "compile", False),
     )
+    if not hasattr(opts, "weight_decay"):  # RL has no option of its own: TRL's default, or rl.trainer's
+        del out["weight_decay"]
+    return out
+
+
+def trl_config(cls, key: str, kwargs: dict, passed: dict):
+    """TRL's config `cls` from postfit's settings `kwargs` and the study's pass-through fields `passed` (`KEY.trainer`,
+    checked against TRL's fields and postfit's own when the study was read); TRL's refusal of a value is a UserError
+    naming the key."""
+    try:
+        return cls(**kwargs, **passed)
+    except (ValueError, TypeError) as e:
+        if not passed:
+            raise
+        why = f"{type(e).__name__}: {e}"
+        raise UserError(f"{key}.trainer: TRL's {cls.__name__} refused these settings ({why})") from None
 
 
 def require_liger(key: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from postfit.distributed import is_main
 from postfit.io import write_jsonl
 from postfit.item import Item
 from postfit.layout import RunDir
-from postfit.train.common import train_and_save, trl_kwargs
+from postfit.train.common import train_and_save, trl_config, trl_kwargs
 from postfit.verify import extract_answer, score_batch
 from postfit.verify.extract import code_block, math_answer
 
@@ -56,7 +57,8 @@ def format_reward(completions: list, item: list[str] | None = None, **_) -> list
 
 
 def rl_dataset(items: list[Item]):
-    """Conversational prompts plus the item itself (JSON), which the reward functions receive as a column."""
+    """Conversational prompts plus the item itself (JSON) and its reference answer, which the reward functions
+    receive as columns."""
     from datasets import Dataset
 
     # Everything the verifier may read, not the SFT conversations, traces and targets, which can be tens of
@@ -66,6 +68,7 @@ def rl_dataset(items: list[Item]):
             {
                 "prompt": [{"role": "user", "content": it.prompt}],
                 "item": json.dumps(replace(it, messages=[], traces=[], target=None).to_json()),
+                "answer": it.answer,  # for rl.rewards' functions, as open-r1's read `solution`
             }
             for it in items
         ]
@@ -164,27 +167,46 @@ def vllm_kwargs(opts: RLOptions) -> dict:
     }
 
 
-def train_rl(model, tokenizer, items: list[Item], heldout: list[Item], opts: RLOptions, eval_opts: EvalOptions,
-             run_dir: Path, seed: int) -> dict:  # fmt: skip
-    """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
+def reward_functions(opts: RLOptions) -> list[tuple[Callable, float]]:
+    """(function, weight) of every reward: the verifier's, the format reward where `rl.format_weight` is set, then
+    `rl.rewards` (imported; they were checked when the study was read)."""
+    from postfit.config.training import import_reward
+
+    out = [(correctness_reward, 1.0)] + ([(format_reward, opts.format_weight)] if opts.format_weight else [])
+    return out + [(import_reward(r.function), r.weight) for r in opts.rewards]
+
+
+def grpo_config(opts: RLOptions, checkpoints: Path, seed: int):
+    """The GRPOConfig of an RL run: postfit's options, then `rl.trainer`'s fields."""
     from trl import GRPOConfig
 
-    out = RunDir(run_dir)
-    args = GRPOConfig(
-        **trl_kwargs(out.checkpoints, opts, seed, "constant_with_warmup", key="rl"),
+    weights = [w for _, w in reward_functions(opts)]
+    kwargs = dict(
+        **trl_kwargs(checkpoints, opts, seed, "constant_with_warmup", key="rl"),
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         temperature=opts.temperature,
         beta=opts.beta,
         epsilon=opts.epsilon,
         loss_type=opts.loss_type,
-        reward_weights=[1.0, opts.format_weight] if opts.format_weight else None,
+        reward_weights=weights if len(weights) > 1 else None,
         use_transformers_continuous_batching=opts.rollouts == "continuous_batching",
         **vllm_kwargs(opts),
     )
-    rewards = [correctness_reward, format_reward] if opts.format_weight else [correctness_reward]
+    return trl_config(GRPOConfig, "rl", kwargs, opts.trainer)
+
+
+def train_rl(model, tokenizer, items: list[Item], heldout: list[Item], opts: RLOptions, eval_opts: EvalOptions,
+             run_dir: Path, seed: int) -> dict:  # fmt: skip
+    """GRPO on `items` in place; final weights to run_dir/model, logs to train_log.jsonl and heldout.jsonl."""
+    out = RunDir(run_dir)
+    args = grpo_config(opts, out.checkpoints, seed)
     trainer = _trainer_class(opts.rollouts)(
-        model=model, reward_funcs=rewards, args=args, train_dataset=rl_dataset(items), processing_class=tokenizer
+        model=model,
+        reward_funcs=[f for f, _ in reward_functions(opts)],
+        args=args,
+        train_dataset=rl_dataset(items),
+        processing_class=tokenizer,
     )
     heldout_rows: list[dict] = []
     timer = {"heldout_s": 0.0}

@@ -10,7 +10,7 @@ from postfit.config.data import SFTData
 from postfit.errors import UserError
 from postfit.item import Item
 from postfit.layout import RunDir
-from postfit.train.common import train_and_save, trl_kwargs
+from postfit.train.common import train_and_save, trl_config, trl_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +93,23 @@ def padding_free_collator(tokenizer):
     return DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
 
 
+def sft_config(opts: SFTOptions, checkpoints: Path, seed: int):
+    """The SFTConfig of an SFT run: postfit's options, then `sft.trainer`'s fields."""
+    from trl import SFTConfig
+
+    kwargs = dict(**trl_kwargs(checkpoints, opts, seed, opts.lr_scheduler), max_length=opts.max_length,
+                  completion_only_loss=True, packing=False)  # fmt: skip
+    return trl_config(SFTConfig, "sft", kwargs, opts.trainer)
+
+
 def train_sft(model, tokenizer, items: list[Item], opts: SFTOptions, run_dir: Path, seed: int,
               source: SFTData | None = None) -> dict:  # fmt: skip
     """Fine-tune `model` in place on `items`; final weights go to run_dir/model, the loss log to train_log.jsonl.
 
     `items` are procedural items with a `target`, or with `source` (the study's `data.sft`) schema items.
     """
-    from trl import SFTConfig
-
     out = RunDir(run_dir)
-    args = SFTConfig(
-        **trl_kwargs(out.checkpoints, opts, seed, opts.lr_scheduler),
-        max_length=opts.max_length,
-        completion_only_loss=True,
-        packing=False,
-    )
+    args = sft_config(opts, out.checkpoints, seed)
     dataset, counts = traces_dataset(items, tokenizer, opts, source) if source else (sft_dataset(items), None)
     trainer = plain_loss_trainer()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     if padding_free(opts, model):

@@ -39,7 +39,7 @@ _UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "re
                     "sft": {"padding_free", "liger", "compile"}, "rl": {"liger", "compile"}}  # fmt: skip
 
 # Options added after studies were first run: at their default they compute what studies did before them.
-_LATER = [("rl", "rollouts")]
+_LATER = [("rl", "rollouts"), ("eval", "protocol")]
 
 
 class Study(Strict):

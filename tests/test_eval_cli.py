@@ -11,6 +11,7 @@ import pytest
 
 from conftest import full_sandbox, postfit, weak_flags
 from postfit.io import read_jsonl
+from test_lighteval_protocol import check_lm_eval_layout
 
 BENCHES = ("humaneval", "rg:chain_sum")
 LIMIT, SAMPLES = 3, 2
@@ -44,6 +45,12 @@ def test_files_have_the_study_formats(evaluated):
     meta = json.loads((out / "eval.json").read_text())
     assert meta["benchmarks"] == {b: LIMIT for b in BENCHES}
     assert meta["sandbox"]["weak"] is (not full_sandbox())  # humaneval ran model-written code: its layers recorded
+    assert meta["protocol"] == "postfit" and {r["protocol"] for r in samples + results} == {"postfit"}
+    lm_eval = json.loads((out / "results_lm-eval.json").read_text())
+    check_lm_eval_layout(lm_eval, {b: LIMIT for b in BENCHES}, "postfit")
+    assert lm_eval["results"]["humaneval"][f"pass@{SAMPLES},none"] == next(
+        r["value"] for r in results if r["split"] == "humaneval" and r["metric"] == f"pass@{SAMPLES}"
+    )
 
 
 def test_scores_agree_with_rescoring_the_stored_samples(evaluated, benign):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from postfit.config import SPLITS
+from postfit.data.lighteval import LIGHTEVAL, POSTFIT
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +195,25 @@ def samples_per_item(samples: list[dict], split: str) -> int:
     return min(counts, default=0)
 
 
-def per_item_pass(samples: list[dict], split: str, k: int | None = None) -> dict[str, float]:
-    """item -> score on `split`: greedy correctness (0/1) when k is None, else unbiased pass@k of the sampled ones.
+def protocol(samples: list[dict], split: str) -> str:
+    """The protocol `split` was evaluated under (postfit.data.lighteval; rows from before protocols: postfit's).
+    Two protocols in one split is an error: their pass@1 mean different things."""
+    found = {row.get("protocol", POSTFIT) for row in samples if row["split"] == split}
+    if len(found) > 1:
+        raise ValueError(f"split {split!r}: samples of two evaluation protocols ({', '.join(sorted(found))})")
+    return found.pop() if found else POSTFIT
 
-    Items without a greedy completion (k None) or without sampled ones (k given) are left out; an item with
-    fewer than k sampled completions is an error, since its pass@k is undefined.
+
+def per_item_pass(samples: list[dict], split: str, k: int | None = None) -> dict[str, float]:
+    """item -> score on `split`: pass@1 when k is None, else unbiased pass@k of the sampled completions.
+
+    pass@1 is the greedy completion's correctness (0/1) under postfit's protocol, and under lighteval's (which
+    samples only) the mean correctness of the item's n sampled completions, lighteval's pass@1. Items without a
+    greedy completion (k None, postfit's protocol) or without sampled ones are left out; an item with fewer than k
+    sampled completions is an error, since its pass@k is undefined.
     """
+    if k is None and protocol(samples, split) == LIGHTEVAL:
+        k = 1  # the unbiased pass@1 estimate from n samples is their mean
     out: dict[str, float] = {}
     for item, (greedy, sampled) in _by_item(samples, split).items():
         if k is None:
@@ -211,10 +225,12 @@ def per_item_pass(samples: list[dict], split: str, k: int | None = None) -> dict
 
 
 def run_results(run: dict, samples: list[dict], ks: list[int], n_boot: int, ci: float) -> list[dict]:
-    """results.jsonl rows for one run: greedy "pass@1" and sampled "pass@K" per split, with item-bootstrap CIs.
+    """results.jsonl rows for one run: "pass@1" and sampled "pass@K" per split, with item-bootstrap CIs, each
+    naming the split's protocol.
 
-    "pass@1" always means greedy, so K=1 in `ks` is skipped rather than written under a clashing name. A
-    pass@K row is written only when every item of the split has at least K sampled completions.
+    "pass@1" is greedy under postfit's protocol and the mean over the n samples under lighteval's (`per_item_pass`),
+    so K=1 in `ks` is skipped rather than written under a clashing name. A pass@K row is written only when every
+    item of the split has at least K sampled completions.
     """
     base = {key: run.get(key) for key in ("run", "init", "recipe", "seed")}
     rows: list[dict] = []
@@ -237,6 +253,7 @@ def run_results(run: dict, samples: list[dict], ks: list[int], n_boot: int, ci: 
                     "n": int(values.size),
                     "ci_low": lo,
                     "ci_high": hi,
+                    "protocol": protocol(samples, split),
                 }
             )
     return rows

@@ -208,11 +208,27 @@ class GridConfig(Strict):
 
 
 class EvalOptions(Strict):
-    """Evaluation of every run on every split: greedy pass@1 and sampled pass@k."""
+    """Evaluation of every run on every split: greedy pass@1 and sampled pass@k (postfit's protocol), or lighteval's
+    pass@1 averaged over n samples (`protocol: lighteval`)."""
+
+    protocol: Literal["postfit", "lighteval"] = Field(
+        "postfit",
+        description="How benchmarks are prompted and scored. `postfit`: postfit's prompts and verifier, greedy "
+        "pass@1 and sampled pass@k. `lighteval`: open-r1's settings, so scores compare with published ones: "
+        "lighteval's prompts (math500, aime24, aime25), `samples` completions per item (default: lighteval's n, "
+        "4 for MATH-500, 64 for AIME) at temperature 0.6, top-p 0.95, up to 32768 new tokens unless set here, pass@1 "
+        "= their mean correctness, answers read by math-verify as lighteval configures it (docs/datasets.md). A "
+        "study's own task splits keep postfit's protocol; every sample and result row names its protocol.",
+    )
 
     batch_size: int = Field(64, gt=0, description="Prompts per generate() call.")
     max_new_tokens: int = Field(48, gt=0, description="Longest completion in tokens.")
-    samples: int = Field(4, ge=0, description="Sampled completions per item for pass@k (0: greedy only).")
+    samples: int | None = Field(
+        4,
+        ge=0,
+        description="Sampled completions per item for pass@k (0: greedy only). Null, the default under "
+        "`protocol: lighteval`: lighteval's n for each benchmark.",
+    )
     k: list[int] = Field([4], description="k values for the unbiased pass@k estimator (each <= samples).")
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for pass@k.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling for pass@k.")
@@ -245,11 +261,48 @@ class EvalOptions(Strict):
         return [check_benchmark(name) for name in v]
 
     @model_validator(mode="after")
-    def _k_le_samples(self) -> EvalOptions:
-        bad = [k for k in self.k if k < 1 or k > self.samples]
-        if bad:
-            raise ValueError(f"k values {bad} must lie in 1..samples ({self.samples})")
+    def _protocol_defaults(self) -> EvalOptions:
+        """Under the lighteval protocol the options not set are open-r1's, and only lighteval's benchmarks apply."""
+        from postfit.data.lighteval import LIGHTEVAL, OPEN_R1, check_lighteval
+
+        if self.protocol != LIGHTEVAL:
+            if self.samples is None:
+                raise ValueError("samples: null (lighteval's n per benchmark) needs protocol: lighteval")
+            return self
+        for key, value in {**OPEN_R1, "samples": None, "k": []}.items():
+            if key not in self.model_fields_set:
+                setattr(self, key, value)
+        for name in self.benchmarks:
+            check_lighteval(name)
+        if self.samples == 0:
+            raise ValueError("samples: the lighteval protocol scores sampled completions; expected 1 or more")
         return self
+
+    @model_validator(mode="after")
+    def _k_le_samples(self) -> EvalOptions:
+        from postfit.data.lighteval import LIGHTEVAL, TASKS
+
+        splits = (self.benchmarks or list(TASKS)) if self.protocol == LIGHTEVAL else ["any"]
+        most = min(self.samples_for(split) for split in splits)
+        bad = [k for k in self.k if k < 1 or k > most]
+        if bad:
+            raise ValueError(f"k values {bad} must lie in 1..samples ({most})")
+        return self
+
+    def samples_for(self, split: str) -> int:
+        """Sampled completions per item of `split`: `samples`, or when that is null (lighteval protocol),
+        lighteval's n for the benchmark (postfit.data.lighteval.TASKS; other splits: the postfit default)."""
+        from postfit.data.lighteval import TASKS
+
+        if self.samples is not None:
+            return self.samples
+        return TASKS[split].n if split in TASKS else type(self).model_fields["samples"].default
+
+    def lighteval_split(self, split: str) -> bool:
+        """Whether `split` is generated and scored under the lighteval protocol (sampled only, no greedy)."""
+        from postfit.data.lighteval import LIGHTEVAL, TASKS
+
+        return self.protocol == LIGHTEVAL and split in TASKS
 
 
 class ReportOptions(Strict):

@@ -44,7 +44,8 @@ _UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "re
 # hash only where they differ from it. A pass-through TRL field (`sft.trainer`, `rl.trainer`) is hashed whatever it
 # is: postfit cannot tell which of TRL's fields change results, so each one counts as changing them.
 _LATER = [("rl", "rollouts"), ("rl", "rewards"), ("rl", "trainer"), ("sft", "trainer"), ("data", "sft", "subset"),
-          ("data", "sft", "columns"), ("data", "rl", "subset"), ("data", "rl", "columns")]  # fmt: skip
+          ("data", "sft", "columns"), ("data", "rl", "subset"), ("data", "rl", "columns"),
+          ("eval", "protocol")]  # fmt: skip
 
 
 class Study(Strict):

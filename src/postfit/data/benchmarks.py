@@ -1,7 +1,8 @@
 """Evaluation benchmarks by name: competition math, code, and procedural reasoning-gym tasks.
 
 `load_benchmark(name, limit=N)` returns the first N items in the benchmark's own order, every item in
-postfit's schema (postfit.item) with split "test".
+postfit's schema (postfit.item) with split "test"; `protocol="lighteval"` prompts math500, aime24 and aime25 as
+lighteval does (postfit.data.lighteval).
 
 Prompt conventions (postfit.data.prompts):
   math (gsm8k, math500, aime24, aime25, amc23)  the problem, then "Please reason step by step, and put your
@@ -22,11 +23,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from postfit.data.code_benchmarks import humaneval_items, livecodebench, mbpp
 from postfit.data.hub import HubSpec, hub_dataset, map_rows
+from postfit.data.lighteval import LIGHTEVAL, POSTFIT, as_lighteval, check_lighteval
 from postfit.data.prompts import math_prompt, number_text
 from postfit.data.sources import gsm8k
 from postfit.errors import UserError
@@ -159,8 +161,14 @@ def benchmark_names() -> list[str]:
     return list(BENCHMARKS) + [RG_PREFIX + t for t in rg_tasks()]
 
 
-def load_benchmark(name: str, *, limit: int | None = None) -> list[Item]:
-    """The first `limit` items of a benchmark (all when None), in the benchmark's own stable order."""
+def load_benchmark(name: str, *, limit: int | None = None, protocol: str = POSTFIT) -> list[Item]:
+    """The first `limit` items of a benchmark (all when None), in the benchmark's own stable order; under the
+    lighteval protocol prompted as lighteval prompts them (postfit.data.lighteval)."""
+    if protocol == LIGHTEVAL:
+        try:
+            check_lighteval(name)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if name.startswith(RG_PREFIX):
         return procedural_items(name, limit)
     spec = BENCHMARKS.get(name)
@@ -171,6 +179,9 @@ def load_benchmark(name: str, *, limit: int | None = None) -> list[Item]:
         )
     if isinstance(spec, Packaged):
         return spec.load(name, limit)
+    if protocol == LIGHTEVAL:
+        mapped = spec.map_row
+        spec = replace(spec, map_row=lambda row, **where: as_lighteval(mapped(row, **where), row, name))
     ds = hub_dataset(spec.path, spec.config, spec.split)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))

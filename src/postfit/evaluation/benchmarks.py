@@ -1,15 +1,20 @@
 """`postfit eval`: any checkpoint on named benchmarks, outside a study, in the study's file formats.
 
     DIR/samples.jsonl   one row per completion, as a study run writes them: split (the benchmark's name), item,
-                        sample (-1 greedy, 0..n-1 sampled), prompt, completion, answer, reference, correct, score
+                        sample (-1 greedy, 0..n-1 sampled), prompt, completion, answer, reference, correct, score,
+                        protocol
     DIR/results.jsonl   one row per benchmark x metric: run (the model as given), init, recipe (null: not a
-                        study run), seed, split, metric, value, n, ci_low, ci_high
-    DIR/eval.json       what was evaluated: model, benchmarks, item counts, options, seconds, and for code
-                        benchmarks the sandbox's layers (`weak: true` when run with --unsafe-weak-sandbox)
+                        study run), seed, split, metric, value, n, ci_low, ci_high, protocol
+    DIR/eval.json       what was evaluated: model, benchmarks, item counts, protocol, samples per benchmark,
+                        options, seconds, and for code benchmarks the sandbox's layers (`weak: true` when run with
+                        --unsafe-weak-sandbox)
+    DIR/results_lm-eval.json  the results in lm-evaluation-harness's layout (evaluation/lm_eval_json.py)
 
 Metrics: `pass@1` is the greedy completion's correctness; with --samples n, `avg@n` is the mean correctness of
 the n sampled completions and `pass@k` the unbiased estimator of Chen et al. (2021), both averaged over items,
-each with a bootstrap interval over items. Every number is recomputed from samples.jsonl by `stats`.
+each with a bootstrap interval over items. Under `--protocol lighteval` (postfit.data.lighteval) there is no greedy
+completion: `pass@1` is the mean correctness of the n samples, lighteval's pass@1. Every row names its protocol;
+every number is recomputed from samples.jsonl by `stats`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from postfit.config import EvalOptions
+from postfit.data.lighteval import LIGHTEVAL, POSTFIT, check_lighteval
 from postfit.errors import UserError
+from postfit.evaluation.lm_eval_json import FILE as LM_EVAL_FILE
+from postfit.evaluation.lm_eval_json import lm_eval_results
 from postfit.io import atomic_write_json, write_jsonl
 from postfit.item import Item
 from postfit.layout import RunDir
@@ -31,16 +39,26 @@ log = logging.getLogger(__name__)
 _GENERATION = {"batch_size", "max_new_tokens", "samples", "k", "temperature", "top_p", "backend"}
 
 
-def eval_options(*, samples: int, k: list[int] | None = None, **values) -> EvalOptions:
-    """EvalOptions for `postfit eval` (its defaults are the CLI's); pass@k for k = --samples unless `k` is given."""
-    ks = k if k is not None else ([samples] if samples > 1 else [])
+# `postfit eval`'s defaults under postfit's protocol; under lighteval's, EvalOptions fills open-r1's.
+CLI_DEFAULTS = {"samples": 0, "max_new_tokens": 1024, "temperature": 0.6, "top_p": 0.95, "batch_size": 16}
+
+
+def eval_options(*, protocol: str = POSTFIT, k: list[int] | None = None, **values) -> EvalOptions:
+    """EvalOptions for `postfit eval` from the options given (None: not given, the protocol's default); pass@k for
+    k = --samples unless `k` is given."""
+    given = {key: v for key, v in values.items() if v is not None}
+    if protocol == POSTFIT:
+        given = {**CLI_DEFAULTS, **given}
+    samples = given.get("samples")
+    if k is not None or samples is not None:
+        given["k"] = k if k is not None else ([samples] if samples > 1 else [])
     try:
-        return EvalOptions(**values, samples=samples, k=ks)
+        return EvalOptions(protocol=protocol, **given)
     except ValueError as e:
         raise UserError(f"postfit eval options: {e}") from None
 
 
-def load_benchmarks(names: list[str], limit: int | None) -> dict[str, list[Item]]:
+def load_benchmarks(names: list[str], limit: int | None, protocol: str = POSTFIT) -> dict[str, list[Item]]:
     """Every benchmark's items, before any model is loaded: an unknown or unreachable one stops the run first."""
     from postfit.data.benchmarks import load_benchmark
 
@@ -48,7 +66,13 @@ def load_benchmarks(names: list[str], limit: int | None) -> dict[str, list[Item]
         raise UserError("--bench: give at least one benchmark name")
     if len(set(names)) != len(names):
         raise UserError(f"--bench: a benchmark is named twice in {','.join(names)}")
-    data = {name: load_benchmark(name, limit=limit) for name in names}
+    if protocol == LIGHTEVAL:  # all named before any dataset is read
+        for name in names:
+            try:
+                check_lighteval(name)
+            except ValueError as e:
+                raise UserError(f"--bench: {e}") from None
+    data = {name: load_benchmark(name, limit=limit, protocol=protocol) for name in names}
     empty = [name for name, items in data.items() if not items]
     if empty:
         raise UserError(f"--bench: no items in {', '.join(empty)} (check --limit)")
@@ -90,7 +114,7 @@ def results(run: dict, samples: list[dict], ks: list[int], n_boot: int = 1000, c
 
     avg@n is the unbiased pass@1 estimate from the n sampled completions, i.e. their mean correctness.
     """
-    from postfit.analysis.stats import per_item_pass, run_results, samples_per_item, splits_of
+    from postfit.analysis.stats import per_item_pass, protocol, run_results, samples_per_item, splits_of
 
     rows = run_results(run, samples, ks, n_boot, ci)
     base = {key: run.get(key) for key in ("run", "init", "recipe", "seed")}
@@ -98,7 +122,8 @@ def results(run: dict, samples: list[dict], ks: list[int], n_boot: int = 1000, c
         n = samples_per_item(samples, split)
         if n:
             per_item = per_item_pass(samples, split, 1)
-            rows.append(_row(base, split, f"avg@{n}", np.array([per_item[i] for i in sorted(per_item)]), n_boot, ci))
+            values = np.array([per_item[i] for i in sorted(per_item)])
+            rows.append({**_row(base, split, f"avg@{n}", values, n_boot, ci), "protocol": protocol(samples, split)})
     order = {split: i for i, split in enumerate(dict.fromkeys(r["split"] for r in samples))}
     return sorted(rows, key=lambda r: order[r["split"]])  # benchmarks in the order asked; metrics as written
 
@@ -110,7 +135,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     from postfit.evaluation.generate import evaluate_splits
     from postfit.models import PLAIN_TEMPLATE
 
-    data = load_benchmarks(benches, limit)
+    data = load_benchmarks(benches, limit, opts.protocol)
     sandbox = None
     if any(it.domain == "code" for items in data.values() for it in items):
         from postfit.sandbox import check
@@ -126,7 +151,7 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
             tokenizer.chat_template = None  # a base model continues the raw prompt, as with the hf backend
     else:
         model, tokenizer = load_checkpoint(model_name)
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     samples = annotate(evaluate_splits(model, tokenizer, data, opts, seed, model_name), {}, "")  # no known SFT data
     seconds = time.perf_counter() - start
     run = {"run": model_name, "init": None, "recipe": None, "seed": seed}
@@ -135,7 +160,9 @@ def evaluate_checkpoint(model_name: str, benches: list[str], out_dir: Path, opts
     write_jsonl(RunDir(out_dir).samples, samples)  # the files of a study's run directory, in its formats
     write_jsonl(RunDir(out_dir).results, rows)
     meta = {"model": model_name, "benchmarks": {b: len(v) for b, v in data.items()}, "limit": limit, "seed": seed,
-            "options": opts.model_dump(include=_GENERATION), "seconds": round(seconds, 2),
+            "protocol": opts.protocol, "samples": {b: opts.samples_for(b) for b in data},
+            "options": opts.model_dump(include=_GENERATION), "seconds": round(seconds, 2), "started": round(started),
             "sandbox": sandbox}  # fmt: skip
     atomic_write_json(out_dir / "eval.json", meta)
+    atomic_write_json(out_dir / LM_EVAL_FILE, lm_eval_results(rows, samples, meta))
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from postfit.config import EvalOptions
+from postfit.data.lighteval import protocol_of
 from postfit.distributed import shard_map, world_size
 from postfit.evaluation.prompts import Completion, prompt_texts
 from postfit.evaluation.static import decode_static, sampler
@@ -149,9 +150,10 @@ def growing_cache(config, room: int):
 def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalOptions, seed: int,
                     model_path: str | None = None) -> list[dict]:  # fmt: skip
     """Sample rows (split, item, sample, prompt, completion, completion_tokens, stopped, answer, reference, correct,
-    score) for every split; `stopped` is false for a completion cut at `max_new_tokens`.
+    score, protocol) for every split; `stopped` is false for a completion cut at `max_new_tokens`.
 
-    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones. With `opts.backend == "vllm"` the
+    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones; a split of the lighteval protocol has
+    only sampled ones, `opts.samples_for(split)` of them. With `opts.backend == "vllm"` the
     completions come from vLLM on `model_path` (the model's saved weights), else from `model` in memory.
     """
     if opts.backend == "vllm":
@@ -166,11 +168,12 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalO
     rows: list[dict] = []
     for split, items in splits.items():
         prompts = [it.prompt for it in items]
-        greedy = [c[0] for c in gen(prompts, label=f"{split} greedy")]
-        runs = [(-1, greedy)]
-        if opts.samples:
-            sampled = gen(prompts, n=opts.samples, sample=True, label=f"{split} sampled x{opts.samples}")
-            runs += [(s, [c[s] for c in sampled]) for s in range(opts.samples)]
+        runs = []  # the lighteval protocol samples only: its pass@1 is their mean
+        if not opts.lighteval_split(split):
+            runs.append((-1, [c[0] for c in gen(prompts, label=f"{split} greedy")]))
+        if n := opts.samples_for(split):
+            sampled = gen(prompts, n=n, sample=True, label=f"{split} sampled x{n}")
+            runs += [(s, [c[s] for c in sampled]) for s in range(n)]
         # Scored in one batch per split (per process of a launch), so code items run in the sandbox in parallel.
         pairs = [(sample, item, c) for sample, completions in runs for item, c in zip(items, completions, strict=True)]
         chunk = -(-len(pairs) // world_size()) or 1
@@ -190,6 +193,7 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalO
                     "reference": item.answer,
                     "correct": is_correct(value),
                     "score": value,
+                    "protocol": protocol_of(item),
                 }
             )
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from postfit.analysis import stats
 from postfit.io import atomic_write_bytes, atomic_write_text
 from postfit.report.blocks import Block, Heading, Para, Plot
 from postfit.report.browser import samples_block
@@ -63,6 +64,15 @@ def top_blocks(study: StudyResults, main: dict, comps: list) -> list[Block]:
     return blocks
 
 
+def lighteval_note(study: StudyResults) -> str:
+    """Names the splits scored under lighteval's protocol, whose pass@1 is not greedy; "" when there are none."""
+    splits = [s for s in study.splits if any(stats.protocol(r.samples, s) == "lighteval" for r in study.runs)]
+    if not splits:
+        return ""
+    return (f" {', '.join(splits)}: lighteval's protocol (eval.protocol), where pass@1 is the mean correctness of "
+            "n sampled completions per item, as open-r1 reports it, not a greedy completion's.")  # fmt: skip
+
+
 def build_blocks(study: StudyResults) -> list[Block]:
     """The report's content, in order, as blocks that render_md and render_html both draw from."""
     ci = f"{study.ci:.0%}"
@@ -81,7 +91,7 @@ def build_blocks(study: StudyResults) -> list[Block]:
         Para(
             f"Rows pool the seeds of one init × recipe: mean over seeds of per-seed accuracy, {ci} CI in brackets, "
             "n = items per split. ID→OOD drop = id_test minus the mean of the ood_* splits, in percentage "
-            "points, with the seeds paired."
+            "points, with the seeds paired." + lighteval_note(study)
         ),
         estimate_table(study, main, with_drop=True),
     ]

@@ -52,20 +52,35 @@ def labels(studies: list[StudyResults]) -> list[str]:
     return [str(s.dir.resolve()) for s in studies]
 
 
-def shared_splits(studies: list[StudyResults], names: list[str]) -> list[str]:
+def split_protocols(study: StudyResults, split: str) -> set[str]:
+    return {stats.protocol(r.samples, split) for r in study.runs if any(row["split"] == split for row in r.samples)}
+
+
+def shared_splits(studies: list[StudyResults], names: list[str]) -> tuple[list[str], list[str]]:
+    """(the splits every study evaluated under one and the same protocol, notes on those left out because their
+    protocols differ: a greedy pass@1 and lighteval's mean over n samples are not compared)."""
     splits = set.intersection(*(set(s.splits) for s in studies))
     if not splits:
         listed = "; ".join(f"{n}: {', '.join(s.splits)}" for n, s in zip(names, studies, strict=True))
         raise UserError(f"the studies share no evaluation split ({listed}); compare studies evaluated on one split")
-    return sorted(splits, key=stats.split_sort_key)
+    notes = []
+    for split in sorted(splits, key=stats.split_sort_key):
+        protocols = [split_protocols(s, split) for s in studies]
+        if len(set.union(*protocols)) > 1:
+            splits.discard(split)
+            said = ", ".join(f"{n}: {'/'.join(sorted(p))}" for n, p in zip(names, protocols, strict=True))
+            notes.append(f"{split} is left out: evaluated under different protocols ({said}).")
+    if not splits:
+        raise UserError("the studies share no split evaluated under one protocol: " + " ".join(notes))
+    return sorted(splits, key=stats.split_sort_key), notes
 
 
 def _greedy(runs: list[RunResults], split: str) -> dict[int, dict[str, tuple[float, tuple[str, str]]]]:
-    """seed -> item -> (greedy score, (prompt, reference)) on `split`."""
+    """seed -> item -> (pass@1 score, (prompt, reference)) on `split` (greedy; lighteval's protocol: the mean of n)."""
     out: dict[int, dict[str, tuple[float, tuple[str, str]]]] = {}
     for run in runs:
         text = {str(r["item"]): (r.get("prompt") or "", str(r.get("reference", ""))) for r in run.samples
-                if r["split"] == split and int(r.get("sample", -1)) == stats.GREEDY}  # fmt: skip
+                if r["split"] == split}  # fmt: skip
         out[run.seed] = {i: (score, text[i]) for i, score in stats.per_item_pass(run.samples, split).items()}
     return out
 
@@ -167,7 +182,7 @@ def distance_overlay(studies: list[StudyResults], names: list[str]) -> list[Bloc
 
 def compare_blocks(studies: list[StudyResults]) -> list[Block]:
     names = labels(studies)
-    splits = shared_splits(studies, names)
+    splits, left_out = shared_splits(studies, names)
     base = studies[0]
     listing = Table(["study", "directory", "evaluated runs", "splits"],
                     [[n, str(s.dir), str(len(s.runs)), ", ".join(s.splits)]
@@ -189,7 +204,7 @@ def compare_blocks(studies: list[StudyResults]) -> list[Block]:
             "seeds both ran and the items both evaluated with the same prompt and reference."
         ),  # fmt: skip
         diff,
-        *[Para(n) for n in notes],
+        *[Para(n) for n in [*left_out, *notes]],
         Heading("Studies"),
         listing,
         Heading("Greedy pass@1 (%)"),

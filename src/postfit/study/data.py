@@ -69,7 +69,8 @@ def real_splits(study: Study) -> dict[str, list[Item]]:
         log.info("data.rl: %d of %d items of %s have a reference answer or tests", len(usable), len(items), rl.source)
         out["rl"] = _unique(_with_question(usable), "data.rl")
     for name in study.eval.benchmarks:
-        out[name] = _with_question(load_benchmark(name, limit=study.eval.benchmark_limit))
+        out[name] = _with_question(load_benchmark(name, limit=study.eval.benchmark_limit,
+                                                  protocol=study.eval.protocol))  # fmt: skip
     return out
 
 

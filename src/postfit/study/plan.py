@@ -171,19 +171,22 @@ def _procedural_items(study: Study) -> int:
     return splits * tasks.test_size
 
 
-def _benchmark_items(study: Study, unknown: list[str]) -> int:
-    """Items of `eval.benchmarks`: the published size (BENCHMARK_SIZES), capped by eval.benchmark_limit."""
+def _benchmark_completions(study: Study, unknown: list[str]) -> tuple[int, int]:
+    """(items, completions) of `eval.benchmarks`: the published size (BENCHMARK_SIZES), capped by
+    eval.benchmark_limit, times 1 greedy + eval.samples completions (lighteval's protocol: its n samples only)."""
     from postfit.data.benchmarks import RG_PREFIX, RG_SIZE
 
-    total = 0
+    items = completions = 0
     for name in study.eval.benchmarks:
         size = RG_SIZE if name.startswith(RG_PREFIX) else BENCHMARK_SIZES.get(name)
         limit = study.eval.benchmark_limit
         if size is None and limit is None:
             unknown.append(f"evaluation on {name}: its size is not fixed by the study (set eval.benchmark_limit)")
             continue
-        total += min(x for x in (size, limit) if x is not None)
-    return total
+        n = min(x for x in (size, limit) if x is not None)
+        items += n
+        completions += n * (study.eval.samples_for(name) + (0 if study.eval.lighteval_split(name) else 1))
+    return items, completions
 
 
 def _heldout_evaluations(steps: int, every: int) -> int:
@@ -238,10 +241,13 @@ def make_plan(study: Study, source: str, gpus: int = 8) -> Plan:
         plan.stages.append(Stage("RL held-out eval", k, held, FORWARD, True,
                                  "evaluations x rl.heldout_items x eval.max_new_tokens (greedy)"))  # fmt: skip
     plan.data = data_rows(study)
-    items = _procedural_items(study) + _benchmark_items(study, plan.unknown)
-    per_run = items * (1 + study.eval.samples) * study.eval.max_new_tokens
-    plan.stages.append(Stage("evaluation", len(runs), per_run, FORWARD, True,
-                             f"{items} items x (1 greedy + eval.samples) x eval.max_new_tokens"))  # fmt: skip
+    procedural = _procedural_items(study)
+    items, completions = _benchmark_completions(study, plan.unknown)
+    completions += procedural * (1 + study.eval.samples_for("id_test"))
+    what = f"{procedural + items} items x (1 greedy + eval.samples) x eval.max_new_tokens"
+    if study.eval.protocol == "lighteval":
+        what += " (lighteval's benchmarks: n samples, no greedy)"
+    plan.stages.append(Stage("evaluation", len(runs), completions * study.eval.max_new_tokens, FORWARD, True, what))
     return plan
 
 

@@ -1,6 +1,7 @@
 """The one verifier that evaluation and the GRPO reward call: `score(item, completion)`, dispatched on the
 item's domain (postfit.item): procedural -> reasoning-gym's own scorer, math -> math-verify
-(verify/math.py), code -> the sandbox (verify/code.py). What each scores is extracted in postfit.verify.extract.
+(verify/math.py; items of the lighteval protocol: verify/lighteval.py, math-verify as lighteval configures it), code
+-> the sandbox (verify/code.py). What each scores is extracted in postfit.verify.extract.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ def _reasoning_gym(item: Item, completion: str) -> tuple[str | None, float]:
 
 
 def _math(item: Item, completion: str) -> tuple[str | None, float]:
+    if item.meta.get("protocol") == "lighteval":  # a benchmark item prompted and scored as lighteval does
+        from postfit.verify.lighteval import score as lighteval_score
+
+        return lighteval_score(item, completion)
     from postfit.verify.math import score as math_score
 
     return math_score(item, completion)

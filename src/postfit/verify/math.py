@@ -26,6 +26,11 @@ _TRAILING_WORDS = re.compile(r"^(.*\d)\s+((?:[A-Za-z]{2,}\.?\s*)+)$")
 _DELIMITED = re.compile(r"\$|\\\(|\\\[|\\boxed")
 
 
+def timeout_s() -> int | None:
+    """math-verify's time bound here: TIMEOUT_S in the main thread, none elsewhere (see TIMEOUT_S)."""
+    return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
 def normalise(text: str) -> str:
     """Plain-text notations rewritten as LaTeX, so one parser reads both."""
     text = text.strip()
@@ -45,8 +50,7 @@ def parse_answer(text: str) -> list:
     text = normalise(text)
     if not _DELIMITED.search(text):
         text = "\\boxed{" + text + "}"
-    timeout = TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    return parse(text, parsing_timeout=timeout)
+    return parse(text, parsing_timeout=timeout_s())
 
 
 def equivalent(reference: str, answer: str) -> bool:
@@ -56,8 +60,7 @@ def equivalent(reference: str, answer: str) -> bool:
     gold, pred = parse_answer(reference), parse_answer(answer)
     if not gold or not pred:
         return False
-    timeout = TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    return bool(verify(gold, pred, timeout_seconds=timeout))
+    return bool(verify(gold, pred, timeout_seconds=timeout_s()))
 
 
 def score(item: Item, completion: str) -> tuple[str | None, float]:

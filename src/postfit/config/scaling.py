@@ -122,8 +122,9 @@ class ContextProbe(_Strict):
     k: list[int] = Field([0, 1, 2, 4, 8], min_length=2, description="Numbers of solved examples (0-10).")
     items: int = Field(64, gt=0, description="Queries per family (each at every k).")
     max_new_tokens: int = Field(8, gt=0, description="Longest completion in tokens.")
-    control: ContextControl | None = Field(default_factory=ContextControl,
-                                           description="Positive control (null: none; the report then says so).")  # fmt: skip
+    control: ContextControl | None = Field(
+        default_factory=ContextControl, description="Positive control (null: none; the report then says so)."
+    )
     seed: int = Field(2718, description="Seed of the queries and their shots.")
 
     @field_validator("k")

@@ -100,6 +100,8 @@ class StudyDir:
     results = property(lambda self: self.root / "results.jsonl")
     report_md = property(lambda self: self.root / "report.md")
     runs = property(lambda self: self.root / "runs")
+    control = property(lambda self: self.root / "probes" / "control.jsonl")  # the context probe's positive control
+    control_work = property(lambda self: self.root / "probes" / "control_work")  # its training's scratch directory
 
     def split(self, name: str) -> Path:
         return self.data / f"{name}.jsonl"

@@ -202,6 +202,11 @@ def run_probes(probes: ProbesConfig, data: dict, model, tokenizer, eval_opts, ru
     with stage("probes", run_dir.name):
         if probes.icl is not None:
             rows += run_icl(model, tokenizer, data["icl"], probes.icl, eval_opts, probes.seed)
+        if (c := probes.context) is not None:
+            from postfit.context_probe import make_rows, run_context
+
+            rows += run_context(model, tokenizer, make_rows(c.families, c.k, c.items, c.seed), eval_opts,
+                                c.max_new_tokens)  # fmt: skip
         if probes.adapt is not None:
             work_dir = out.adapt_work
             rows += run_adapt(model, tokenizer, data["adapt"], probes.adapt, eval_opts, work_dir, seed)

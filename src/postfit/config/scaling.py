@@ -10,6 +10,7 @@ steps. `contamination:` sets the overlap check between training sources and eval
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -98,16 +99,53 @@ class AdaptProbe(_Strict):
         return sorted(v)
 
 
+class ContextControl(_Strict):
+    """The context probe's positive control: a base model of the study fine-tuned on the probe's own families (other
+    draws than the probe's), then probed; the probe can measure only where it shows a gain."""
+
+    init: Literal["pretrained", "random"] = Field(
+        "pretrained", description="The base it starts from (an init of grid.inits); a random init of nano needs "
+        "far more steps to copy from its context (measured: none after 300).")  # fmt: skip
+    steps: int = Field(300, gt=0, description="SFT steps of the control model.")
+    batch_size: int = Field(16, gt=0, description="Examples per step.")
+    learning_rate: float = Field(3e-3, gt=0, description="Constant learning rate (AdamW).")
+
+
+class ContextProbe(_Strict):
+    """In-context learning where only the prompt holds the answer: postfit's own families (`recall`: values of
+    fresh keys; `operator`: a # b = a + b + c with a fresh c), each query with its own k solved examples as earlier
+    chat turns. Greedy accuracy and the answer's log-likelihood, k = 0 against the largest k, beside a positive
+    control (postfit/context_probe.py)."""
+
+    families: list[Literal["recall", "operator"]] = Field(["recall", "operator"], min_length=1,
+                                                          description="Context-determined families.")  # fmt: skip
+    k: list[int] = Field([0, 1, 2, 4, 8], min_length=2, description="Numbers of solved examples (0-10).")
+    items: int = Field(64, gt=0, description="Queries per family (each at every k).")
+    max_new_tokens: int = Field(8, gt=0, description="Longest completion in tokens.")
+    control: ContextControl | None = Field(
+        default_factory=ContextControl, description="Positive control (null: none; the report then says so)."
+    )
+    seed: int = Field(2718, description="Seed of the queries and their shots.")
+
+    @field_validator("k")
+    @classmethod
+    def _k_valid(cls, v: list[int]) -> list[int]:
+        if any(k < 0 or k > 10 for k in v) or len(set(v)) != len(v) or 0 not in v:
+            raise ValueError(f"k values must be distinct, in 0..10 (recall has ten values), and include 0, got {v}")
+        return sorted(v)
+
+
 class ProbesConfig(_Strict):
     """Learning-to-learn probes, run on every run's final model; the `none` runs are the models before training."""
 
-    icl: ICLProbe | None = Field(None, description="In-context k-shot probe (null: off).")
+    icl: ICLProbe | None = Field(None, description="In-context k-shot probe on reasoning-gym families (null: off).")
+    context: ContextProbe | None = Field(None, description="In-context probe on context-determined families.")
     adapt: AdaptProbe | None = Field(None, description="Few-step adaptation probe (null: off).")
     seed: int = Field(4321, description="Data seed of the probe items and shot orders.")
 
     @property
     def enabled(self) -> bool:
-        return self.icl is not None or self.adapt is not None
+        return self.icl is not None or self.adapt is not None or self.context is not None
 
 
 class ContaminationOptions(_Strict):
@@ -140,5 +178,8 @@ def check_scaling(study) -> None:
     icl = {t.name for t in probes.icl.tasks} if probes.icl else set()
     if used & icl:
         raise ValueError(f"probes.icl.tasks: {sorted(used & icl)} are post-training or ood_family tasks")
+    if probes.context and probes.context.control and probes.context.control.init not in study.grid.inits:
+        raise ValueError(f"probes.context.control.init: {probes.context.control.init!r} is not in grid.inits "
+                         f"{study.grid.inits}")  # fmt: skip
     if probes.adapt and probes.adapt.task.name in used | icl:
         raise ValueError(f"probes.adapt.task: {probes.adapt.task.name!r} is already used by the study")

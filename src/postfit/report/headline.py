@@ -32,12 +32,12 @@ from postfit.config.recipes import NONE
 from postfit.report.blocks import Table
 
 INIT_GAP, RECOVERY, DROP = "init gap", "recovery", "ID→OOD drop"
-RL, ICL, ADAPT = "RL change", "in-context", "adaptation"
+RL, ICL, ADAPT, CONTEXT = "RL change", "in-context", "adaptation", "in-context (prompt only)"
 SLOPE = "distance slope"
 INITS = "pre-trained − random"  # the subject of a difference between the two inits
 # The `split` of a slope comparison: which distance it is on.
 TEXT_DISTANCE, TOKEN_DISTANCE, STRUCTURE = "text distance", "token distance", "structural distance"
-_SUFFIX = {"pp": " pp", "log-odds": " log-odds"}
+_SUFFIX = {"pp": " pp", "log-odds": " log-odds", "nats": " nats"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Comparison:
         return self.unit == "pp" and self.est == (0.0, 0.0, 0.0)
 
     def _num(self, x: float) -> str:
-        return {"ratio": f"{x:.2f}", "log-odds": f"{x:+.2f}"}.get(self.unit, f"{100 * x:+.1f}")
+        return {"ratio": f"{x:.2f}", "log-odds": f"{x:+.2f}", "nats": f"{x:+.2f}"}.get(self.unit, f"{100 * x:+.1f}")
 
     def interval(self) -> str:
         return "—" if np.isnan(self.est[0]) else f"[{self._num(self.est[1])}, {self._num(self.est[2])}]"
@@ -176,7 +176,7 @@ def _drop_sentence(comps: list[Comparison]) -> str | None:
     return text + "."
 
 
-_EFFECT = {RL: "RL", ICL: "in-context examples", ADAPT: "adaptation"}
+_EFFECT = {RL: "RL", ICL: "in-context examples", CONTEXT: "in-context examples", ADAPT: "adaptation"}
 
 
 def _slope_sentence(diffs: list[Comparison]) -> str | None:
@@ -195,11 +195,17 @@ def _rest_sentence(comps: list[Comparison]) -> str | None:
         return None
     if slope := _slope_sentence(diffs):
         return slope
-    best = _largest(rest)
+    # The pre-trained minus random in-context gain first (nats: not comparable with the others' pp), then the rest.
+    best = _largest([c for c in rest if c.kind == CONTEXT and c.subject == INITS]) or _largest(
+        [c for c in rest if c.unit == "pp"]) or _largest(rest)  # fmt: skip
     if best is not None:
         if best.kind == RL:
             return f"{best.quantity} changes {best.subject}'s {best.split} score by {best.text()}."
-        if best.kind == ICL:
+        if best.kind == CONTEXT and best.subject == INITS:
+            when = "Before post-training" if best.recipe == NONE else f"After {best.recipe}"
+            return (f"{when}, pre-trained minus random in-context gain from the prompt alone ({best.split}) is "
+                    f"{best.text()} ({best.verdict()}).")  # fmt: skip
+        if best.kind in (ICL, CONTEXT):
             return (
                 f"{best.subject} changes by {best.text()} with in-context examples ({best.split}, {best.verdict()})."
             )

@@ -46,10 +46,10 @@ def paired_styles(labels: dict[str, tuple[str, str]]) -> dict[str, dict]:
 
 def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title: str, xscale: str = "log",
                 linthresh: float = 1.0, styles: dict[str, dict] | None = None,
-                min_width: float = 0.0) -> Drawn:  # fmt: skip
-    """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent. `styles`:
-    label -> line style (colour and ls), else colour by init and dashed "(before)" lines; `min_width` in inches, for
-    a long legend beside few panels."""
+                min_width: float = 0.0, percent: bool = True) -> Drawn:  # fmt: skip
+    """One panel per key (a split, a probe), one line per curve with its CI as a band; y in percent (fractions
+    drawn x100 on 0-100), or as given with `percent=False`. `styles`: label -> line style (colour and ls), else
+    colour by init and dashed "(before)" lines; `min_width` in inches, for a long legend beside few panels."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     fig = new_figure(max(4.2 * len(panels) + 1.2, min_width), 3.8)
@@ -57,7 +57,7 @@ def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title:
     labels = list(dict.fromkeys(c[0] for curves in panels.values() for c in curves))
     for ax, (name, curves) in zip(axes, panels.items(), strict=True):
         for label, x, est in curves:
-            v, lo, hi = (100 * np.array([e[i] for e in est]) for i in range(3))
+            v, lo, hi = ((100 if percent else 1) * np.array([e[i] for e in est]) for i in range(3))
             style = (styles or {}).get(label) or _style(label, labels)
             ax.plot(x, v, marker="o", ms=3, lw=1.5, label=label, **style)
             ax.fill_between(x, lo, hi, alpha=0.15, color=style["color"])
@@ -69,7 +69,7 @@ def curves_plot(panels: dict[str, list[Curve]], xlabel: str, ylabel: str, title:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 200, not 2x10^2
         elif all(float(v).is_integer() for _, x, _ in curves for v in x):  # a count, such as the structural distance
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(title=name, xlabel=xlabel, ylim=(-2, 102))
+        ax.set(title=name, xlabel=xlabel, **({"ylim": (-2, 102)} if percent else {}))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
     fig.suptitle(title)

@@ -11,6 +11,7 @@ from itertools import pairwise
 
 from postfit.config.recipes import NONE
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
+from postfit.report.context import context_blocks, context_comparisons
 from postfit.report.headline import ADAPT, ICL, Comparison, frozen_kinds
 from postfit.report.plots import curves_plot
 from postfit.report.results import RunResults, paired_estimate
@@ -78,6 +79,8 @@ def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
             if est:
                 panels.setdefault(title, []).append((_name(*g), [v for v, _ in est], [e for _, e in est]))
     blocks: list[Block] = [Heading("Learning to learn")]
+    if not columns:  # only the context probe
+        return blocks + context_blocks(study, groups)
     text = ("Greedy accuracy (%) on task families never post-trained on: left, with k solved examples as earlier "
             "chat turns (no shot shares the query's question or an answer the verifier accepts for it); right, after "
             "m SFT steps on a new task (constant learning rate, the same for every model). Dashed: before "
@@ -101,7 +104,7 @@ def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
         rows.append([init, label, *cells])
     blocks.append(Table(header, rows))
     blocks += _statements(study, groups, columns, [c for c in comps if c.kind == ICL])
-    return blocks
+    return blocks + context_blocks(study, groups)
 
 
 def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns: list[tuple[str, str, int]],
@@ -164,4 +167,4 @@ def probe_comparisons(study, infos: list[RunResults]) -> list[Comparison]:
             out.append(Comparison(ADAPT, f"adaptation speed (AUC, m={ms[0]}-{ms[-1]} steps)", "pre-trained − random",
                                   label, _families(probed, "adapt"), *got, better="pre-trained",
                                   worse="random init"))  # fmt: skip
-    return out
+    return out + context_comparisons(study, groups)

@@ -47,6 +47,7 @@ class StudyResults:
     base_meta: dict | None
     contamination: dict | None
     sandbox: dict | None = None  # sandbox.json: the layers model-written code ran under (study/runner.py)
+    control: list[dict] = field(default_factory=list)  # probes/control.jsonl: the context probe's positive control
 
     def grid(self, key: str) -> list:
         return list((self.config.get("grid") or {}).get(key) or [])
@@ -116,7 +117,9 @@ def load_study(out_dir: Path) -> StudyResults:
     base_meta = _maybe(layout.base.meta, read_json)
     contamination = _maybe(layout.contamination, read_json)
     sandbox = _maybe(layout.sandbox, read_json)
-    return StudyResults(layout.root, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox)
+    control = _maybe(layout.control, read_jsonl) or []
+    return StudyResults(layout.root, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox,
+                        control)  # fmt: skip
 
 
 @dataclass(frozen=True)

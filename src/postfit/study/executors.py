@@ -79,6 +79,7 @@ def run_task(study: Study, out_dir: Path, task: str, *after) -> str | None:
     try:
         layout = StudyDir(out_dir)
         if task == REPORT:
+            runner.probe_control(study, layout, runner.prepare(study, layout)[1])  # once, before the report
             runner.finish(study, layout)
         elif task == PREPARE or study.resources.gpus_per_run <= 1:
             splits, bases = runner.prepare(study, layout)

@@ -116,12 +116,37 @@ def _base_elsewhere(layout: StudyDir, run: Run) -> bool:
     return not base.trained() and info is not None and not is_stale(info)
 
 
+def probe_control(study: Study, layout: StudyDir, bases: dict[str, str]) -> None:
+    """The context probe's positive control (postfit.context_probe), trained once per study by a worker that has its
+    base and finds it undone and not held by another (which then takes the runs instead)."""
+    spec, model = study.probes.context, study.model
+    if spec is None or spec.control is None or layout.control.exists() or spec.control.init not in bases:
+        return
+    from postfit.context_probe import ensure_control
+    from postfit.models import build_variant
+
+    layout.control.parent.mkdir(parents=True, exist_ok=True)
+    with claim(layout.control.parent) as mine:
+        if mine and not layout.control.exists():
+            init = spec.control.init
+            variant = build_variant(bases[init], init, spec.seed, model.dtype, model.chat_template,
+                                    model.attn_implementation)  # fmt: skip
+            with writing_under(layout.control.parent):
+                ensure_control(spec, study.eval, variant, layout.control, layout.control_work, spec.seed)
+    barrier()
+
+
+def _control_done(study: Study, layout: StudyDir) -> bool:
+    spec = study.probes.context
+    return spec is None or spec.control is None or layout.control.exists()
+
+
 def finish(study: Study, layout: StudyDir) -> Path:
-    """The last task: results.jsonl and the report, once every run is done; the path of report.md (not written
-    while runs remain)."""
+    """The last task: results.jsonl and the report, once every run (and the probe's control) is done; the path of
+    report.md (not written while runs remain)."""
     runs = grid_runs(study)
     md = layout.report_md
-    if not all(layout.run(run).done() for run in runs):
+    if not all(layout.run(run).done() for run in runs) or not _control_done(study, layout):
         log.info("runs remain; the report is written by the worker that finishes the last one")
         return md
     rows = [row for run in runs for row in read_jsonl(layout.run(run).results)]
@@ -158,5 +183,7 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None,
             if (shard is None or i % shard[1] == shard[0]) and (only is None or r.name in only)]  # fmt: skip
     # Trained runs first, untrained ones last: workers sharing the directory then end together, the short runs
     # filling in while the last long ones finish. Each run is seeded by itself, so the order changes no result.
+    probe_control(study, layout, bases)  # first, where this worker has its base (the one that pre-trained)
     work(study, layout, sorted(runs, key=lambda r: not RECIPES[r.recipe].trains), splits, bases)
+    probe_control(study, layout, {**bases, **later_bases(study, layout)})  # else now, before the report
     return finish(study, layout)

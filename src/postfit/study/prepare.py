@@ -28,16 +28,15 @@ def _started(layout: StudyDir) -> bool:
     failure record (or that a live worker holds), or pre-training progress under base/."""
     names = RunDir(layout.runs)
     quiet = {names.log.name, names.failed.name, names.launch.name}
-    for run_dir in sorted(layout.runs.glob("*")) if layout.runs.is_dir() else []:
+    for run_dir in sorted(p for p in layout.runs.glob("*") if p.is_dir()):
         for path in run_dir.iterdir():
-            if path.name == ".lock" and is_stale(holder(path)):
+            if path.name == names.lock.name and is_stale(holder(path)):
                 continue
             if path.name not in quiet:
                 return True
     base = layout.base
-    return any(p.exists() for p in (base.pretrained, base.meta, base.checkpoints)) or any(
-        base.path.glob("pretrained@*")
-    )
+    pretrained = [base.pretrained, base.meta, base.checkpoints, *base.path.glob("pretrained@*")]
+    return any(p.exists() for p in pretrained)
 
 
 def _clear(layout: StudyDir) -> None:
@@ -68,8 +67,8 @@ def _check_same_study(study: Study, layout: StudyDir, replace: bool) -> None:
         if previous is None:
             return
         if replace and not _started(layout):
-            log.warning("%s: replacing study %r, which stopped before any run started (see its runs' logs); its "
-                        "data, tokenizer and logs are removed", out_dir, previous.name)  # fmt: skip
+            log.warning("%s: replacing study %r, which stopped before any run started; its data, tokenizer and run "
+                        "logs are removed", out_dir, previous.name)  # fmt: skip
             if is_main():
                 _clear(layout)
             return

@@ -109,6 +109,21 @@ def benign():
     allow_weak(False)
 
 
+@pytest.fixture
+def weak(monkeypatch):
+    """This process's sandbox as a machine without bubblewrap has it (the plain-subprocess candidate, probed)."""
+    from postfit.sandbox import allow_weak, api, layers, policy, probe
+
+    root = layers.os.geteuid() == 0
+    cand = layers.Isolation(layers.sandbox_python(root), None, False, layers.SANDBOX_UID if root else None)
+    iso = layers.Isolation(cand.python, None, False, cand.uid, probe._verify(cand),
+                           problems=("bubblewrap (`bwrap`) is not installed.",))  # fmt: skip
+    monkeypatch.setattr(api, "isolation", lambda: iso)
+    monkeypatch.setattr(policy, "isolation", lambda: iso)
+    yield iso
+    allow_weak(False)
+
+
 def pytest_report_header(config) -> str:
     """CI's log says which sandbox layers the attack suite ran against."""
     from postfit.sandbox import isolation

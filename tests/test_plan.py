@@ -22,8 +22,8 @@ def empty_hf_home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
-def _plan_json(*args: str) -> dict:
-    return json.loads(postfit("plan", *args, "--json").stdout)
+def _plan_json(*args: str, check: bool = True) -> dict:
+    return json.loads(postfit("plan", *args, "--json", check=check).stdout)
 
 
 def test_smoke_numbers_equal_a_hand_computation():
@@ -72,18 +72,24 @@ def test_rl_stages_count_generation_update_and_heldout(tmp_path: Path):
     assert stages["RL held-out eval"].tokens_each == 3 * 10 * 24
 
 
-def test_builtin_studies_plan_offline(empty_hf_home: Path):
+def test_builtin_studies_plan_offline(empty_hf_home: Path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU machine, also where a GPU is present
     for name in ("default", "paper"):  # smoke: test_smoke_numbers_equal_a_hand_computation
-        proc = postfit("plan", name)
+        proc = postfit("plan", name, check=False)
         assert f"study {name} (" in proc.stdout and ": valid" in proc.stdout
         assert "FLOPs: 6·N·D to train" in proc.stdout
+        # the cost is printed either way; `run`'s checks then refuse the paper study on a CPU, as `run` would
+        assert proc.returncode == (2 if name == "paper" else 0), proc.stderr
+    assert "requires_gpu is set and no CUDA device is visible" in proc.stderr
     assert not any(empty_hf_home.rglob("*.safetensors")), "plan must not download or load weights"
 
 
-def test_paper_plan(empty_hf_home: Path):
+def test_paper_plan(empty_hf_home: Path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     study, _ = load_study("paper")
     assert study.requires_gpu and study.model.name_or_path.startswith("Qwen/Qwen3-")
-    plan = _plan_json("paper")
+    plan = _plan_json("paper", check=False)
+    assert plan["refused"].startswith("paper: requires_gpu is set")
     # Qwen3-1.7B from the published config: 151936 x 2048 tied embeddings + 28 layers.
     per_layer = 2048 * 2048 * 2 + 2048 * 1024 * 2 + 2 * 128 + 3 * 2048 * 6144 + 2 * 2048
     assert plan["params"] == 151_936 * 2048 + 28 * per_layer + 2048 == 1_720_574_976
@@ -124,8 +130,9 @@ def test_hub_model_from_a_local_config_and_unknown_model(tmp_path: Path, empty_h
     data["model"] = {"name_or_path": "some-org/never-heard-of-it"}
     study_file = tmp_path / "unknown.yaml"
     study_file.write_text(yaml.safe_dump(data))
-    proc = postfit("plan", str(study_file))  # HF_HOME: the empty cache (fixture)
+    proc = postfit("plan", str(study_file), check=False)  # HF_HOME: the empty cache (fixture)
     assert "unknown N" in proc.stdout and "2,457,600" in proc.stdout  # tokens still printed
+    assert proc.returncode == 2 and "`hf download some-org/never-heard-of-it`" in proc.stderr  # as run refuses it
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,10 @@ def _setup_commands() -> list[str]:
 
 
 def test_readme_opens_with_two_commands():
+    """Both install the tested versions (constraints.txt; tests/test_install.py checks it) and name their study."""
     run, test = _setup_commands()
-    assert "postfit run default" in run and "pip install -e ." in run
-    assert test.endswith("pytest") and "[test]" in test
+    assert "postfit run default" in run and "pip install -c constraints.txt -e . " in run
+    assert test.endswith("pytest") and "pip install -c constraints.txt -e '.[test]'" in test
 
 
 def test_ci_runs_the_readme_test_command():

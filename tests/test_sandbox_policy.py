@@ -1,7 +1,7 @@
 """Fail closed: without the layers that contain model-written code, nothing runs unless the user opts in.
 
-Each test builds the sandbox a machine without bubblewrap gets (the plain-subprocess candidate, probed for real),
-so these run on every machine, CI's included.
+Each test builds the sandbox a machine without bubblewrap gets (the plain-subprocess candidate, probed for real:
+conftest's `weak`), so these run on every machine, CI's included.
 """
 
 from __future__ import annotations
@@ -14,25 +14,10 @@ import yaml
 from typer.testing import CliRunner
 
 from postfit.errors import UserError
-from postfit.sandbox import allow_weak, layers, policy, probe, run_program
+from postfit.sandbox import allow_weak, layers, policy, run_program
 
 DAEMON = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n"
 SOCKET = "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM).close()\nprint('opened')\n"
-
-
-@pytest.fixture
-def weak(monkeypatch):
-    """This process's sandbox as a machine without bubblewrap has it."""
-    root = layers.os.geteuid() == 0
-    cand = layers.Isolation(layers.sandbox_python(root), None, False, layers.SANDBOX_UID if root else None)
-    iso = layers.Isolation(cand.python, None, False, cand.uid, probe._verify(cand),
-                           problems=("bubblewrap (`bwrap`) is not installed.",))  # fmt: skip
-    from postfit.sandbox import api
-
-    monkeypatch.setattr(api, "isolation", lambda: iso)
-    monkeypatch.setattr(policy, "isolation", lambda: iso)
-    yield iso
-    allow_weak(False)
 
 
 def test_weak_layers_are_missing_required_ones(weak):
@@ -106,7 +91,7 @@ def test_study_with_code_items_exits_before_training(weak, tmp_path):
 
     with pytest.raises(UserError, match="study 'smoke' .*code items.*netns.*sandbox.allow_weak"):
         run_study(_code_study(False), tmp_path)
-    assert not (tmp_path / "base").exists() and not (tmp_path / "runs").exists()
+    assert list(tmp_path.iterdir()) == [], "nothing is written before the sandbox's check"
 
 
 def test_study_opt_in_is_recorded_for_the_report(weak, tmp_path):

@@ -57,6 +57,39 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, jsonl_text(rows))
 
 
+def append_jsonl(path: Path, row: dict) -> None:
+    """Add one line to `path` in a single O_APPEND write, so lines of processes appending at once do not interleave
+    (on a local filesystem); a reader skips a line a kill cut short (`read_jsonl_lenient`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if is_disk_full(e):
+            raise DiskFull(path, e) from e
+        raise
+
+
+def read_jsonl_lenient(path: Path) -> list[dict]:
+    """The whole lines of an appended-to file (`append_jsonl`); [] when it does not exist."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
 def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 

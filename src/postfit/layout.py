@@ -8,6 +8,8 @@
         base/                       postfit's tokenizer, config and pre-trained weights (presets)
         runs/<init>-<recipe>[-n<N>]-s<seed>/   one per grid run (RunDir)
         sandbox.json                the sandbox's layers (studies with code items)
+        env.json                    the environment of the start that wrote study.yaml (postfit.env)
+        env_history.jsonl           one line per invocation that prepared the study (each worker, each task)
         results.jsonl, report.md, report.html, plots/
 
 Nothing else joins these names: the runner, the executors, `postfit status` and the report all go through
@@ -97,6 +99,8 @@ class StudyDir:
     distance = property(lambda self: self.root / "data" / "distance.json")
     base = property(lambda self: BaseDir(self.root / "base"))
     sandbox = property(lambda self: self.root / "sandbox.json")
+    env = property(lambda self: self.root / "env.json")
+    env_history = property(lambda self: self.root / "env_history.jsonl")
     results = property(lambda self: self.root / "results.jsonl")
     report_md = property(lambda self: self.root / "report.md")
     runs = property(lambda self: self.root / "runs")

@@ -71,6 +71,19 @@ def hub_error(name: str, err: Exception, key: str = "model.name_or_path") -> Use
     )
 
 
+def require_model(name: str, chat_template: str | None = None, key: str = "model.name_or_path") -> None:
+    """The model `name` can be built here, as `build_variant` first builds it: its tokenizer and config load (from
+    a local directory, the Hugging Face cache, or the Hub when online); else the UserError of `hub_error`. The
+    weights are not read."""
+    from transformers import AutoConfig
+
+    load_tokenizer(name, chat_template)
+    try:
+        AutoConfig.from_pretrained(str(name))
+    except (OSError, ValueError) as e:
+        raise hub_error(str(name), e, key) from None
+
+
 # A base model's tokenizer has no chat template; studies then talk to it in this plain format, its eos ending each
 # reply (study option `model.chat_template` replaces it). `{% generation %}` marks the reply for assistant-only loss.
 PLAIN_TEMPLATE = (

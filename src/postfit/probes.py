@@ -73,12 +73,12 @@ def _each_item(data: dict, f: Callable) -> dict:
     return {"icl": {task: parts(d) for task, d in data["icl"].items()}, "adapt": adapt}
 
 
-def ensure_probe_data(probes: ProbesConfig, out_dir: Path) -> dict:
-    """The probe items of the study, generated once into DIR/data/probes.json."""
+def ensure_probe_data(probes: ProbesConfig, out_dir: Path, made: dict | None = None) -> dict:
+    """The probe items of the study, generated once into DIR/data/probes.json (`made`: already generated)."""
     path = out_dir / "data" / "probes.json"
     if path.exists():
         return _each_item(read_json(path), Item.from_json)
-    data = make_probe_data(probes)
+    data = made if made is not None else make_probe_data(probes)
     atomic_write_json(path, _each_item(data, Item.to_json))
     return data
 

@@ -30,23 +30,43 @@ SetOption = Annotated[
     ),
 ]
 
+UNSAFE_HELP = "Run code items even where the sandbox lacks a required isolation layer (as sandbox.allow_weak)."
 
-@app.command()
+
+def _print_version(value: bool) -> None:
+    if value:
+        from postfit.env import version_line
+
+        print(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+def _weak_sandbox(spec, unsafe: bool):
+    """The study with `sandbox.allow_weak` set where --unsafe-weak-sandbox was given."""
+    if not unsafe:
+        return spec
+    return spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
+
+
+@app.command(no_args_is_help=True)
 @user_errors
 def run(
     study: Annotated[
         str, typer.Argument(help="Built-in study (default, smoke, scaling; paper needs a GPU) or a study YAML path.")
-    ] = "default",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: runs/<study name>]")] = (
-        None
-    ),
-    unsafe: Annotated[
-        bool,
-        typer.Option(
-            "--unsafe-weak-sandbox",
-            help="Run code items even where the sandbox lacks a required isolation layer (as sandbox.allow_weak).",
-        ),
-    ] = False,
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output directory.", show_default="runs/<study name>")
+    ] = None,
+    unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -109,8 +129,7 @@ def run(
     parts = _shard(shard)
     spec, path = load_study(study, overrides or ())
     setup_logging(sys.stdout)  # a run's output is its progress: `postfit run ... > log.txt` keeps it
-    if unsafe:
-        spec = spec.model_copy(update={"sandbox": spec.sandbox.model_copy(update={"allow_weak": True})})
+    spec = _weak_sandbox(spec, unsafe)
     flags = {"partition": partition, "time_min": time_min, "gpus_per_run": gpus_per_run, "workers": workers}
     if set_flags := {k: v for k, v in flags.items() if v is not None}:
         spec = spec.model_copy(update={"resources": spec.resources.model_copy(update=set_flags)})
@@ -225,15 +244,26 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs that GPU studies' memory lines divide by.")] = 8,
     overrides: SetOption = None,
+    unsafe: Annotated[bool, typer.Option("--unsafe-weak-sandbox", help=UNSAFE_HELP)] = False,
 ) -> None:
-    """Validate a study offline and print its runs, token counts, FLOP estimate and, for GPU studies, memory per GPU
-    and GPU-hours (no weights or data loaded)."""
+    """Validate a study and print its runs, token counts, FLOP estimate and, for GPU studies, memory per GPU and
+    GPU-hours (from the file alone); then make every check `postfit run` makes before it writes anything (a GPU
+    where required, the model, the data, the code sandbox, contamination) and exit 2 with run's message where run
+    would refuse the study on this machine. No weights are loaded and nothing is written."""
     from postfit.config import load_study
+    from postfit.study.checks import check_study
     from postfit.study.plan import make_plan, plan_json, render
 
     spec, path = load_study(study, overrides or ())
+    spec = _weak_sandbox(spec, unsafe)
     result = make_plan(spec, str(path), gpus)
+    try:
+        check_study(spec)
+    except UserError as e:
+        result.refused = str(e)
     print(plan_json(result) if as_json else render(result))
+    if result.refused:
+        raise UserError(result.refused)
 
 
 @app.command()

@@ -90,7 +90,7 @@ def run(
 @app.command()
 def batch(
     items: Annotated[Path, typer.Argument(help="JSONL: id, program, and tests or stdin/expect per line.")],
-    workers: Annotated[int | None, typer.Option(help="Parallel sandboxes [default: one per CPU core].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel sandboxes.", show_default="one per CPU core")] = None,
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds per item (an item's `timeout` wins).")] = 5.0,
     memory: Annotated[int, typer.Option(help=MEMORY_HELP)] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per item.")] = False,

@@ -27,6 +27,7 @@ from postfit.report.main import (
 )
 from postfit.report.plots import bar_plot, inits_plot
 from postfit.report.probes import probe_blocks
+from postfit.report.provenance import provenance_blocks
 from postfit.report.render import render_html, render_md
 from postfit.report.results import StudyResults, group_estimates, load_study
 from postfit.report.rl import rl_blocks
@@ -117,7 +118,7 @@ def build_blocks(study: StudyResults) -> list[Block]:
     # Relative paths: a copied or moved study directory regenerates the identical report.
     text = "Provenance: every number above comes from `runs/*/samples.jsonl` in this directory (loss curves from "
     text += "the stored training logs); regenerate with `postfit report DIR`, DIR being this directory."
-    blocks += [Heading("Samples"), samples_block(study)]
+    blocks += [Heading("Samples"), samples_block(study)] + provenance_blocks(study)
     return [*blocks, Para(text)]
 
 

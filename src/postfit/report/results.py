@@ -2,7 +2,8 @@
 samples, logs and stats) inside a `StudyResults`, and the estimates every table pools from them.
 
 Read from stored files only, through postfit.layout: each run's record, samples, training and held-out logs and
-probe rows, the study file, the pre-training log, the contamination checks and the sandbox's layers.
+probe rows, the study file, the pre-training log, the contamination checks, the sandbox's layers and the
+environments the study ran in.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 from postfit.analysis import stats
 from postfit.config.grid import Run
 from postfit.errors import UserError
-from postfit.io import read_json, read_jsonl
+from postfit.io import read_json, read_jsonl, read_jsonl_lenient
 from postfit.layout import RunDir, StudyDir, damaged
 
 BOOT_SEED = 0  # each CI gets a fresh generator with this seed: reruns are byte-identical, cells independent
@@ -47,6 +48,8 @@ class StudyResults:
     base_meta: dict | None
     contamination: dict | None
     sandbox: dict | None = None  # sandbox.json: the layers model-written code ran under (study/runner.py)
+    env: dict | None = None  # env.json: the environment of the start that wrote study.yaml (postfit.env)
+    env_history: list[dict] = field(default_factory=list)  # env_history.jsonl: one row per invocation
     control: list[dict] = field(default_factory=list)  # probes/control.jsonl: the context probe's positive control
 
     def grid(self, key: str) -> list:
@@ -117,9 +120,9 @@ def load_study(out_dir: Path) -> StudyResults:
     base_meta = _maybe(layout.base.meta, read_json)
     contamination = _maybe(layout.contamination, read_json)
     sandbox = _maybe(layout.sandbox, read_json)
-    control = _maybe(layout.control, read_jsonl) or []
     return StudyResults(layout.root, config, runs, unevaluated, pretrain_log, base_meta, contamination, sandbox,
-                        control)  # fmt: skip
+                        _maybe(layout.env, read_json), read_jsonl_lenient(layout.env_history),
+                        _maybe(layout.control, read_jsonl) or [])  # fmt: skip
 
 
 @dataclass(frozen=True)

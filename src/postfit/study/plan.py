@@ -1,4 +1,5 @@
-"""`postfit plan`: what a study will cost, from its file alone (no weights, no data are loaded).
+"""`postfit plan`: what a study will cost, from its file alone (no weights, no data are loaded); the CLI then runs
+`postfit run`'s checks (study/checks.py) and says whether run would refuse the study here (`Plan.refused`).
 
 Runs are the study's own grid (`study.grid_runs`), so any grid axis shows up here. Token counts come
 from the config (steps x batch x lengths): upper bounds wherever a length is a maximum (SFT sequences,
@@ -100,6 +101,7 @@ class Plan:
     unknown: list[str] = field(default_factory=list)  # work whose size the file alone does not fix
     data: list[str] = field(default_factory=list)  # the rows of each real data source, and whether they overlap
     gpus: int = 8  # the GPUs the memory lines divide by (`postfit plan --gpus`)
+    refused: str | None = None  # why `postfit run` would refuse the study here (study/checks.py), if it would
 
     @property
     def total_flops(self) -> int | None:
@@ -259,7 +261,9 @@ def render(plan: Plan) -> str:
     """The plan as plain text: runs, then one line per stage with its tokens, FLOPs and where they come from."""
     n = "unknown N" if plan.params is None else f"{plan.params:,}"
     lines = [
-        f"study {plan.study} ({plan.source}): valid" + ("; needs a GPU (requires_gpu)" if plan.requires_gpu else ""),
+        f"study {plan.study} ({plan.source}): "
+        + ("valid file, but `postfit run` refuses it here (the error below)" if plan.refused else "valid")
+        + ("; needs a GPU (requires_gpu)" if plan.requires_gpu else ""),
         f"model {plan.model}: N = {n} parameters ({plan.params_from})",
         f"{len(plan.runs)} runs = " + " x ".join(f"{v} {k}" for k, v in plan.axes.items()) + ":",
         *(f"  {name}" for name in plan.runs),

@@ -4,60 +4,101 @@ made once under the directory's lock and read by every later task and worker."""
 from __future__ import annotations
 
 import logging
+import shutil
 
 import yaml
 
 from postfit.config import Study
-from postfit.config.grid import grid_runs
-from postfit.config.recipes import RL, trainers
 from postfit.distributed import is_main, main_first
 from postfit.errors import UserError, writing_under
-from postfit.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
+from postfit.io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl, write_jsonl
 from postfit.item import Item
-from postfit.layout import StudyDir
+from postfit.layout import RunDir, StudyDir
+from postfit.study.checks import check_machine, checked_data, code_sandbox
 from postfit.study.integrity import sweep
-from postfit.study.locks import claim
-from postfit.train.tracking import require_trackers, tracking
+from postfit.study.locks import claim, holder, is_stale
+from postfit.train.tracking import tracking
 from postfit.ui import stage
 
 log = logging.getLogger(__name__)
 
 
-def _check_same_study(study: Study, layout: StudyDir) -> None:
-    """A directory that already holds a study may only be resumed by the same study."""
+def _started(layout: StudyDir) -> bool:
+    """Whether any work of the study in `layout` has begun: a run directory that holds more than its log and its
+    failure record (or that a live worker holds), or pre-training progress under base/."""
+    names = RunDir(layout.runs)
+    quiet = {names.log.name, names.failed.name, names.launch.name}
+    for run_dir in sorted(p for p in layout.runs.glob("*") if p.is_dir()):
+        for path in run_dir.iterdir():
+            if path.name == names.lock.name and is_stale(holder(path)):
+                continue
+            if path.name not in quiet:
+                return True
+    base = layout.base
+    pretrained = [base.pretrained, base.meta, base.checkpoints, *base.path.glob("pretrained@*")]
+    return any(p.exists() for p in pretrained)
+
+
+def _clear(layout: StudyDir) -> None:
+    """Remove what a study that never started a run left: its file, data, tokenizer, run logs and environment."""
+    for path in (layout.data, layout.base.path, layout.runs):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (layout.study_yaml, layout.sandbox, layout.env, layout.env_history):
+        path.unlink(missing_ok=True)
+
+
+def _previous_study(study: Study, layout: StudyDir) -> Study | None:
+    """The study whose study.yaml `layout` holds, when it is a different one (None: none, or the same)."""
+    if not layout.study_yaml.exists():
+        return None
+    from postfit.config import parse_study
+
+    previous = parse_study(yaml.safe_load(layout.study_yaml.read_text()), str(layout.study_yaml))
+    return None if previous.fingerprint() == study.fingerprint() else previous
+
+
+def _check_same_study(study: Study, layout: StudyDir, replace: bool) -> None:
+    """A directory that already holds a study may only be resumed by the same study; with `replace` (the worker
+    holds the directory's lock), a different study replaces one that stopped before any run started (a first
+    `postfit run` that failed at its start, rerun with the study corrected)."""
     path, out_dir = layout.study_yaml, layout.root
     if path.exists():
-        from postfit.config import parse_study
-
-        previous = parse_study(yaml.safe_load(path.read_text()), str(path))
-        if previous.fingerprint() != study.fingerprint():
-            raise UserError(f"{out_dir}: holds results of a different study (see {path}); choose another --out")
-    elif layout.manifest.exists():  # study.yaml is written before the data: it was removed
+        previous = _previous_study(study, layout)
+        if previous is None:
+            return
+        if replace and not _started(layout):
+            log.warning("%s: replacing study %r, which stopped before any run started; its data, tokenizer and run "
+                        "logs are removed", out_dir, previous.name)  # fmt: skip
+            if is_main():
+                _clear(layout)
+            return
+        raise UserError(f"{out_dir}: holds results of a different study (see {path}); choose another --out")
+    if layout.manifest.exists():  # study.yaml is written before the data: it was removed
         raise UserError(f"{out_dir}: holds data/ but no study.yaml, so which study made it is unknown; restore "
                         f"{path} or choose another --out")  # fmt: skip
 
 
 def ensure_data(study: Study, layout: StudyDir) -> dict[str, list[Item]]:
-    from postfit.tasks import make_splits
-
+    """The study's splits: read from DIR/data, or made, checked (study/checks.py: nothing is written before every
+    check passes) and written with their contamination report, distances, probe items and the environment of this
+    start (env.json)."""
     if layout.manifest.exists():
         splits = read_json(layout.manifest)["splits"]
         return {split: [Item.from_json(row) for row in read_jsonl(layout.split(split))] for split in splits}
-    from postfit.analysis.contamination import rl_overlaps, study_contamination
-    from postfit.study.data import real_splits
+    from postfit.env import environment
 
-    # Each may raise UserError: nothing is written before all succeed.
     with stage("data", f"the splits of {study.name}"):
-        splits = {**(make_splits(study.tasks) if study.tasks is not None else {}), **real_splits(study)}
-        contamination = study_contamination(study, splits)
-    if not study.contamination.drop and (problems := rl_overlaps(contamination)):
-        raise UserError("RL prompts are not disjoint from the other data: " + "; ".join(problems)
-                        + ". Choose disjoint rows (data.rl.skip) or set contamination.drop: true to leave "
-                        "the overlapping items out.")  # fmt: skip
+        checked = checked_data(study)
+    splits = checked.splits
     atomic_write_text(layout.study_yaml, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
+    atomic_write_json(layout.env, environment())
     for split, items in splits.items():
         write_jsonl(layout.split(split), [it.to_json() for it in items])
-    atomic_write_json(layout.contamination, contamination)
+    atomic_write_json(layout.contamination, checked.contamination)
+    if checked.probes is not None:
+        from postfit.probes import ensure_probe_data
+
+        ensure_probe_data(study.probes, layout.root, checked.probes)
     atomic_write_json(layout.manifest, {"splits": list(splits), "counts": {k: len(v) for k, v in splits.items()}})
     return splits
 
@@ -113,32 +154,19 @@ def distances_ready(layout: StudyDir) -> bool:
 
 def check_sandbox(study: Study, layout: StudyDir, splits: dict[str, list[Item]]) -> None:
     """Before any training: code items need the sandbox's required layers, or the study's opt-in
-    (`sandbox.allow_weak`); the layers used are stored in sandbox.json for the report."""
-    if not any(item.domain == "code" for items in splits.values() for item in items):
-        return
-    from postfit.sandbox import allow_weak, check
-
-    if study.sandbox.allow_weak:
-        allow_weak(True)
-    state = check(f"study {study.name!r} (its code items)")
-    if is_main():
+    (`sandbox.allow_weak`); the layers used are stored in sandbox.json for the report. Checked on every start: a
+    resumed study may be on another machine."""
+    state = code_sandbox(study, splits)
+    if state is not None and is_main():
         atomic_write_json(layout.sandbox, state)
 
 
-def _check_backends(study: Study) -> None:
-    """vLLM and Liger, where the study asks for them, are installed and have a GPU, and so are the trackers of
-    `report.to`: checked before anything is written."""
-    from postfit.evaluation.vllm import require_vllm
-    from postfit.train.common import require_liger
+def record_invocation(layout: StudyDir) -> None:
+    """One line of env_history.jsonl: this invocation's environment (postfit.env), next to env.json's first start."""
+    from postfit.env import environment
 
-    require_trackers(study.report.to)
-    for key in ("sft", "rl"):
-        if getattr(study, key).liger:
-            require_liger(f"{key}.liger")
-    if study.rl.vllm is not None and any(RL in trainers(r.recipe) for r in grid_runs(study)):
-        require_vllm("rl.vllm")
-    if study.eval.backend == "vllm":
-        require_vllm("eval.backend")
+    if is_main():
+        append_jsonl(layout.env_history, environment())
 
 
 def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, list[Item]], dict[str, str]]:
@@ -147,14 +175,14 @@ def _prepare(study: Study, layout: StudyDir, weights: bool) -> tuple[dict[str, l
     from postfit.analysis.contamination import drop_items
 
     with main_first():  # the main process writes the data and checks; the others then read them
-        _check_same_study(study, layout)
+        _check_same_study(study, layout, replace=weights)
         splits = ensure_data(study, layout)
         check_sandbox(study, layout, splits)
         splits = drop_items(splits, check_contamination(study, layout, splits))  # contamination.drop
         if study.probes.enabled:
             from postfit.probes import ensure_probe_data
 
-            ensure_probe_data(study.probes, layout.root)  # fails before any training if a probe cannot be built
+            ensure_probe_data(study.probes, layout.root)  # made with the data; made now in a directory from before
     bases = ensure_bases(study, layout, weights=False)  # the tokenizer, in whose tokens distances are measured
     if weights:
         with main_first():
@@ -171,24 +199,25 @@ def prepare(study: Study, layout: StudyDir, block: bool = True) -> tuple[dict[st
     holds the lock (pre-training) reads them and goes on: the bases then lack the pre-trained inits, which `work`
     asks for again.
     """
-    import torch
-
-    if study.requires_gpu and not torch.cuda.is_available():
-        raise UserError(f"{study.name}: requires_gpu is set and no CUDA device is visible; this study would take "
-                        f"weeks on a CPU (see `postfit plan {study.name}`)")  # fmt: skip
-    _check_backends(study)
+    check_machine(study)  # the checks that need no data; the data's are ensure_data's (study/checks.py)
     fresh = not layout.root.exists()
     try:
         # One worker prepares data and bases at a time; the next finds them done. The distances are written after
         # the data, its checks and the tokenizer, so with `block=False` they let a worker go on while another
-        # pre-trains.
-        with claim(layout.root, done=lambda: not block and distances_ready(layout)) as mine:
+        # pre-trains (unless they are another study's, which only the lock's holder may replace).
+        def done() -> bool:
+            return not block and distances_ready(layout) and _previous_study(study, layout) is None
+
+        with claim(layout.root, done=done) as mine:
             if not mine:
-                return _prepare(study, layout, weights=False)  # only reads: the lock's holder writes
-            for directory, recursive in ((layout.root, False), (layout.data, True), (layout.base.path, True)):
-                sweep(directory, recursive)
-            with writing_under(layout.base.path):  # pre-training's checkpoints (data files name themselves)
-                return _prepare(study, layout, weights=True)
+                prepared = _prepare(study, layout, weights=False)  # only reads: the lock's holder writes
+            else:
+                for directory, recursive in ((layout.root, False), (layout.data, True), (layout.base.path, True)):
+                    sweep(directory, recursive)
+                with writing_under(layout.base.path):  # pre-training's checkpoints (data files name themselves)
+                    prepared = _prepare(study, layout, weights=True)
+        record_invocation(layout)
+        return prepared
     finally:
         if is_main() and fresh and layout.root.is_dir() and not any(layout.root.iterdir()):
             layout.root.rmdir()  # refused before anything was written: leave no empty directory behind

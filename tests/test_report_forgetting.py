@@ -81,7 +81,8 @@ def test_comparison_rows_and_findings_are_for_pretrained_only(forgetting_dir: Pa
     section = md.split(f"## {HEADING}\n", 1)[1].split("\n## ", 1)[0]
     assert "After sft, the pretrained model's loss on the held-out pre-training corpus is " in section
     assert "nats from pretrained + none (forgets: the loss rises)" in section
-    assert "(base/meta.json: 3.900)" in section and "its rows are a reference" in section
+    assert "(base/meta.json: 3.9000)" in section and "its rows are a reference" in section
+    assert "That is still below the untrained random init's 7.7" in section  # 4.4 + the blocks' level
     assert md.index("## Distance to the post-training data") < md.index(f"## {HEADING}")
     assert study_comparisons(forgetting_dir) == ["pretrained"]
 

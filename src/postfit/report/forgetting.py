@@ -89,6 +89,20 @@ def _table(study: StudyResults, data: dict) -> Table:
     return Table(header, rows, nowrap=True)
 
 
+def _against_random(study: StudyResults, data: dict, c: Comparison) -> str:
+    """Where the post-trained pre-trained model's loss stands against the untrained random init's (about the
+    uniform guess), worded from the intervals: above it, no advantage of pre-training is left on this text."""
+    if ("random", NONE) not in data:
+        return ""
+    loss, rand = pooled(study, data[(c.subject, c.recipe)], "loss"), pooled(study, data[("random", NONE)], "loss")
+    than = f"the untrained random init's {rand[0]:.3f}"
+    if loss[1] > rand[2]:
+        return f" That is above {than}: none of pre-training's advantage on this text is left."
+    if loss[2] < rand[1]:
+        return f" That is still below {than}: part of pre-training's advantage on this text stays."
+    return f" Its interval holds {than}."
+
+
 def _findings(study: StudyResults, data: dict, comps: list[Comparison]) -> str:
     out = []
     for c in comps:
@@ -97,11 +111,12 @@ def _findings(study: StudyResults, data: dict, comps: list[Comparison]) -> str:
         out.append(f"After {c.recipe}, the {c.subject} model's loss on the held-out pre-training corpus is {loss} "
                    f"nats per token, {c.text()} from {c.subject} + none ({c.verdict()}); its next-token distribution "
                    f"is {kl} nats per token (KL) from its starting model's.")  # fmt: skip
+        out[-1] += _against_random(study, data, c)
     meta = study.base_meta or {}
     if ("pretrained", NONE) in data and meta.get("heldout_loss_pretrained") is not None:
         loss = pooled(study, data[("pretrained", NONE)], "loss")[0]
-        out.append(f"Untrained, the pre-trained model scores {loss:.3f}, as pre-training measured it (base/meta.json: "
-                   f"{meta['heldout_loss_pretrained']:.3f}).")  # fmt: skip
+        out.append(f"Untrained, the pre-trained model scores {loss:.4f}, as pre-training measured it (base/meta.json: "
+                   f"{meta['heldout_loss_pretrained']:.4f}).")  # fmt: skip
     if any(not pretrained(init) for init, _ in data):
         out.append(REFERENCE)
     return " ".join(out)

@@ -106,3 +106,21 @@ def test_llama_arch_builds_the_same_shapes(base):
     llama = AutoModelForCausalLM.from_config(preset_config("nano", "llama", tok, 64))
     assert llama.config.model_type == "llama" and llama.config.eos_token_id == tok.eos_token_id
     assert llama.config.hidden_size == qwen.config.hidden_size and llama.config.vocab_size == len(tok)
+
+
+def test_base_stores_the_held_out_blocks_pre_training_scored(base):
+    """base/heldout.jsonl holds the blocks meta.json's held-out loss was measured on, so runs score the same text
+    without reading the corpus again."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from postfit.evaluation.forgetting import read_blocks
+    from postfit.layout import BaseDir
+    from postfit.train.pretrain import heldout_loss
+
+    layout = BaseDir(base["pretrained"].parent)
+    meta, blocks = json.loads(layout.meta.read_text()), read_blocks(layout.heldout)
+    assert blocks and sum(map(len, blocks)) == meta["heldout_tokens"] and {len(b) for b in blocks} == {64}
+    model = AutoModelForCausalLM.from_pretrained(base["pretrained"])
+    assert round(heldout_loss(model, blocks), 4) == meta["heldout_loss_pretrained"]

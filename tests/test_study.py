@@ -135,3 +135,5 @@ def test_killed_study_resumes_to_the_same_results(smoke_dir: Path, tmp_path: Pat
     for run in RUNS:
         samples = f"runs/{run}/samples.jsonl"
         assert read_jsonl(out / samples) == read_jsonl(smoke_dir / samples), run
+        resumed, whole = (read_jsonl(d / f"runs/{run}/forgetting.jsonl") for d in (out, smoke_dir))
+        assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in whole], abs=1e-4), run

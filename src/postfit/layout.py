@@ -5,7 +5,8 @@
         data/<split>.jsonl          the items; data/manifest.json their list (written last: "data made");
                                     data/contamination.json the overlap checks; data/distance.json each
                                     evaluated item's distance to the post-training data
-        base/                       postfit's tokenizer, config and pre-trained weights (presets)
+        base/                       postfit's tokenizer, config and pre-trained weights (presets); heldout.jsonl
+                                    the corpus blocks pre-training never saw
         runs/<init>-<recipe>[-n<N>]-s<seed>/   one per grid run (RunDir)
         sandbox.json                the sandbox's layers (studies with code items)
         env.json                    the environment of the start that wrote study.yaml (postfit.env)
@@ -49,6 +50,7 @@ class RunDir:
     train_log = property(lambda self: self.path / "train_log.jsonl")  # the trainer's logged rows
     heldout = property(lambda self: self.path / "heldout.jsonl")  # RL: held-out greedy rows during training
     probes = property(lambda self: self.path / "probes.jsonl")  # learning-to-learn probe rows
+    forgetting = property(lambda self: self.path / "forgetting.jsonl")  # loss and KL on the held-out corpus blocks
     model = property(lambda self: self.path / "model")  # final weights and tokenizer (trained recipes)
     checkpoints = property(lambda self: self.path / "checkpoints")  # resumable trainer checkpoints
     log = property(lambda self: self.path / "log.txt")  # the run's own log
@@ -73,6 +75,7 @@ class BaseDir:
     architecture = property(lambda self: self.path / "architecture")  # tokenizer and config: made before weights
     pretrained = property(lambda self: self.path / "pretrained")  # the final weights
     meta = property(lambda self: self.path / "meta.json")  # written after the weights: pre-training is done
+    heldout = property(lambda self: self.path / "heldout.jsonl")  # the corpus blocks pre-training never saw
     log = property(lambda self: self.path / "pretrain_log.jsonl")
     checkpoints = property(lambda self: self.path / "pretrain_checkpoints")
 

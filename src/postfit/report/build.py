@@ -1,9 +1,9 @@
 """Build report.md and a self-contained report.html from a study directory's stored files.
 
-Every number is recomputed from runs/*/samples.jsonl (loss curves from the stored training logs), so the
-report can be regenerated at any time and never depends on a live process or on scraped logs. This module
-reads the study and decides the content, as a list of blocks; postfit.report.render draws the plots and renders
-the blocks as markdown and as HTML.
+Every number is recomputed from runs/*/samples.jsonl (loss curves from the stored training logs, forgetting from
+runs/*/forgetting.jsonl), so the report can be regenerated at any time and never depends on a live process or on
+scraped logs. This module reads the study and decides the content, as a list of blocks; postfit.report.render
+draws the plots and renders the blocks as markdown and as HTML.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from postfit.report.blocks import Block, Heading, Para, Plot
 from postfit.report.browser import samples_block
 from postfit.report.comparisons import comparisons
 from postfit.report.distance import distance_blocks
+from postfit.report.forgetting import forgetting_blocks
 from postfit.report.headline import SLOPE, comparisons_table, headline
 from postfit.report.main import (
     contamination_blocks,
@@ -111,13 +112,14 @@ def build_blocks(study: StudyResults) -> list[Block]:
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Out of distribution"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
-    blocks += distance_blocks(study, comps)
+    blocks += distance_blocks(study, comps) + forgetting_blocks(study, comps)
     blocks += probe_blocks(study, comps) + rl_blocks(study) + loss_blocks(study) + budget_blocks(study)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)
     # Relative paths: a copied or moved study directory regenerates the identical report.
     text = "Provenance: every number above comes from `runs/*/samples.jsonl` in this directory (loss curves from "
-    text += "the stored training logs); regenerate with `postfit report DIR`, DIR being this directory."
+    text += "the stored training logs, forgetting from `runs/*/forgetting.jsonl`); regenerate with `postfit report "
+    text += "DIR`, DIR being this directory."
     blocks += [Heading("Samples"), samples_block(study)] + provenance_blocks(study)
     return [*blocks, Para(text)]
 

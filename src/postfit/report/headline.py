@@ -3,8 +3,9 @@ chosen from them by fixed rules. From stored samples only.
 
 A comparison is one estimate with its interval: a recovery ratio or a paired difference between inits, an
 ID-to-OOD drop, the slope of accuracy on distance to the post-training data (an arm's, or pre-trained minus random),
-what RL changed, a probe's gain. Its verdict is worded from the interval alone ("no detectable
-difference" when a difference's interval reaches zero). The headline (`headline`) states the strongest supported
+what RL changed, a probe's gain, the loss a pre-trained model gained on its pre-training corpus (forgetting, which
+no headline rule uses). Its verdict is worded from the interval alone ("no detectable difference" when a
+difference's interval reaches zero). The headline (`headline`) states the strongest supported
 findings, in this order, one sentence each:
 
 1. Inits: the largest pre-trained minus random difference after post-training whose interval excludes zero, with
@@ -34,6 +35,7 @@ from postfit.report.blocks import Table
 INIT_GAP, RECOVERY, DROP = "init gap", "recovery", "ID→OOD drop"
 RL, ICL, ADAPT, CONTEXT = "RL change", "in-context", "adaptation", "in-context (prompt only)"
 SLOPE = "distance slope"
+FORGET = "forgetting"  # a pre-trained model's held-out loss on its pre-training corpus, after minus before (nats)
 INITS = "pre-trained − random"  # the subject of a difference between the two inits
 # The `split` of a slope comparison: which distance it is on.
 TEXT_DISTANCE, TOKEN_DISTANCE, STRUCTURE = "text distance", "token distance", "structural distance"
@@ -43,8 +45,8 @@ _SUFFIX = {"pp": " pp", "log-odds": " log-odds", "nats": " nats"}
 @dataclass(frozen=True)
 class Comparison:
     """One estimate with its interval. `kind` is one of the names above; `subject` says whose estimate it is (an
-    init, a model, or "pre-trained − random"); `unit` "pp" (a difference of two accuracies), "ratio", or "log-odds"
-    (a slope per unit of distance, or a difference of two)."""
+    init, a model, or "pre-trained − random"); `unit` "pp" (a difference of two accuracies), "ratio", "log-odds"
+    (a slope per unit of distance, or a difference of two) or "nats" (a difference of two losses per token)."""
 
     kind: str
     quantity: str
@@ -72,7 +74,7 @@ class Comparison:
         return self.unit == "pp" and self.est == (0.0, 0.0, 0.0)
 
     def _num(self, x: float) -> str:
-        return {"ratio": f"{x:.2f}", "log-odds": f"{x:+.2f}", "nats": f"{x:+.2f}"}.get(self.unit, f"{100 * x:+.1f}")
+        return {"ratio": f"{x:.2f}", "log-odds": f"{x:+.2f}", "nats": f"{x:+.3f}"}.get(self.unit, f"{100 * x:+.1f}")
 
     def interval(self) -> str:
         return "—" if np.isnan(self.est[0]) else f"[{self._num(self.est[1])}, {self._num(self.est[2])}]"
@@ -97,6 +99,9 @@ class Comparison:
             return "random init below pre-trained" if self.est[2] < 1 else "random init above pre-trained"
         if self.kind == DROP:
             return "no detectable drop" if not self.supported else ("a drop" if self.est[0] > 0 else "a gain")
+        if self.kind == FORGET:
+            return ("forgets: the loss rises" if self.est[0] > 0 else "the loss falls") if self.supported else (
+                "no detectable change")  # fmt: skip
         if self.kind == SLOPE and self.subject != INITS:  # an arm's own slope
             trend = "rises" if self.est[0] > 0 else "falls"
             return f"{trend} with distance" if self.supported else "no detectable trend"

@@ -1,8 +1,8 @@
 """What a study directory holds, loaded for the report: one `RunResults` per evaluated run (a grid `Run` with its
 samples, logs and stats) inside a `StudyResults`, and the estimates every table pools from them.
 
-Read from stored files only, through postfit.layout: each run's record, samples, training and held-out logs and
-probe rows, the study file, the pre-training log, the contamination checks, the sandbox's layers and the
+Read from stored files only, through postfit.layout: each run's record, samples, training and held-out logs, probe
+and forgetting rows, the study file, the pre-training log, the contamination checks, the sandbox's layers and the
 environments the study ran in.
 """
 
@@ -34,6 +34,7 @@ class RunResults(Run):
     heldout: list[dict] = field(default_factory=list)  # RL runs: greedy held-out rows during training
     train: dict = field(default_factory=dict)  # run.json's training stats (times, tokens)
     probes: list[dict] = field(default_factory=list)  # learning-to-learn probe rows
+    forgetting: list[dict] = field(default_factory=list)  # per held-out corpus block: loss and KL from the start
 
 
 @dataclass
@@ -96,7 +97,8 @@ def _run(d: RunDir) -> RunResults:
     return RunResults(meta["init"], meta["recipe"], int(meta["seed"]), meta.get("examples"), params=meta.get("params"),
                       pretrain_tokens=meta.get("pretrain_tokens"), samples=read_jsonl(d.samples),
                       train_log=_maybe(d.train_log, read_jsonl) or [], heldout=_maybe(d.heldout, read_jsonl) or [],
-                      train=meta.get("train") or {}, probes=_maybe(d.probes, read_jsonl) or [])  # fmt: skip
+                      train=meta.get("train") or {}, probes=_maybe(d.probes, read_jsonl) or [],
+                      forgetting=_maybe(d.forgetting, read_jsonl) or [])  # fmt: skip
 
 
 def load_study(out_dir: Path) -> StudyResults:

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 _NAMES = RunDir(Path())  # the file names of a run directory
 TRAINING = {_NAMES.train_log.name, _NAMES.heldout.name}  # written by training; the rest by evaluation
-RECORDED = (_NAMES.samples.name, _NAMES.probes.name, *sorted(TRAINING))  # their sha256 goes into run.json
+EVALUATION = (_NAMES.samples.name, _NAMES.probes.name, _NAMES.forgetting.name)
+RECORDED = (*EVALUATION, *sorted(TRAINING))  # their sha256 goes into run.json
 
 
 def record_files(run_dir: Path, extra: dict[str, str]) -> dict[str, str]:

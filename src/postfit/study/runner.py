@@ -64,6 +64,7 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[Item]]
         data = ensure_probe_data(study.probes, layout.root)
         with tracking(study.report.to, layout.root, f"{run.name}-adapt", study.name):  # the adaptation probe's SFT
             run_probes(study.probes, data, model, variant.tokenizer, study.eval, d.path, run.seed)
+    measure_forgetting(study, run, base, model, layout)  # after the probes: rebuilding the start reseeds
     rows = run_results(meta, samples, study.eval.k, study.report.bootstrap, study.report.ci)
     if is_main():
         results = jsonl_text(rows)
@@ -72,6 +73,25 @@ def execute_run(study: Study, run: Run, base: str, splits: dict[str, list[Item]]
         atomic_write_text(d.results, results)  # last: marks the run as done
     barrier()
     return rows
+
+
+def measure_forgetting(study: Study, run: Run, base: str, model, layout: StudyDir) -> None:
+    """The final model's loss, and KL from the model the run started from, on the corpus blocks pre-training never
+    saw (evaluation/forgetting.py), in forgetting.jsonl; nothing for a model postfit did not pre-train
+    (`model.name_or_path`: its pre-training corpus is unknown)."""
+    from postfit.evaluation.forgetting import forgetting_rows, read_blocks
+    from postfit.models import build_variant
+
+    if study.model.name_or_path is not None:
+        return
+    start, spec = None, study.model
+    if RECIPES[run.recipe].trains:  # the weights it was built from before post-training, built again alike
+        variant = build_variant(base, run.init, run.seed, spec.dtype, spec.chat_template, spec.attn_implementation)
+        start = variant.model.to(model.device)
+    with stage("forgetting", f"{run.name} on the held-out pre-training corpus"):
+        rows = forgetting_rows(model, read_blocks(layout.base.heldout), start)
+    if is_main():
+        write_jsonl(layout.run(run).forgetting, rows)
 
 
 def work(study: Study, layout: StudyDir, runs: list[Run], splits: dict[str, list[Item]], bases: dict[str, str]):

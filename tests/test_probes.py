@@ -162,3 +162,30 @@ def test_probe_comparisons_state_in_context_gain_and_adaptation_speed_with_inter
     assert sentence.startswith("After sft, pre-trained adapts faster to a new task (adapt: lc): pre-trained minus "
                                "random +70.0 [")  # fmt: skip
     assert "in-context" not in sentence  # a probe that cannot move is no finding
+
+
+def test_adaptation_states_steps_to_threshold_and_the_constant_answer_baseline():
+    """Synthetic adaptation rows: pre-trained reaches 50% by m=10, random only by m=40; the commonest training
+    answer ('2') is right on 40% of the test items, and a study where every model ends at or below that is called
+    unable to measure."""
+    from types import SimpleNamespace
+
+    from postfit.report.probes import _threshold_lines
+    from postfit.report.results import RunResults
+
+    def rows(by: int, top: float) -> list[dict]:
+        return [{"probe": "adapt", "m": m, "task": "count_bits", "item": str(i), "sample": -1,
+                 "correct": m >= by and i < top * 50, "reference": "2" if i % 5 < 2 else "3", "majority": "2"}
+                for m in (0, 10, 40) for i in range(50)]  # fmt: skip
+
+    study = SimpleNamespace(n_boot=300, ci=0.95, config={"probes": {"adapt": {"threshold": 0.5}}})
+    groups = {(init, "sft"): [RunResults(init, "sft", s, probes=rows(by, 0.8)) for s in (0, 1)]
+              for init, by in (("pretrained", 10), ("random", 40))}  # fmt: skip
+    lines = _threshold_lines(study, groups, [0, 10, 40])
+    assert lines[0] == "pretrained sft (after): steps to 50% accuracy 10 [10, 10]."
+    assert lines[1] == "random sft (after): steps to 50% accuracy 40 [40, 40]."
+    assert lines[2] == "Always answering the commonest training answer ('2') scores 40%."
+    assert len(lines) == 3
+    low = {g: [RunResults(*g, s, probes=rows(10, 0.4)) for s in (0, 1)] for g in groups}
+    assert _threshold_lines(study, low, [0, 10, 40])[-1].endswith("cannot measure learning at this scale.")
+    assert "> 40" in _threshold_lines(study, low, [0, 10, 40])[0]

@@ -147,3 +147,21 @@ def test_per_item_helpers_and_duplicates() -> None:
     assert samples_per_item(samples, "ood_family") == 0
     with pytest.raises(ValueError, match="two greedy"):
         per_item_pass(samples + _rows("id_test", "a", False, []), "id_test")
+
+
+def test_steps_to_threshold_is_the_first_m_reaching_it_with_a_bootstrap_interval():
+    """Accuracy 0, then 30%, then 70%, then 100% over m = 0, 10, 40, 160: 50% is first reached at m = 40 (every
+    resample agrees: 30% and 70% are far apart for 200 items), 30% at 10 or 40 by resample, 100% at 160; a level no
+    m reaches is inf."""
+    import numpy as np
+
+    from postfit.analysis.stats import steps_to_threshold
+
+    n = 200
+    ramp = {m: [(np.arange(n) < p * n).astype(float)] * 2 for m, p in ((0, 0), (10, 0.3), (40, 0.7), (160, 1.0))}
+    assert steps_to_threshold(ramp, 0.5, 500, 0.95) == (40.0, 40.0, 40.0)
+    m, lo, hi = steps_to_threshold(ramp, 0.3, 500, 0.95)
+    assert m == 10.0 and lo == 10.0 and hi == 40.0
+    assert steps_to_threshold(ramp, 1.0, 500, 0.95)[0] == 160.0
+    flat = {0: [np.zeros(10)], 10: [np.zeros(10)]}
+    assert steps_to_threshold(flat, 0.5, 100, 0.95) == (np.inf, np.inf, np.inf)

@@ -136,6 +136,8 @@ def run_icl(model, tokenizer, data: dict, spec: ICLProbe, eval_opts, seed: int) 
 
 def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_dir: Path, seed: int) -> list[dict]:
     """Fine-tune a copy of `model` on the new task with a constant learning rate, evaluating after each m steps."""
+    from collections import Counter
+
     import torch
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
@@ -147,6 +149,7 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
 
     opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
     test, rows = data["test"], []
+    majority = Counter(it.answer for it in data["train"]).most_common(1)[0][0]  # a constant answer's baseline
 
     def evaluate(m: int, net) -> None:
         rng_state = torch.random.get_rng_state()  # evaluation must not change the training's random stream
@@ -155,7 +158,7 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
         tokenizer.padding_side = side
         torch.random.set_rng_state(rng_state)
         task = test[0].meta["task"]
-        rows.extend(_sample_row(it, c, probe="adapt", task=task, split=f"adapt:{task}", m=m)
+        rows.extend(_sample_row(it, c, probe="adapt", task=task, split=f"adapt:{task}", m=m, majority=majority)
                     for it, (c,) in zip(test, completions, strict=True))  # fmt: skip
         net.train()
 

@@ -108,6 +108,33 @@ def bootstrap_ci(
     return (_mean_of_means(arrays), *percentile_interval(dist, ci))
 
 
+def steps_to_threshold(
+    by_m: dict[int, list[np.ndarray]],
+    threshold: float,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float, float]:
+    """(m, lo, hi): the first m of `by_m` (m -> per-seed 0/1 arrays over the same items) whose mean accuracy reaches
+    `threshold`, with the interval of that first m under the hierarchical bootstrap (seeds, then items, one draw
+    for every m); inf where it is never reached."""
+    ms = sorted(by_m)
+    conditions = [checked(by_m[m], f"m={m}") for m in ms]
+    if any([x.size for x in c] != [x.size for x in conditions[0]] for c in conditions):
+        raise ValueError("every m needs the same seeds and items")
+    rng = np.random.default_rng(0) if rng is None else rng
+
+    def first(means: np.ndarray) -> np.ndarray:  # means: (len(ms), n) -> the first m reaching it, per column
+        reached = means >= threshold - 1e-12
+        return np.where(reached.any(0), np.array(ms, dtype=float)[reached.argmax(0)], np.inf)
+
+    point = first(np.array([[_mean_of_means(c)] for c in conditions]))[0]
+    draws = first(_boot_means(conditions, n_boot, rng, shared_items=True))
+    alpha = (1 - ci) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha], method="inverted_cdf")
+    return float(point), float(lo), float(hi)
+
+
 def paired_diff_ci(
     a_by_seed: list[np.ndarray],
     b_by_seed: list[np.ndarray],

@@ -90,6 +90,8 @@ class AdaptProbe(_Strict):
     batch_size: int = Field(16, gt=0, description="Examples per step.")
     learning_rate: float = Field(1e-3, gt=0, description="Constant learning rate (AdamW).")
     max_new_tokens: int = Field(16, gt=0, description="Longest completion in tokens.")
+    threshold: float = Field(0.5, gt=0, le=1, description="Accuracy whose first probed m the report gives per model "
+                             "(steps to threshold).")  # fmt: skip
 
     @field_validator("steps")
     @classmethod

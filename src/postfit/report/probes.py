@@ -139,7 +139,44 @@ def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns:
             if d:
                 lines.append(f"{init}: adaptation after m={m} steps, {label} model minus the model before "
                              f"post-training = {d}.")  # fmt: skip
+        lines += _threshold_lines(study, groups, adapt)
     return [Para(" ".join(lines))] if lines else []
+
+
+def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms: list[int]) -> list[str]:
+    """Each model's steps to the study's accuracy threshold (`probes.adapt.threshold`), with its interval, and the
+    accuracy of always giving the commonest training answer: a model that ends at or below it learned nothing a
+    constant answer does not give."""
+    import numpy as np
+
+    from postfit.analysis.stats import steps_to_threshold
+    from postfit.report.results import BOOT_SEED
+
+    threshold = float(((getattr(study, "config", {}).get("probes") or {}).get("adapt") or {}).get("threshold", 0.5))
+    out, finals = [], []
+    for (init, label), g in groups.items():
+        by_m = {m: _by_seed(g, "adapt", "m", m) for m in ms}
+        seeds = sorted(set.intersection(*(set(d) for d in by_m.values())))
+        items = sorted(set.intersection(*(set(d[s]) for d in by_m.values() for s in seeds))) if seeds else []
+        if not items:
+            continue
+        arrays = {m: [np.array([by_m[m][s][i] for i in items]) for s in seeds] for m in ms}
+        finals.append(float(np.mean([a.mean() for a in arrays[ms[-1]]])))
+        m, lo, hi = steps_to_threshold(arrays, threshold, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
+
+        def steps(x: float) -> str:
+            return f"> {ms[-1]}" if np.isinf(x) else f"{x:.0f}"
+
+        out.append(f"{_name(init, label)}: steps to {threshold:.0%} accuracy {steps(m)} [{steps(lo)}, {steps(hi)}].")
+    rows = [r for g in groups.values() for i in g for r in i.probes if r["probe"] == "adapt" and "majority" in r]
+    if rows:
+        per_item = {r["item"]: r["reference"] == r["majority"] for r in rows}
+        baseline = sum(per_item.values()) / len(per_item)
+        out.append(f"Always answering the commonest training answer ({rows[0]['majority']!r}) scores {baseline:.0%}.")
+        if finals and max(finals) <= baseline + 1e-9:
+            out.append(f"Every model ends at or below it after m={ms[-1]} steps: the adaptation probe cannot measure "
+                       "learning at this scale.")  # fmt: skip
+    return out
 
 
 def _families(probed: list[RunResults], probe: str) -> str:

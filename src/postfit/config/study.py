@@ -39,7 +39,7 @@ _UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "re
                     "sft": {"padding_free", "liger", "compile"}, "rl": {"liger", "compile"}}  # fmt: skip
 
 # Options added after studies were first run: at their default they compute what studies did before them.
-_LATER = [("rl", "rollouts")]
+_LATER = [("rl", "rollouts"), ("eval", "samples_by_split")]
 
 
 class Study(Strict):
@@ -87,6 +87,14 @@ class Study(Strict):
         return self
 
     @model_validator(mode="after")
+    def _samples_on_evaluated_splits(self) -> Study:
+        splits = [*(self.tasks.eval_splits() if self.tasks else []), *self.eval.benchmarks]
+        if unknown := [s for s in self.eval.samples_by_split if s not in splits]:
+            raise ValueError(f"eval.samples_by_split: {unknown[0]!r} is not a split this study evaluates; its "
+                             f"splits: {', '.join(splits)}")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _rl_rows_apart_from_sft(self) -> Study:
         why = self.data.row_overlap()
         if why and not self.contamination.drop:
@@ -104,7 +112,8 @@ class Study(Strict):
         # Where to run is not what is run: vLLM's server address never blocks resuming a study.
         data = self.model_dump(mode="json", exclude=_UNFINGERPRINTED)
         for section, key in _LATER:  # options added later hash only where they differ from what came before
-            if data[section][key] == type(getattr(self, section)).model_fields[key].default:
+            field = type(getattr(self, section)).model_fields[key]
+            if data[section][key] == field.get_default(call_default_factory=True):
                 del data[section][key]
         if vllm := data["rl"].get("vllm"):
             data["rl"]["vllm"] = {k: v for k, v in vllm.items() if k not in ("server_host", "server_port")}

@@ -151,8 +151,9 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalO
     """Sample rows (split, item, sample, prompt, completion, completion_tokens, stopped, answer, reference, correct,
     score) for every split; `stopped` is false for a completion cut at `max_new_tokens`.
 
-    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones. With `opts.backend == "vllm"` the
-    completions come from vLLM on `model_path` (the model's saved weights), else from `model` in memory.
+    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones (n: `opts.samples_for(split)`). With
+    `opts.backend == "vllm"` the completions come from vLLM on `model_path` (the model's saved weights), else from
+    `model` in memory.
     """
     if opts.backend == "vllm":
         from postfit.evaluation.vllm import vllm_generator
@@ -168,9 +169,9 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalO
         prompts = [it.prompt for it in items]
         greedy = [c[0] for c in gen(prompts, label=f"{split} greedy")]
         runs = [(-1, greedy)]
-        if opts.samples:
-            sampled = gen(prompts, n=opts.samples, sample=True, label=f"{split} sampled x{opts.samples}")
-            runs += [(s, [c[s] for c in sampled]) for s in range(opts.samples)]
+        if n := opts.samples_for(split):
+            sampled = gen(prompts, n=n, sample=True, label=f"{split} sampled x{n}")
+            runs += [(s, [c[s] for c in sampled]) for s in range(n)]
         # Scored in one batch per split (per process of a launch), so code items run in the sandbox in parallel.
         pairs = [(sample, item, c) for sample, completions in runs for item, c in zip(items, completions, strict=True)]
         chunk = -(-len(pairs) // world_size()) or 1

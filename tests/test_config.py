@@ -124,3 +124,62 @@ def test_cli_unknown_study_name_lists_builtins(tmp_path: Path):
 def test_readme_option_table_is_generated_from_the_models():
     text = (ROOT / "docs" / "study-file.md").read_text()
     assert options_markdown() in text, "docs/study-file.md's option table is stale: paste `postfit options` into it"
+
+
+def _with_samples(by_split: dict | None, k: list[int] | None = None) -> dict:
+    data = _smoke()  # samples: 2; splits id_test, ood_harder, ood_family, ood_format
+    if by_split is not None:
+        data["eval"]["samples_by_split"] = by_split
+    if k is not None:
+        data["eval"]["k"] = k
+    return data
+
+
+@pytest.mark.parametrize(
+    ("by_split", "k", "expected"),
+    [
+        (
+            {"id_tset": 8},
+            None,
+            "eval.samples_by_split: 'id_tset' is not a split this study evaluates; its splits: "
+            "id_test, ood_harder, ood_family, ood_format",
+        ),  # fmt: skip
+        ({"ood_rule": 8}, None, "'ood_rule' is not a split this study evaluates"),  # smoke has no rule shift
+        ({"id_test": -1}, None, "eval.samples_by_split: {'id_test': -1}: a number of samples is >= 0"),
+        ({"id_test": 8}, [2, 9], "eval: k values [9] must lie in 1..8, the most samples any split draws"),
+    ],
+)
+def test_samples_by_split_is_checked(by_split, k, expected):
+    with pytest.raises(UserError) as exc:
+        parse_study(_with_samples(by_split, k), "study.yaml")
+    assert expected in str(exc.value)
+
+
+def test_samples_by_split_sets_samples_per_split_and_allows_k_up_to_its_largest():
+    study = parse_study(_with_samples({"id_test": 8, "ood_format": 0}, [2, 8]), "study.yaml")
+    assert [study.eval.samples_for(s) for s in ("id_test", "ood_harder", "ood_format")] == [8, 2, 0]
+    assert study.eval.k == [2, 8]
+
+
+def test_a_study_resumes_only_with_the_same_samples_by_split(tmp_path: Path):
+    """An output directory written before `samples_by_split` existed (its study.yaml lacks the key) resumes with the
+    same study; one written with samples_by_split resumes with it, never with other numbers."""
+    from postfit.layout import StudyDir
+    from postfit.study.prepare import _check_same_study
+
+    old = StudyDir(tmp_path / "old")
+    old.root.mkdir()
+    dumped = parse_study(_smoke(), "smoke.yaml").model_dump(mode="json")
+    del dumped["eval"]["samples_by_split"]
+    old.study_yaml.write_text(yaml.safe_dump(dumped))
+    _check_same_study(parse_study(_smoke(), "smoke.yaml"), old)
+    with pytest.raises(UserError, match="holds results of a different study"):
+        _check_same_study(parse_study(_with_samples({"id_test": 8}), "smoke.yaml"), old)
+    new = StudyDir(tmp_path / "new")
+    new.root.mkdir()
+    study = parse_study(_with_samples({"id_test": 8}), "smoke.yaml")
+    new.study_yaml.write_text(yaml.safe_dump(study.model_dump(mode="json")))
+    _check_same_study(parse_study(_with_samples({"id_test": 8}), "smoke.yaml"), new)
+    for other in ({"id_test": 4}, {}):
+        with pytest.raises(UserError, match="holds results of a different study"):
+            _check_same_study(parse_study(_with_samples(other), "smoke.yaml"), new)

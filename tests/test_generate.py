@@ -115,3 +115,31 @@ def test_static_cache_decode_on_a_trained_model(smoke_dir):
     want = decode(model, enc["input_ids"], enc["attention_mask"], opts, stops)
     assert len({len(r) for r in want}) >= 2, "the test needs rows that stop at different steps"
     assert decode_static(model, enc["input_ids"], enc["attention_mask"], opts, stops, graph=False) == want
+
+
+def test_samples_by_split_draws_each_splits_own_number_of_samples(monkeypatch):
+    """`eval.samples_by_split` gives the named splits their own n (0: greedy only), `samples` the others; each call
+    asks the model for exactly that many, and the rows carry sample indices 0..n-1 after the greedy -1."""
+    from postfit.config import EvalOptions
+    from postfit.evaluation import generate as gen_module
+    from postfit.evaluation.prompts import Completion
+    from postfit.item import Item
+
+    asked = []
+
+    def fake(model, tokenizer, prompts, opts, *, n=1, sample=False, seed=0, label=""):
+        asked.append((label.split()[0], n, sample))
+        return [[Completion("Answer: 4" if j % 2 else "Answer: 5", 3, True) for j in range(n)] for _ in prompts]
+
+    monkeypatch.setattr(gen_module, "generate_completions", fake)
+    items = {s: [Item(f"{s}/{i}", "tasks", "math", f"q{i}", s, answer="4") for i in range(3)]
+             for s in ("id_test", "ood_near", "ood_format")}  # fmt: skip
+    opts = EvalOptions(samples=2, samples_by_split={"id_test": 8, "ood_format": 0}, k=[2, 8])
+    rows = gen_module.evaluate_splits(None, None, items, opts, seed=0)
+    assert asked == [("id_test", 1, False), ("id_test", 8, True), ("ood_near", 1, False), ("ood_near", 2, True),
+                     ("ood_format", 1, False)]  # fmt: skip
+    for split, n in {"id_test": 8, "ood_near": 2, "ood_format": 0}.items():
+        for i in range(3):
+            got = sorted(r["sample"] for r in rows if r["split"] == split and r["item"] == f"{split}/{i}")
+            assert got == list(range(-1, n))
+    assert sum(r["correct"] for r in rows if r["split"] == "id_test" and r["sample"] >= 0) == 3 * 4

@@ -72,6 +72,15 @@ def test_rl_stages_count_generation_update_and_heldout(tmp_path: Path):
     assert stages["RL held-out eval"].tokens_each == 3 * 10 * 24
 
 
+def test_evaluation_counts_each_splits_samples():
+    """The default study: six procedural splits of 200 items (ood_near included), 2 samples each except id_test and
+    ood_near (8: eval.samples_by_split), 40 new tokens."""
+    study = load_study("default")[0]
+    stages = {s.name: s for s in make_plan(study, "default").stages}
+    assert study.eval.samples_by_split == {"id_test": 8, "ood_near": 8}
+    assert stages["evaluation"].tokens_each == (4 * 200 * (1 + 2) + 2 * 200 * (1 + 8)) * 40
+
+
 def test_builtin_studies_plan_offline(empty_hf_home: Path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU machine, also where a GPU is present
     for name in ("default", "paper"):  # smoke: test_smoke_numbers_equal_a_hand_computation

@@ -153,7 +153,7 @@ def assert_self_contained(html: str) -> None:
 
 def test_html_is_self_contained(study_dir: Path) -> None:
     html = write_report(study_dir)[1].read_text()
-    assert html.count('<figure class="pf-plot"') == 4 and html.count("<svg") == 4  # the plots, as inline SVG
+    assert html.count('<figure class="pf-plot"') == 5 and html.count("<svg") == 5  # the plots, as inline SVG
     assert_self_contained(html)
     assert "<td>pretrained</td>" in html
 
@@ -173,7 +173,8 @@ def test_every_hover_point_sits_on_what_the_svg_draws(study_dir: Path) -> None:
     """A plot's hover points are placed by the layout of the SVG's own draw, to the 0.1 unit they are rounded to."""
     html = write_report(study_dir)[1].read_text()
     figures = re.findall(r'<figure class="pf-plot" data-name="([^"]+)">(.*?)</figure>', html, re.S)
-    assert {name for name, _ in figures} == {"headline", "pass1_bars", "loss_sft", "pretrain_loss"}  # bars, lines
+    # bars and lines
+    assert {name for name, _ in figures} == {"headline", "pass1_bars", "pass_at_k", "loss_sft", "pretrain_loss"}
     for name, body in figures:
         points = json.loads(re.search(r'class="pf-points">(.*?)</script>', body, re.S).group(1))["points"]
         assert points, name

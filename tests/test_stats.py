@@ -10,9 +10,13 @@ import pytest
 
 from postfit.analysis.stats import (
     bootstrap_ci,
+    crossover_ci,
+    curve_ci,
     drop_ci,
+    first_crossing,
     paired_diff_ci,
     pass_at_k,
+    pass_at_k_curves,
     per_item_pass,
     ratio_ci,
     run_results,
@@ -165,3 +169,41 @@ def test_steps_to_threshold_is_the_first_m_reaching_it_with_a_bootstrap_interval
     assert steps_to_threshold(ramp, 1.0, 500, 0.95)[0] == 160.0
     flat = {0: [np.zeros(10)], 10: [np.zeros(10)]}
     assert steps_to_threshold(flat, 0.5, 100, 0.95) == (np.inf, np.inf, np.inf)
+
+
+def test_pass_at_k_curve_by_hand() -> None:
+    """n = 5 samples, c = 2 correct: pass@k = 1 - C(3, k) / C(5, k) = 2/5, 1 - 3/10, 1 - 1/10, 1, 1; n = 4, c = 1:
+    k/4. The study's curve is the mean over items, then over seeds: (mean of seed 0's two items + seed 1's) / 2."""
+    rows = _rows("id_test", "a", False, [True, False, True, False, False])
+    rows += _rows("id_test", "b", True, [False, True, False, False])
+    rows += _rows("ood_near", "a", False, [True])  # another split, not read
+    curves = pass_at_k_curves(rows, "id_test")
+    assert set(curves) == {"a", "b"}
+    assert curves["a"] == pytest.approx([0.4, 0.7, 0.9, 1.0, 1.0], abs=1e-12)
+    assert curves["b"] == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=1e-12)
+    seed0 = np.array([curves["a"][:4], curves["b"]])
+    seed1 = np.array([[0.0, 0.0, 0.0, 0.0]])
+    est = curve_ci([seed0, seed1], n_boot=200)
+    assert [e[0] for e in est] == pytest.approx([(0.325 + 0) / 2, (0.6 + 0) / 2, (0.825 + 0) / 2, (1.0 + 0) / 2])
+    assert all(lo <= v <= hi for v, lo, hi in est)
+
+
+def test_first_crossing_counts_ties_and_reports_none_as_k_plus_one() -> None:
+    after = np.array([[0.5, 0.5, 0.9], [0.6, 0.7, 0.95], [0.7, 0.8, 0.99]])  # columns: three curve pairs, K = 3
+    before = np.array([[0.2, 0.5, 0.1], [0.6, 0.9, 0.2], [0.9, 0.9, 0.3]])
+    assert first_crossing(after, before).tolist() == [2, 1, 4]  # level at k = 2 (a tie), at k = 1, never
+
+
+def test_crossover_ci_known_k_and_no_crossover() -> None:
+    """Two seeds of 200 items, 8 samples each. Post-trained: half the items 6 of 8 right, half 0; start: every item 2
+    of 8. Their pass@k: 0.375 vs 0.25 (k = 1), 0.482 vs 0.464 (k = 2), 0.5 vs 0.643 (k = 3): the start catches up at
+    k = 3. A start that never answers (c = 0) is never reached: infinity, and no resample crosses."""
+    post = [np.array([[pass_at_k(8, 6 if (i + s) % 2 else 0, k) for k in range(1, 9)] for i in range(200)])
+            for s in range(2)]  # fmt: skip
+    start = [np.array([[pass_at_k(8, 2, k) for k in range(1, 9)] for _ in range(200)]) for _ in range(2)]
+    (k, lo, hi), share = crossover_ci(post, start, n_boot=500)
+    assert k == 3 and lo <= 3 <= hi and hi < math.inf and share == 1.0
+    zero = [np.zeros((200, 8)) for _ in range(2)]
+    assert crossover_ci(post, zero, n_boot=200) == ((math.inf, math.inf, math.inf), 0.0)
+    with pytest.raises(ValueError, match="same items"):
+        crossover_ci(post, [a[:100] for a in start])

@@ -251,6 +251,62 @@ def per_item_pass(samples: list[dict], split: str, k: int | None = None) -> dict
     return out
 
 
+def pass_at_k_curves(samples: list[dict], split: str) -> dict[str, np.ndarray]:
+    """item -> its unbiased pass@k for k = 1..n (n: its sampled completions), items without samples left out."""
+    out = {}
+    for item, (_, sampled) in _by_item(samples, split).items():
+        if sampled:
+            out[item] = np.array([pass_at_k(len(sampled), sum(sampled), k) for k in range(1, len(sampled) + 1)])
+    return out
+
+
+def curve_ci(curves_by_seed: Sequence[np.ndarray], n_boot: int = 1000, ci: float = 0.95,
+             rng: np.random.Generator | None = None) -> list[tuple[float, float, float]]:  # fmt: skip
+    """(estimate, lo, hi) at each k of a curve given per seed as an (items, K) array: the mean over seeds of the
+    per-seed item means, with one hierarchical bootstrap draw for every k, so the band is a band of curves."""
+    arrays = [np.asarray(a, dtype=float) for a in curves_by_seed]
+    columns = [[a[:, k] for a in arrays] for k in range(arrays[0].shape[1])]
+    rng = np.random.default_rng(0) if rng is None else rng
+    dist = _boot_means([checked(c, "curves_by_seed") for c in columns], n_boot, rng, shared_items=True)
+    return [(_mean_of_means(c), *percentile_interval(d, ci)) for c, d in zip(columns, dist, strict=True)]
+
+
+def first_crossing(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """The smallest k (1-based) at which `before` >= `after`, per column of two (K, ...) arrays of pass@k curves;
+    K + 1 where `after` stays above at every k. Differences under 1e-9 count as ties (float sums of equal counts)."""
+    level = np.asarray(before) >= np.asarray(after) - 1e-9
+    return np.where(level.any(axis=0), level.argmax(axis=0) + 1, level.shape[0] + 1)
+
+
+def crossover_ci(
+    after_by_seed: Sequence[np.ndarray],
+    before_by_seed: Sequence[np.ndarray],
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[tuple[float, float, float], float]:
+    """((k, lo, hi), share) for two pass@k curves on the same items and seeds, each an (items, K) array per seed:
+    the first k at which the `before` model's pass@k reaches the `after` model's, with a percentile interval from
+    the hierarchical bootstrap paired by seed and item (one draw for both curves and every k). A curve pair that
+    never crosses up to K (the estimate, or a resample) counts as infinity ("> K"); `share` is the fraction of
+    resamples that cross."""
+    after, before = ([np.asarray(a, dtype=float) for a in side] for side in (after_by_seed, before_by_seed))
+    if any(a.shape != b.shape for a, b in zip(after, before, strict=True)):
+        raise ValueError("crossover_ci needs both curves on the same items and k per seed")
+    k_max = after[0].shape[1]
+    columns = [[a[:, k] for a in side] for side in (after, before) for k in range(k_max)]
+    rng = np.random.default_rng(0) if rng is None else rng
+    dist = _boot_means([checked(c, "curves") for c in columns], n_boot, rng, shared_items=True)
+    means = np.array([_mean_of_means(c) for c in columns])
+    point = first_crossing(means[:k_max], means[k_max:])
+    ks = first_crossing(dist[:k_max], dist[k_max:])
+    percentile_interval(ks, ci)  # checks ci
+    alpha = (1.0 - ci) / 2.0  # a discrete quantity: the interval's ends are values some resample took
+    lo, hi = np.quantile(ks, [alpha, 1.0 - alpha], method="inverted_cdf")
+    inf = lambda k: float("inf") if k > k_max else float(k)  # noqa: E731
+    return (inf(point), inf(lo), inf(hi)), float(np.mean(ks <= k_max))
+
+
 def run_results(run: dict, samples: list[dict], ks: list[int], n_boot: int, ci: float) -> list[dict]:
     """results.jsonl rows for one run: "pass@1" and sampled "pass@K" per split, with item-bootstrap CIs, each
     naming the split's protocol.

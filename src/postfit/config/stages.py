@@ -159,6 +159,17 @@ class TasksConfig(Strict):
                 )
         return self
 
+    def eval_splits(self) -> list[str]:
+        """The evaluation splits these tasks make, in SPLITS order: id_test and ood_format always, the others
+        where the tasks ask for them."""
+        made = {
+            "ood_near": any(t.near for t in self.train),
+            "ood_harder": any(t.harder is not None for t in self.train),
+            "ood_family": bool(self.ood_family),
+            "ood_rule": any(t.rule_shift is not None for t in self.train),
+        }
+        return [s for s in SPLITS if made.get(s, True)]
+
 
 class GridConfig(Strict):
     """The runs of the study: every combination of init x recipe x seed."""
@@ -229,7 +240,15 @@ class EvalOptions(Strict):
         description="Sampled completions per item for pass@k (0: greedy only). Null, the default under "
         "`protocol: lighteval`: lighteval's n for each benchmark.",
     )
-    k: list[int] = Field([4], description="k values for the unbiased pass@k estimator (each <= samples).")
+    samples_by_split: dict[str, int] = Field(
+        default_factory=dict,
+        description="Sampled completions per item on the splits named here, instead of `samples` (e.g. "
+        "`{id_test: 8, ood_near: 8}`): a long pass@k curve where it pays (the report's pass@k crossover section "
+        "needs 4 or more), `samples` elsewhere. Keys: evaluation splits or `eval.benchmarks` names.",
+    )
+    k: list[int] = Field(
+        [4], description="k values for the unbiased pass@k estimator (each <= the most samples any split draws)."
+    )
     temperature: float = Field(0.8, gt=0, description="Sampling temperature for pass@k.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling for pass@k.")
     benchmarks: list[str] = Field(
@@ -260,6 +279,13 @@ class EvalOptions(Strict):
             raise ValueError(f"duplicate entries in {v}")
         return [check_benchmark(name) for name in v]
 
+    @field_validator("samples_by_split")
+    @classmethod
+    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
+        if negative := {split: n for split, n in v.items() if n < 0}:
+            raise ValueError(f"{negative}: a number of samples is >= 0 (0: greedy only on that split)")
+        return v
+
     @model_validator(mode="after")
     def _protocol_defaults(self) -> EvalOptions:
         """Under the lighteval protocol the options not set are open-r1's, and only lighteval's benchmarks apply."""
@@ -282,18 +308,26 @@ class EvalOptions(Strict):
     def _k_le_samples(self) -> EvalOptions:
         from postfit.data.lighteval import LIGHTEVAL, TASKS
 
-        splits = (self.benchmarks or list(TASKS)) if self.protocol == LIGHTEVAL else ["any"]
-        most = min(self.samples_for(split) for split in splits)
+        if self.protocol == LIGHTEVAL:  # every benchmark's n must allow each k
+            most = min(self.samples_for(split) for split in (self.benchmarks or list(TASKS)))
+        else:
+            most = max([self.samples, *self.samples_by_split.values()])
         bad = [k for k in self.k if k < 1 or k > most]
-        if bad:
+        if bad and not self.samples_by_split:
             raise ValueError(f"k values {bad} must lie in 1..samples ({most})")
+        if bad:
+            raise ValueError(f"k values {bad} must lie in 1..{most}, the most samples any split draws (samples, "
+                             "samples_by_split); pass@k is reported on the splits that draw at least k")  # fmt: skip
         return self
 
     def samples_for(self, split: str) -> int:
-        """Sampled completions per item of `split`: `samples`, or when that is null (lighteval protocol),
-        lighteval's n for the benchmark (postfit.data.lighteval.TASKS; other splits: the postfit default)."""
+        """Sampled completions per item of `split`: its `samples_by_split`, else `samples`, or when that is null
+        (lighteval protocol) lighteval's n for the benchmark (postfit.data.lighteval.TASKS; other splits: the
+        postfit default)."""
         from postfit.data.lighteval import TASKS
 
+        if split in self.samples_by_split:
+            return self.samples_by_split[split]
         if self.samples is not None:
             return self.samples
         return TASKS[split].n if split in TASKS else type(self).model_fields["samples"].default

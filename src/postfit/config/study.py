@@ -45,7 +45,7 @@ _UNFINGERPRINTED = {"description": True, "sandbox": True, "resources": True, "re
 # is: postfit cannot tell which of TRL's fields change results, so each one counts as changing them.
 _LATER = [("rl", "rollouts"), ("rl", "rewards"), ("rl", "trainer"), ("sft", "trainer"), ("data", "sft", "subset"),
           ("data", "sft", "columns"), ("data", "rl", "subset"), ("data", "rl", "columns"),
-          ("eval", "protocol")]  # fmt: skip
+          ("eval", "protocol"), ("eval", "samples_by_split")]  # fmt: skip
 
 
 class Study(Strict):
@@ -90,6 +90,14 @@ class Study(Strict):
                     raise ValueError(f"grid.recipes: recipe `{trainer}` needs `tasks` or `data.{trainer}`")
             if not self.eval.benchmarks:
                 raise ValueError("eval.benchmarks: nothing to evaluate without `tasks`; name benchmarks here")
+        return self
+
+    @model_validator(mode="after")
+    def _samples_on_evaluated_splits(self) -> Study:
+        splits = [*(self.tasks.eval_splits() if self.tasks else []), *self.eval.benchmarks]
+        if unknown := [s for s in self.eval.samples_by_split if s not in splits]:
+            raise ValueError(f"eval.samples_by_split: {unknown[0]!r} is not a split this study evaluates; its "
+                             f"splits: {', '.join(splits)}")  # fmt: skip
         return self
 
     @model_validator(mode="after")

@@ -152,9 +152,9 @@ def evaluate_splits(model, tokenizer, splits: dict[str, list[Item]], opts: EvalO
     """Sample rows (split, item, sample, prompt, completion, completion_tokens, stopped, answer, reference, correct,
     score, protocol) for every split; `stopped` is false for a completion cut at `max_new_tokens`.
 
-    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones; a split of the lighteval protocol has
-    only sampled ones, `opts.samples_for(split)` of them. With `opts.backend == "vllm"` the
-    completions come from vLLM on `model_path` (the model's saved weights), else from `model` in memory.
+    `sample` is -1 for the greedy completion, 0..n-1 for the sampled ones (n: `opts.samples_for(split)`); a split
+    of the lighteval protocol has only sampled ones. With `opts.backend == "vllm"` the completions come from vLLM on
+    `model_path` (the model's saved weights), else from `model` in memory.
     """
     if opts.backend == "vllm":
         from postfit.evaluation.vllm import vllm_generator

@@ -26,6 +26,7 @@ from postfit.report.main import (
     recovery_table,
     summary,
 )
+from postfit.report.passk import passk_blocks
 from postfit.report.plots import bar_plot, inits_plot
 from postfit.report.probes import probe_blocks
 from postfit.report.provenance import provenance_blocks
@@ -112,7 +113,7 @@ def build_blocks(study: StudyResults) -> list[Block]:
     if main:
         bars = bar_plot(main, study.splits, study.ci)
         blocks += [Heading("Out of distribution"), Plot("pass1_bars", "Greedy pass@1 by split", bars)]
-    blocks += distance_blocks(study, comps) + forgetting_blocks(study, comps)
+    blocks += distance_blocks(study, comps) + passk_blocks(study, comps) + forgetting_blocks(study, comps)
     blocks += probe_blocks(study, comps) + rl_blocks(study) + loss_blocks(study) + budget_blocks(study)
     if study.contamination:
         blocks += contamination_blocks(study.contamination)

@@ -1,7 +1,7 @@
 """Every comparison a study's stored samples support (postfit.report.headline.Comparison), in the order the
 comparisons table lists them: recovery and pre-trained minus random per recipe and split, ID-to-OOD drops, the
-slopes of accuracy on distance to the post-training data, what RL changed, the learning-to-learn probes, then
-forgetting (a pre-trained model's loss on its held-out pre-training corpus, after minus before)."""
+slopes of accuracy on distance to the post-training data, pass@k crossovers, what RL changed, the learning-to-learn
+probes, then forgetting (a pre-trained model's loss on its held-out pre-training corpus, after minus before)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from postfit.config.recipes import NONE
 from postfit.report.distance import distance_comparisons
 from postfit.report.forgetting import forgetting_comparisons
 from postfit.report.headline import DROP, INIT_GAP, RECOVERY, RL, Comparison
+from postfit.report.passk import crossover_comparisons
 from postfit.report.probes import probe_comparisons
 from postfit.report.results import StudyResults, group_drop, paired_difference, recovery
 from postfit.report.rl import RL_RECIPES
@@ -57,5 +58,5 @@ def _rl(study: StudyResults) -> list[Comparison]:
 def comparisons(study: StudyResults) -> list[Comparison]:
     """The study's comparisons, its runs' probe rows included."""
     recipes = [r for r in dict.fromkeys(recipe for _, recipe in study.groups()) if r != NONE]
-    return [*_inits(study, recipes), *_drops(study), *distance_comparisons(study), *_rl(study),
-            *probe_comparisons(study, study.runs), *forgetting_comparisons(study)]  # fmt: skip
+    return [*_inits(study, recipes), *_drops(study), *distance_comparisons(study), *crossover_comparisons(study),
+            *_rl(study), *probe_comparisons(study, study.runs), *forgetting_comparisons(study)]  # fmt: skip

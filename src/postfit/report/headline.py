@@ -3,9 +3,10 @@ chosen from them by fixed rules. From stored samples only.
 
 A comparison is one estimate with its interval: a recovery ratio or a paired difference between inits, an
 ID-to-OOD drop, the slope of accuracy on distance to the post-training data (an arm's, or pre-trained minus random),
-what RL changed, a probe's gain, the loss a pre-trained model gained on its pre-training corpus (forgetting, which
-no headline rule uses). Its verdict is worded from the interval alone ("no detectable difference" when a
-difference's interval reaches zero). The headline (`headline`) states the strongest supported
+what RL changed, a probe's gain, the k at which a starting model's pass@k catches up with its post-trained model's
+(report/passk.py), the loss a pre-trained model gained on its pre-training corpus (forgetting); no headline rule uses
+the last two. Its verdict is worded from the interval alone ("no detectable difference" when a difference's interval
+reaches zero). The headline (`headline`) states the strongest supported
 findings, in this order, one sentence each:
 
 1. Inits: the largest pre-trained minus random difference after post-training whose interval excludes zero, with
@@ -36,6 +37,7 @@ INIT_GAP, RECOVERY, DROP = "init gap", "recovery", "ID→OOD drop"
 RL, ICL, ADAPT, CONTEXT = "RL change", "in-context", "adaptation", "in-context (prompt only)"
 SLOPE = "distance slope"
 FORGET = "forgetting"  # a pre-trained model's held-out loss on its pre-training corpus, after minus before (nats)
+CROSSOVER = "pass@k crossover"  # report/passk.py: its estimate is a k, never a headline
 INITS = "pre-trained − random"  # the subject of a difference between the two inits
 # The `split` of a slope comparison: which distance it is on.
 TEXT_DISTANCE, TOKEN_DISTANCE, STRUCTURE = "text distance", "token distance", "structural distance"

@@ -162,33 +162,26 @@ def pretrain_tokens(study: Study) -> int:
     return max(1, blocks // cfg.batch_size) * cfg.batch_size * cfg.seq_len
 
 
-def _procedural_items(study: Study) -> int:
-    """Items of the procedural evaluation splits: test_size each for id_test, ood_format and the optional three."""
+def _procedural_items(study: Study) -> dict[str, int]:
+    """Items per procedural evaluation split: test_size each."""
     tasks = study.tasks
-    if tasks is None:
-        return 0
-    optional = (any(t.harder is not None for t in tasks.train), bool(tasks.ood_family),
-                any(t.rule_shift is not None for t in tasks.train))  # fmt: skip
-    splits = 2 + sum(optional)
-    return splits * tasks.test_size
+    return {split: tasks.test_size for split in tasks.eval_splits()} if tasks is not None else {}
 
 
-def _benchmark_completions(study: Study, unknown: list[str]) -> tuple[int, int]:
-    """(items, completions) of `eval.benchmarks`: the published size (BENCHMARK_SIZES), capped by
-    eval.benchmark_limit, times 1 greedy + eval.samples completions (lighteval's protocol: its n samples only)."""
+def _benchmark_items(study: Study, unknown: list[str]) -> dict[str, int]:
+    """Items per benchmark of `eval.benchmarks`: the published size (BENCHMARK_SIZES), capped by
+    eval.benchmark_limit."""
     from postfit.data.benchmarks import RG_PREFIX, RG_SIZE
 
-    items = completions = 0
+    out = {}
     for name in study.eval.benchmarks:
         size = RG_SIZE if name.startswith(RG_PREFIX) else BENCHMARK_SIZES.get(name)
         limit = study.eval.benchmark_limit
         if size is None and limit is None:
             unknown.append(f"evaluation on {name}: its size is not fixed by the study (set eval.benchmark_limit)")
             continue
-        n = min(x for x in (size, limit) if x is not None)
-        items += n
-        completions += n * (study.eval.samples_for(name) + (0 if study.eval.lighteval_split(name) else 1))
-    return items, completions
+        out[name] = min(x for x in (size, limit) if x is not None)
+    return out
 
 
 def _heldout_evaluations(steps: int, every: int) -> int:
@@ -243,10 +236,12 @@ def make_plan(study: Study, source: str, gpus: int = 8) -> Plan:
         plan.stages.append(Stage("RL held-out eval", k, held, FORWARD, True,
                                  "evaluations x rl.heldout_items x eval.max_new_tokens (greedy)"))  # fmt: skip
     plan.data = data_rows(study)
-    procedural = _procedural_items(study)
-    items, completions = _benchmark_completions(study, plan.unknown)
-    completions += procedural * (1 + study.eval.samples_for("id_test"))
-    what = f"{procedural + items} items x (1 greedy + eval.samples) x eval.max_new_tokens"
+    items = {**_procedural_items(study), **_benchmark_items(study, plan.unknown)}
+    # 1 greedy + the split's samples each; lighteval's benchmarks: their n samples only
+    completions = sum(n * (study.eval.samples_for(split) + (0 if study.eval.lighteval_split(split) else 1))
+                      for split, n in items.items())  # fmt: skip
+    what = (f"{sum(items.values())} items x (1 greedy + eval.samples, or the split's eval.samples_by_split) x "
+            "eval.max_new_tokens")  # fmt: skip
     if study.eval.protocol == "lighteval":
         what += " (lighteval's benchmarks: n samples, no greedy)"
     plan.stages.append(Stage("evaluation", len(runs), completions * study.eval.max_new_tokens, FORWARD, True, what))

@@ -135,7 +135,7 @@ def _heldout_callback(tokenizer, items: list[Item], opts: EvalOptions, every: in
 
         def _evaluate(self, model, step: int) -> None:
             start = time.perf_counter()
-            greedy = opts.model_copy(update={"samples": 0})
+            greedy = opts.model_copy(update={"samples": 0, "samples_by_split": {}})
             for row in evaluate_splits(model, tokenizer, {"id_test": items}, greedy, seed=0):
                 rows.append({**row, "step": step})
             model.train()

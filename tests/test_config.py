@@ -172,14 +172,14 @@ def test_a_study_resumes_only_with_the_same_samples_by_split(tmp_path: Path):
     dumped = parse_study(_smoke(), "smoke.yaml").model_dump(mode="json")
     del dumped["eval"]["samples_by_split"]
     old.study_yaml.write_text(yaml.safe_dump(dumped))
-    _check_same_study(parse_study(_smoke(), "smoke.yaml"), old)
+    _check_same_study(parse_study(_smoke(), "smoke.yaml"), old, replace=False)
     with pytest.raises(UserError, match="holds results of a different study"):
-        _check_same_study(parse_study(_with_samples({"id_test": 8}), "smoke.yaml"), old)
+        _check_same_study(parse_study(_with_samples({"id_test": 8}), "smoke.yaml"), old, replace=False)
     new = StudyDir(tmp_path / "new")
     new.root.mkdir()
     study = parse_study(_with_samples({"id_test": 8}), "smoke.yaml")
     new.study_yaml.write_text(yaml.safe_dump(study.model_dump(mode="json")))
-    _check_same_study(parse_study(_with_samples({"id_test": 8}), "smoke.yaml"), new)
+    _check_same_study(parse_study(_with_samples({"id_test": 8}), "smoke.yaml"), new, replace=False)
     for other in ({"id_test": 4}, {}):
         with pytest.raises(UserError, match="holds results of a different study"):
-            _check_same_study(parse_study(_with_samples(other), "smoke.yaml"), new)
+            _check_same_study(parse_study(_with_samples(other), "smoke.yaml"), new, replace=False)

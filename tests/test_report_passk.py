@@ -96,7 +96,10 @@ def test_the_section_figure_table_and_comparison_rows(passk_dir: Path) -> None:
     assert row[3:] == ["0.0 → 25.0", "0.0 → 100.0", "no crossover up to k = 8 [> 8, > 8]", "0%"]
     assert "ood_harder" not in section  # 2 samples per item: no curve, no crossover
     assert "The starting model catches up in 4 of the 6 pairs (id_test pretrained none → sft at k = 3 [" in section
-    assert "In 2 the post-trained model stays ahead at every k measured (id_test random none → sft; " in section
+    assert (
+        "In 2 of the 6 pairs the post-trained model stays ahead at every k measured (id_test random none → sft; "
+        in section
+    )
     comparison = _table_row(md, "Comparisons", ["pass@k crossover, none vs sft, random"])
     assert comparison[1:5] == ["sft", "id_test", "no crossover up to k = 8", "[> 8, > 8]"]
 
@@ -106,3 +109,26 @@ def test_too_few_samples_says_so(tmp_path: Path) -> None:
     section = md.split("## pass@k: does post-training widen or narrow what the model can reach?\n", 1)[1]
     assert section.split("\n## ", 1)[0].strip().startswith("No split has 4 or more sampled completions per item")
     assert "pass@k crossover" not in md.split("## Comparisons", 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_start_level_at_one_try_and_behind_at_k_is_worded_as_such() -> None:
+    """RL that lowers pass@1 but not pass@8: the crossover is k = 1, and the findings say the post-trained model is
+    above at k = K (a point estimate), not that it stays ahead."""
+    from postfit.report.passk import Crossover, _findings
+
+    def pair(recipe: str, start: str, ends) -> Crossover:
+        return Crossover(CROSSOVER, "q", "pretrained", recipe, "id_test", (1.0, 1.0, math.inf), 200, 2, unit="k",
+                         start=start, upto=8, crossed=0.8, ends=ends)  # fmt: skip
+
+    text = _findings(
+        [pair("sft+rl", "sft", ((0.55, 0.53), (0.645, 0.655))), pair("sft", "none", ((0.3, 0.2), (0.6, 0.5)))]
+    )
+    assert "In 2 of the 2 the starting model is level or ahead already at k = 1" in text
+    assert "above its start's in 1 (id_test pretrained sft → sft+rl: 64.5 vs 65.5% at k = K)" in text
+    assert "stays ahead" not in text and "catches up" not in text
+    c = pair("sft+rl", "sft", ((0.55, 0.53), (0.645, 0.655)))
+    assert (c.value(), c.interval(), c.verdict()) == (
+        "k = 1",
+        "[1, > 8]",
+        "sft level or ahead from k = 1 (80% of resamples cross by k = 8)",
+    )

@@ -148,11 +148,15 @@ def _findings(comps: list[Crossover]) -> str:
         out.append(f"The starting model catches up in {len(crossing)} of the {len(comps)} pairs ({pairs}): what "
                    "post-training added at one try, it finds with k tries.")  # fmt: skip
     if ahead:
-        out.append(f"In {len(ahead)} the post-trained model stays ahead at every k measured "
+        out.append(f"In {len(ahead)} of the {len(comps)} pairs the post-trained model stays ahead at every k measured "
                    f"({'; '.join(name(c) for c in ahead)}).")  # fmt: skip
     if level:
-        out.append(f"In {len(level)} the starting model is level or ahead already at k = 1 "
+        out.append(f"In {len(level)} of the {len(comps)} the starting model is level or ahead already at k = 1 "
                    f"({'; '.join(name(c) for c in level)}).")  # fmt: skip
+    if again := [c for c in level if c.ends[1][1] > c.ends[1][0] + 1e-9]:
+        listed = "; ".join(f"{name(c)}: {100 * c.ends[1][0]:.1f} vs {100 * c.ends[1][1]:.1f}%" for c in again)
+        out.append(f"Of these, the post-trained model's pass@K is above its start's in {len(again)} ({listed} at "
+                   "k = K), a point estimate without an interval here.")  # fmt: skip
     return " ".join(out)
 
 

@@ -81,11 +81,16 @@ def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
     blocks: list[Block] = [Heading("Learning to learn")]
     if not columns:  # only the context probe
         return blocks + context_blocks(study, groups)
-    text = ("Greedy accuracy (%) on task families never post-trained on: left, with k solved examples as earlier "
-            "chat turns (no shot shares the query's question or an answer the verifier accepts for it); right, after "
-            "m SFT steps on a new task (constant learning rate, the same for every model). Dashed: before "
-            f"post-training (`none` runs); solid: after. Bands: {study.ci:.0%} CI over seeds and items.")  # fmt: skip
-    blocks.append(Para(text))
+    icl = "with k solved examples as earlier chat turns (no shot shares the query's question or an accepted answer)"
+    adapt = "after m SFT steps on a new task (constant learning rate, the same for every model)"
+    shown = [text for probe, text in (("icl", icl), ("adapt", adapt)) if probe in {p for p, _, _ in columns}]
+    what = f"left, {shown[0]}; right, {shown[1]}" if len(shown) == 2 else shown[0]
+    blocks.append(
+        Para(
+            f"Greedy accuracy (%) on task families never post-trained on, {what}. Dashed: before "
+            f"post-training (`none` runs); solid: after. Bands: {study.ci:.0%} CI over seeds and items."
+        )
+    )
     if panels:
         png = curves_plot(panels, "k or m (symlog)", "greedy accuracy (%)", "Learning to learn", xscale="symlog")
         blocks.append(Plot("probes", "In-context and adaptation curves", png))

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Offline by default: the Hugging Face libraries read this once, when first imported (after this file), so no test
+# waits on a hub it cannot reach, whatever order the tests run in; a test may still unset it for a subprocess.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHAPES = ("qwen3", "llama3", "base")  # tokenizers shaped like a Qwen3 base, a Llama-3 base, a template-less base
 
 

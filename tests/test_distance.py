@@ -136,6 +136,7 @@ def test_real_benchmark_items_get_a_text_distance_to_the_sft_corpus():
     assert structure_distances(bench, sft, structure_terms) == [None, None, None]
 
 
+@pytest.mark.slow
 def test_a_studys_samples_carry_distances(smoke_dir):
     """`postfit run` stores the distances with the data and every evaluated sample carries its run's."""
     from postfit.io import read_json, read_jsonl

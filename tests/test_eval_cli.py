@@ -28,6 +28,7 @@ def evaluated(smoke_dir, tmp_path_factory) -> tuple[Path, Path, str]:
     return out, smoke_dir, proc.stdout
 
 
+@pytest.mark.slow  # evaluates the smoke study's trained checkpoints
 def test_files_have_the_study_formats(evaluated):
     out, smoke_dir, _ = evaluated
     samples, results = read_jsonl(out / "samples.jsonl"), read_jsonl(out / "results.jsonl")
@@ -53,6 +54,7 @@ def test_files_have_the_study_formats(evaluated):
     )
 
 
+@pytest.mark.slow  # evaluates the smoke study's trained checkpoints
 def test_scores_agree_with_rescoring_the_stored_samples(evaluated, benign):
     """Every stored verdict is what the verifier says of the stored completion, and every result is what the
     stored verdicts give (pass@k by the literal formula of Chen et al.)."""
@@ -114,6 +116,7 @@ def test_missing_model_exits_2_naming_it(tmp_path):
     assert "MODEL: 'no-such-org/no-such-model'" in message and "model.name_or_path" not in message
 
 
+@pytest.mark.slow  # evaluates the smoke study's trained checkpoints
 def test_model_without_chat_template_gets_the_raw_prompt(smoke_dir):
     """A base model continues the prompt text itself (with its BOS), as plain `model.generate` would."""
     import torch

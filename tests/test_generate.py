@@ -89,6 +89,7 @@ def test_static_cache_decode_is_decode_with_rows_stopping_at_different_steps(mod
     assert cold == [row for row in want for _ in range(3)]
 
 
+@pytest.mark.slow  # decodes with the smoke study's trained checkpoints
 def test_static_cache_decode_on_a_trained_model(smoke_dir):
     """On a model post-trained by the smoke study, with its tokenizer, chat template and end-of-turn stops, the
     static-cache loop's greedy completions of held-out prompts equal the growing-cache loop's."""

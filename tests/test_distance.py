@@ -9,12 +9,12 @@ import pytest
 
 from postfit.analysis.distance import (
     annotate,
+    item_text,
     jaccard_distances,
     reference_of,
     reference_sets,
     structure_distances,
     study_distances,
-    text_distances,
     token_grams,
     word_grams,
 )
@@ -22,6 +22,11 @@ from postfit.config import load_study
 from postfit.config.grid import grid_runs
 from postfit.item import TASKS, Item, make_item
 from postfit.tasks import chain_terms, make_splits, structure_terms
+
+
+def text_distances(items: list[Item], train: list[Item]) -> list[float]:
+    """The word distance of each item to the training items, as study_distances computes it."""
+    return jaccard_distances(word_grams([item_text(it) for it in items]), word_grams([item_text(it) for it in train]))
 
 
 def _chain(expression: str, split: str = "id_test", frame: str = "Solve: {q} =") -> Item:

@@ -149,23 +149,13 @@ def control_rows(families: list[str], ks: list[int], n: int, seed: int) -> list[
 def train_control(model, tokenizer, spec, work_dir: Path, seed: int) -> None:
     """Fine-tune `model` in place on the families' own prompts (`spec.control`: steps, batch size, constant
     learning rate), the completion-only loss of TRL's SFTTrainer."""
-    from types import SimpleNamespace
-
     from datasets import Dataset
-    from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig
 
-    from postfit.train.common import trl_kwargs
-    from postfit.train.sft import plain_loss_trainer
+    from postfit.train.sft import probe_trainer
 
     c = spec.control
     data = Dataset.from_list(control_rows(spec.families, spec.k, c.steps * c.batch_size, seed))
-    opts = SimpleNamespace(steps=c.steps, batch_size=c.batch_size, learning_rate=c.learning_rate, warmup_ratio=0.0,
-                           checkpoint_steps=c.steps + 1, logging_steps=max(1, c.steps // 10))  # fmt: skip
-    args = SFTConfig(**trl_kwargs(work_dir, opts, seed, "constant"), max_length=512, completion_only_loss=True,
-                     packing=False, save_strategy="no")  # fmt: skip
-    trainer = plain_loss_trainer()(model=model, args=args, train_dataset=data, processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)
+    trainer = probe_trainer(model, tokenizer, data, work_dir, c.steps, c.batch_size, c.learning_rate, seed, 512)
     trainer.train()
 
 

@@ -20,7 +20,6 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from postfit.config.scaling import AdaptProbe, ICLProbe, ProbesConfig
 from postfit.distributed import barrier, is_main
@@ -140,12 +139,9 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
 
     import torch
     from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig
 
     from postfit.evaluation.generate import generate
-    from postfit.train.common import trl_kwargs
-    from postfit.train.sft import plain_loss_trainer, sft_dataset
+    from postfit.train.sft import probe_trainer, sft_dataset
 
     opts = eval_opts.model_copy(update={"max_new_tokens": spec.max_new_tokens})
     test, rows = data["test"], []
@@ -179,15 +175,8 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
             if state.global_step in spec.steps:
                 evaluate(state.global_step, model)
 
-    train_opts = SimpleNamespace(
-        steps=m_max, batch_size=spec.batch_size, learning_rate=spec.learning_rate, warmup_ratio=0.0,
-        checkpoint_steps=m_max + 1, logging_steps=max(1, m_max // 10),
-    )  # fmt: skip
-    args = SFTConfig(**trl_kwargs(work_dir, train_opts, seed, "constant"), max_length=256, completion_only_loss=True,
-                     packing=False, save_strategy="no")  # fmt: skip
-    trainer = plain_loss_trainer()(model=work, args=args, train_dataset=sft_dataset(data["train"]),
-                                   processing_class=tokenizer)  # fmt: skip
-    trainer.remove_callback(PrinterCallback)  # the probe's loss is not a result; its accuracy is
+    trainer = probe_trainer(work, tokenizer, sft_dataset(data["train"]), work_dir, m_max, spec.batch_size,
+                            spec.learning_rate, seed, max_length=256)  # fmt: skip
     trainer.add_callback(_EvalAt())
     trainer.train()
     return rows

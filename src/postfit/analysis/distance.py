@@ -56,12 +56,6 @@ def _ngrams(seq, n: int) -> set[tuple]:
     return {tuple(seq[i : i + m]) for i in range(len(seq) - m + 1)} if len(seq) else set()
 
 
-def text_distances(items: list[Item], train: list[Item], n: int = N) -> list[float]:
-    """1 - the largest Jaccard similarity of each item's word n-gram set with one training item's (1.0 with no
-    training items)."""
-    return jaccard_distances(word_grams(list(map(item_text, items)), n), word_grams(list(map(item_text, train)), n))
-
-
 def jaccard_distances(grams: list[set], train: list[set]) -> list[float]:
     """1 - the largest Jaccard similarity of each n-gram set of `grams` with one set of `train` (1.0 without a
     shared n-gram), through an inverted index of `train`."""
@@ -183,9 +177,3 @@ def annotate(samples: list[dict], distances: dict, reference: str) -> list[dict]
         text, structure, token = [*table.get(row["split"], {}).get(row["item"], ()), None, None, None][:3]
         out.append({**row, "distance": text, "structure": structure, "token_distance": token})
     return out
-
-
-def has_tokens(distances: dict) -> bool:
-    """Whether a stored data/distance.json holds token distances (one written before postfit measured them does
-    not)."""
-    return "token_n" in distances

@@ -123,16 +123,21 @@ def steps_to_threshold(
     if any([x.size for x in c] != [x.size for x in conditions[0]] for c in conditions):
         raise ValueError("every m needs the same seeds and items")
     rng = np.random.default_rng(0) if rng is None else rng
+    at = np.array([*ms, np.inf])  # first_crossing's k (1-based; len(ms) + 1: never) -> the m it stands for
+    means = np.array([[_mean_of_means(c)] for c in conditions])
+    draws = _boot_means(conditions, n_boot, rng, shared_items=True)
+    point = at[first_crossing(np.full_like(means, threshold), means)[0] - 1]
+    lo, hi = discrete_interval(at[first_crossing(np.full_like(draws, threshold), draws) - 1], ci)
+    return float(point), lo, hi
 
-    def first(means: np.ndarray) -> np.ndarray:  # means: (len(ms), n) -> the first m reaching it, per column
-        reached = means >= threshold - 1e-12
-        return np.where(reached.any(0), np.array(ms, dtype=float)[reached.argmax(0)], np.inf)
 
-    point = first(np.array([[_mean_of_means(c)] for c in conditions]))[0]
-    draws = first(_boot_means(conditions, n_boot, rng, shared_items=True))
-    alpha = (1 - ci) / 2
-    lo, hi = np.quantile(draws, [alpha, 1 - alpha], method="inverted_cdf")
-    return float(point), float(lo), float(hi)
+def discrete_interval(values: np.ndarray, ci: float) -> tuple[float, float]:
+    """The percentile interval of a discrete bootstrap quantity (a k, a step count; inf allowed): its ends are
+    values some resample took."""
+    percentile_interval(values, ci)  # checks ci
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha], method="inverted_cdf")
+    return float(lo), float(hi)
 
 
 def paired_diff_ci(
@@ -300,9 +305,7 @@ def crossover_ci(
     means = np.array([_mean_of_means(c) for c in columns])
     point = first_crossing(means[:k_max], means[k_max:])
     ks = first_crossing(dist[:k_max], dist[k_max:])
-    percentile_interval(ks, ci)  # checks ci
-    alpha = (1.0 - ci) / 2.0  # a discrete quantity: the interval's ends are values some resample took
-    lo, hi = np.quantile(ks, [alpha, 1.0 - alpha], method="inverted_cdf")
+    lo, hi = discrete_interval(ks, ci)
     inf = lambda k: float("inf") if k > k_max else float(k)  # noqa: E731
     return (inf(point), inf(lo), inf(hi)), float(np.mean(ks <= k_max))
 

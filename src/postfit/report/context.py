@@ -15,7 +15,8 @@ from postfit.analysis import stats
 from postfit.report.blocks import Block, Para, Plot, Table
 from postfit.report.headline import CONTEXT, INITS, Comparison
 from postfit.report.plots import curves_plot
-from postfit.report.results import BOOT_SEED, paired_estimate
+from postfit.report.results import paired_estimate
+from postfit.report.scaling import aligned, estimate
 
 PROBE = "context"
 Rows = list[dict]
@@ -59,11 +60,9 @@ def gains(rows: Rows, family: str, measure: str) -> dict[str, float]:
 
 
 def _estimate(study, per_seed: list[dict[str, float]]) -> tuple[tuple[float, float, float], int] | None:
-    items = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
-    if not items:
-        return None
-    arrays = [np.array([d[i] for i in items]) for d in per_seed]
-    return stats.bootstrap_ci(arrays, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED)), len(items)
+    """(estimate with CI, items) over the items every seed has; None without any."""
+    arrays = aligned(per_seed)
+    return None if arrays is None else (estimate(study, arrays), arrays[0].size)
 
 
 def control_verdicts(study, groups: dict) -> dict[str, tuple[tuple[float, float, float], int] | None]:

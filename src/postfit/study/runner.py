@@ -140,7 +140,7 @@ def probe_control(study: Study, layout: StudyDir, bases: dict[str, str]) -> None
     """The context probe's positive control (postfit.context_probe), trained once per study by a worker that has its
     base and finds it undone and not held by another (which then takes the runs instead)."""
     spec, model = study.probes.context, study.model
-    if spec is None or spec.control is None or layout.control.exists() or spec.control.init not in bases:
+    if _control_done(study, layout) or spec.control.init not in bases:
         return
     from postfit.context_probe import ensure_control
     from postfit.models import build_variant
@@ -205,5 +205,6 @@ def run_study(study: Study, out_dir: Path, shard: tuple[int, int] | None = None,
     # filling in while the last long ones finish. Each run is seeded by itself, so the order changes no result.
     probe_control(study, layout, bases)  # first, where this worker has its base (the one that pre-trained)
     work(study, layout, sorted(runs, key=lambda r: not RECIPES[r.recipe].trains), splits, bases)
-    probe_control(study, layout, {**bases, **later_bases(study, layout)})  # else now, before the report
+    if not _control_done(study, layout):  # else now, before the report
+        probe_control(study, layout, {**bases, **later_bases(study, layout)})
     return finish(study, layout)

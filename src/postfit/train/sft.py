@@ -68,6 +68,24 @@ def plain_loss_trainer():
     return PlainLossSFTTrainer
 
 
+def probe_trainer(model, tokenizer, dataset, work_dir: Path, steps: int, batch_size: int, learning_rate: float,
+                  seed: int, max_length: int):  # fmt: skip
+    """A short SFT of `model` in place for a probe (adaptation, the context probe's control): constant learning rate,
+    no warm-up, no checkpoint, completion-only loss, and no loss printed (a probe's loss is not a result)."""
+    from types import SimpleNamespace
+
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig
+
+    opts = SimpleNamespace(steps=steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=0.0,
+                           checkpoint_steps=steps + 1, logging_steps=max(1, steps // 10))  # fmt: skip
+    args = SFTConfig(**trl_kwargs(work_dir, opts, seed, "constant"), max_length=max_length,
+                     completion_only_loss=True, packing=False, save_strategy="no")  # fmt: skip
+    trainer = plain_loss_trainer()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 PER_SEQUENCE_ATTENTION = ("flash_attention_2", "flash_attention_3", "flash_attention_4", "flex_attention")
 
 

@@ -4,6 +4,7 @@ sentences, and every number it states is a number of the comparisons table."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from postfit.report.headline import (
     ADAPT,
@@ -164,3 +165,24 @@ def test_slope_differences_that_reach_zero_say_so_and_name_no_init():
     verdicts = ["falls with distance", "no detectable trend", "no detectable difference"]
     assert [c.verdict() for c in comps[1:]] == verdicts
     assert slope(INITS, (-1.2, -2.0, -0.4)).verdict() == "random init declines less with distance"
+
+
+def test_after_a_slope_the_fourth_sentence_is_the_learning_to_learn_difference():
+    """A supported slope difference takes rule 3, so the inits' question-gain difference in adaptation (nats) is a
+    fourth sentence, chosen before a larger accuracy AUC (other units); with no supported probe difference it says
+    so, and without a slope rule 3 states the probe and no fourth sentence repeats it."""
+    slope_diff = slope(INITS, (3.0, 2.2, 3.8))
+    gain = Comparison(ADAPT, "adaptation: question gain (AUC, m=0-160 steps)", INITS, "sft", "adapt: spell_backward",
+                      (0.6, 0.2, 1.0), 48, 2, unit="nats", better="pre-trained", worse="random init")  # fmt: skip
+    auc = Comparison(ADAPT, "adaptation speed (AUC, m=0-160 steps)", INITS, "sft", "adapt: spell_backward",
+                     (0.09, 0.02, 0.16), 48, 2, better="pre-trained", worse="random init")  # fmt: skip
+    lines = headline([gap("sft", "id_test", (0.05, 0.01, 0.09)), slope_diff, gain, auc])
+    assert len(lines) == 3 and lines[1].startswith("Against text distance")
+    assert lines[2] == ("After sft, pre-trained adapts faster to a new task (adapt: spell_backward) in question gain "
+                        "(AUC, m=0-160 steps): pre-trained minus random +0.600 [+0.200, +1.000] nats.")  # fmt: skip
+    null = replace(gain, est=(0.1, -0.2, 0.4))
+    assert headline([slope_diff, null])[-1] == (
+        "No learning-to-learn probe that can measure here shows a detectable difference between the inits."
+    )
+    (only,) = headline([gain])
+    assert only.startswith("After sft, pre-trained adapts faster") and numbers(only) <= table_numbers([gain])

@@ -110,6 +110,11 @@ def test_adaptation_trains_a_model_a_trainer_has_trained(smoke_dir, tmp_path):
     rows = run_adapt(model, tok, data, spec, study.eval, tmp_path / "adapt", 0)
     completions = {m: [r["completion"] for r in rows if r["m"] == m] for m in (0, 10)}
     assert completions[0] != completions[10], "10 steps of SFT on the new task changed nothing"
+    # Each row has its answer's log-likelihood after its own question and after another's (the question gain).
+    loglik = {m: [r["loglik"] for r in rows if r["m"] == m] for m in (0, 10)}
+    assert all(isinstance(r["loglik"], float) and isinstance(r["loglik_other"], float) for r in rows)
+    assert sum(loglik[10]) > sum(loglik[0]), "10 steps on the task did not make its answers likelier"
+    assert any(r["loglik"] != r["loglik_other"] for r in rows)
     assert all(torch_equal(before[k], v) for k, v in model.state_dict().items()), "the probe must train a copy"
 
 
@@ -213,3 +218,47 @@ def test_adaptation_that_ends_at_a_constant_answer_gets_no_comparison():
               for s in (0, 1)]  # fmt: skip
     (adapt,) = [c for c in probe_comparisons(study, learns) if c.kind == "adaptation"]
     assert adapt.supported and adapt.verdict() == "pre-trained higher"
+
+
+def _gain_rows(gain_at: dict[int, float], items: int = 40) -> list[dict]:
+    """Adaptation rows whose question gain (loglik - loglik_other) is `gain_at[m]` give or take 0.1, never right."""
+    return [{"probe": "adapt", "m": m, "task": "spell_backward", "item": str(i), "sample": -1, "correct": False,
+             "reference": f"w{i}", "majority": "w0", "loglik": -10.0 + g + (0.1 if i % 2 else -0.1),
+             "loglik_other": -10.0} for m, g in gain_at.items() for i in range(items)]  # fmt: skip
+
+
+def test_question_gain_compares_the_inits_only_where_the_probe_moves():
+    """Accuracy stays at zero (no accuracy comparison: no model passes the constant answer), but pre-trained's
+    question gain reaches 1 nat by m=40 and random's 0.2 by m=160: the probe moves, pre-trained minus random in
+    question-gain AUC is a nats row naming pre-trained, and the section gives steps to the gain threshold. Where
+    every gain is zero, the section says the probe cannot measure and nothing is compared."""
+    from types import SimpleNamespace
+
+    from postfit.report.blocks import Para, Table
+    from postfit.report.probes import gain_blocks, gain_moves, probe_comparisons
+    from postfit.report.results import RunResults
+
+    study = SimpleNamespace(n_boot=300, ci=0.95, config={"probes": {"adapt": {"gain_threshold": 0.5}}})
+    curves = {"pretrained": {0: 0.0, 10: 0.3, 40: 1.0, 160: 1.0}, "random": {0: 0.0, 10: 0.0, 40: 0.0, 160: 0.2}}
+    infos = [RunResults(init, "sft", s, probes=_gain_rows(curves[init])) for init in curves for s in (0, 1)]
+    groups = {(i.init, i.label): [j for j in infos if j.init == i.init] for i in infos}
+    ms = [0, 10, 40, 160]
+    assert gain_moves(study, groups, ms)
+    (row,) = [c for c in probe_comparisons(study, infos) if c.kind == "adaptation"]
+    # AUC over 0-160: pre-trained (10*0.15 + 30*0.65 + 120*1.0) / 160 = 0.88125, random 120*0.1 / 160 = 0.075
+    assert row.unit == "nats" and row.subject == "pre-trained − random" and row.verdict() == "pre-trained higher"
+    assert row.est[0] == pytest.approx(0.88125 - 0.075) and row.n == 40 and row.seeds == 2
+    blocks = gain_blocks(study, groups, list(groups), ms)
+    words = " ".join(b.text for b in blocks if isinstance(b, Para))
+    assert "pretrained sft (after): steps to a question gain of 0.5 nats 40 [40, 40]." in words
+    assert "random sft (after): steps to a question gain of 0.5 nats > 160 [> 160, > 160]." in words
+    assert "the probe moves at this scale" in words
+    (table,) = [b for b in blocks if isinstance(b, Table)]
+    assert table.rows[0][:2] == ["pretrained", "sft"] and table.rows[0][4].startswith("+1.00 [")
+
+    flat = [RunResults(init, "sft", s, probes=_gain_rows(dict.fromkeys(ms, 0.0))) for init in curves for s in (0, 1)]
+    flat_groups = {(i.init, i.label): [j for j in flat if j.init == i.init] for i in flat}
+    assert not gain_moves(study, flat_groups, ms)
+    assert [c for c in probe_comparisons(study, flat) if c.kind == "adaptation"] == []
+    words = " ".join(b.text for b in gain_blocks(study, flat_groups, [], ms) if isinstance(b, Para))
+    assert "the probe cannot measure at this scale, and no comparison of it is made" in words

@@ -140,6 +140,7 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     import torch
     from transformers import TrainerCallback
 
+    from postfit.context_probe import answer_logliks
     from postfit.evaluation.generate import generate
     from postfit.train.sft import probe_trainer, sft_dataset
 
@@ -147,15 +148,22 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
     test, rows = data["test"], []
     majority = Counter(it.answer for it in data["train"]).most_common(1)[0][0]  # a constant answer's baseline
 
+    # The answer's log-likelihood after its own question and after the next test item's: their difference (the
+    # question gain, report/probes.py) is what the model took from the question, not from the answers' distribution.
+    own = [{"shots": [], "question": it.prompt, "answer": it.answer} for it in test]
+    other = [{**row, "question": own[(i + 1) % len(own)]["question"]} for i, row in enumerate(own)]
+
     def evaluate(m: int, net) -> None:
         rng_state = torch.random.get_rng_state()  # evaluation must not change the training's random stream
         side = tokenizer.padding_side
         completions = generate(net, tokenizer, [it.prompt for it in test], opts, label=f"adapt m={m}")
         tokenizer.padding_side = side
+        logliks, others = answer_logliks(net, tokenizer, own), answer_logliks(net, tokenizer, other)
         torch.random.set_rng_state(rng_state)
         task = test[0].meta["task"]
-        rows.extend(_sample_row(it, c, probe="adapt", task=task, split=f"adapt:{task}", m=m, majority=majority)
-                    for it, (c,) in zip(test, completions, strict=True))  # fmt: skip
+        rows.extend(_sample_row(it, c, probe="adapt", task=task, split=f"adapt:{task}", m=m, majority=majority,
+                                loglik=ll, loglik_other=lo)
+                    for it, (c,), ll, lo in zip(test, completions, logliks, others, strict=True))  # fmt: skip
         net.train()
 
     # A fresh module with the same weights, not copy.deepcopy: a model a Trainer has trained carries an instance

@@ -77,7 +77,8 @@ class ICLProbe(_Strict):
 
 
 class AdaptProbe(_Strict):
-    """Adaptation: greedy accuracy on a new task after m SFT steps on it, the same optimiser for every model.
+    """Adaptation: greedy accuracy on a new task after m SFT steps on it, and the question gain (the right answer's
+    log-likelihood after its own question minus after another test item's, nats), the same optimiser for every model.
 
     The learning rate is constant (no warm-up, no decay), so the model after m steps is the one a run of exactly m
     steps would give: one run of max(steps) steps evaluated at each m.
@@ -92,6 +93,8 @@ class AdaptProbe(_Strict):
     max_new_tokens: int = Field(16, gt=0, description="Longest completion in tokens.")
     threshold: float = Field(0.5, gt=0, le=1, description="Accuracy whose first probed m the report gives per model "
                              "(steps to threshold).")  # fmt: skip
+    gain_threshold: float = Field(0.5, gt=0, description="Question gain in nats whose first probed m the report "
+                                  "gives per model (steps to threshold).")  # fmt: skip
 
     @field_validator("steps")
     @classmethod

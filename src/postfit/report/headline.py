@@ -1,4 +1,4 @@
-"""The top of every report: the comparisons a study supports, as rows, and a headline of at most three sentences
+"""The top of every report: the comparisons a study supports, as rows, and a headline of at most four sentences
 chosen from them by fixed rules. From stored samples only.
 
 A comparison is one estimate with its interval: a recovery ratio or a paired difference between inits, an
@@ -20,6 +20,9 @@ findings, in this order, one sentence each:
    largest supported RL change or probe effect; or that none of them is detectable, and which could not move at all
    (every estimate zero with a zero-width interval: unable to measure). An arm's own slope is never a headline:
    accuracy falling with distance is expected, only the difference between inits says what pre-training does.
+4. Learning to learn, when rule 3 stated a slope: the supported pre-trained minus random probe difference of
+   largest magnitude (adaptation first, then the in-context gain from the prompt alone), or that none is
+   detectable; only probes that can measure here have such rows.
 
 Every number of the headline is formatted by the same function as its row of the comparisons table.
 """
@@ -206,19 +209,7 @@ def _rest_sentence(comps: list[Comparison]) -> str | None:
     best = _largest([c for c in rest if c.kind == CONTEXT and c.subject == INITS]) or _largest(
         [c for c in rest if c.unit == "pp"]) or _largest(rest)  # fmt: skip
     if best is not None:
-        if best.kind == RL:
-            return f"{best.quantity} changes {best.subject}'s {best.split} score by {best.text()}."
-        if best.kind == CONTEXT and best.subject == INITS:
-            when = "Before post-training" if best.recipe == NONE else f"After {best.recipe}"
-            return (f"{when}, pre-trained minus random in-context gain from the prompt alone ({best.split}) is "
-                    f"{best.text()} ({best.verdict()}).")  # fmt: skip
-        if best.kind in (ICL, CONTEXT):
-            return (
-                f"{best.subject} changes by {best.text()} with in-context examples ({best.split}, {best.verdict()})."
-            )
-        when = "Before post-training" if best.recipe == NONE else f"After {best.recipe}"
-        who = "pre-trained" if best.est[0] > 0 else "random init"
-        return f"{when}, {who} adapts faster to a new task ({best.split}): pre-trained minus random {best.text()}."
+        return _effect_text(best)
     frozen = frozen_kinds(rest)
     kinds = [k for k in dict.fromkeys(c.kind for c in rest) if k not in frozen]
     parts = []
@@ -233,6 +224,37 @@ def _rest_sentence(comps: list[Comparison]) -> str | None:
     return text[0].upper() + text[1:] + "."
 
 
+def _effect_text(best: Comparison) -> str:
+    """One supported RL change or probe effect, in words."""
+    when = "Before post-training" if best.recipe == NONE else f"After {best.recipe}"
+    if best.kind == RL:
+        return f"{best.quantity} changes {best.subject}'s {best.split} score by {best.text()}."
+    if best.kind == CONTEXT and best.subject == INITS:
+        return (f"{when}, pre-trained minus random in-context gain from the prompt alone ({best.split}) is "
+                f"{best.text()} ({best.verdict()}).")  # fmt: skip
+    if best.kind in (ICL, CONTEXT):
+        return f"{best.subject} changes by {best.text()} with in-context examples ({best.split}, {best.verdict()})."
+    who = "pre-trained" if best.est[0] > 0 else "random init"
+    measure = f" in {best.quantity.partition(': ')[2]}" if best.unit == "nats" else ""
+    return (f"{when}, {who} adapts faster to a new task ({best.split}){measure}: pre-trained minus random "
+            f"{best.text()}.")  # fmt: skip
+
+
+def _learning_sentence(comps: list[Comparison]) -> str | None:
+    """Rule 4: after a distance slope, the learning-to-learn difference between the inits."""
+    if not _slope_sentence([c for c in comps if c.kind == SLOPE and c.subject == INITS]):
+        return None  # rule 3 already chose among the probes
+    diffs = [c for c in comps if c.kind in (ADAPT, CONTEXT) and c.subject == INITS]
+    if not diffs:
+        return None
+    adapt = [c for c in diffs if c.kind == ADAPT]  # the question gain (nats) before accuracy (pp): units differ
+    best = _largest([c for c in adapt if c.unit == "nats"]) or _largest(adapt) or _largest(diffs)
+    if best is None:
+        return "No learning-to-learn probe that can measure here shows a detectable difference between the inits."
+    return _effect_text(best)
+
+
 def headline(comps: list[Comparison]) -> list[str]:
-    """At most three sentences, by the rules of this module's docstring."""
-    return [s for s in (_inits_sentence(comps), _drop_sentence(comps), _rest_sentence(comps)) if s]
+    """At most four sentences, by the rules of this module's docstring."""
+    sentences = (_inits_sentence(comps), _drop_sentence(comps), _rest_sentence(comps), _learning_sentence(comps))
+    return [s for s in sentences if s]

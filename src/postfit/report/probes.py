@@ -12,7 +12,7 @@ from itertools import pairwise
 from postfit.config.recipes import NONE
 from postfit.report.blocks import Block, Heading, Para, Plot, Table
 from postfit.report.context import context_blocks, context_comparisons
-from postfit.report.headline import ADAPT, ICL, Comparison, frozen_kinds
+from postfit.report.headline import ADAPT, ICL, INITS, Comparison, frozen_kinds
 from postfit.report.plots import curves_plot
 from postfit.report.results import RunResults, paired_estimate
 from postfit.report.scaling import aligned, difference_text, estimate, pct
@@ -27,9 +27,25 @@ def _by_seed(infos: list[RunResults], probe: str, key: str, value: int) -> dict[
     return {i.seed: _scores(i, probe, key, value) for i in infos}
 
 
+def question_gains(info: RunResults, m: int) -> dict[str, float]:
+    """item -> the question gain after m adaptation steps: log p(answer | its question) - log p(answer | the next
+    test item's question), nats. A model that learned only the answers' distribution (their format, the commonest
+    one) gains nothing; one that reads the question does. Rows stored before postfit recorded it give none."""
+    return {f"{r['task']}/{r['item']}": float(r["loglik"]) - float(r["loglik_other"]) for r in info.probes
+            if r["probe"] == "adapt" and r["m"] == m and r["sample"] == -1 and "loglik_other" in r}  # fmt: skip
+
+
+def _gains_by_seed(infos: list[RunResults], m: int) -> dict[int, dict[str, float]]:
+    return {i.seed: d for i in infos if (d := question_gains(i, m))}
+
+
+def _gain_auc_by_seed(infos: list[RunResults], ms: list[int]) -> dict[int, dict[str, float]]:
+    return {i.seed: d for i in infos if (d := adaptation_auc({m: question_gains(i, m) for m in ms}))}
+
+
 def adaptation_auc(by_m: dict[int, dict[str, float]]) -> dict[str, float]:
-    """Per item, the area under its accuracy-vs-m curve (trapezoids over the probed m, divided by their range):
-    its mean accuracy over the adaptation, in [0, 1]; items probed at every m only. One m: its accuracy."""
+    """Per item, the area under its score-vs-m curve (trapezoids over the probed m, divided by their range): its
+    mean score over the adaptation (for accuracy, in [0, 1]); items probed at every m only. One m: its score."""
     ms = sorted(by_m)
     items = set.intersection(*(set(by_m[m]) for m in ms)) if ms else set()
     if len(ms) == 1:
@@ -64,7 +80,7 @@ def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
     top = {}
     for i in probed:
         top[(i.init, i.recipe)] = max(top.get((i.init, i.recipe), 0), i.examples or 0)
-    shown = [key for key, g in groups.items() if (g[0].examples or 0) == top[(g[0].init, g[0].recipe)]]
+    plotted = [key for key, g in groups.items() if (g[0].examples or 0) == top[(g[0].init, g[0].recipe)]]
     panels: dict[str, list] = {}
     columns: list[tuple[str, str, int]] = []
     for probe, key, title in (
@@ -73,7 +89,7 @@ def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
     ):
         values = sorted({r[key] for i in probed for r in i.probes if r["probe"] == probe})
         columns += [(probe, key, v) for v in values]
-        for g in shown:
+        for g in plotted:
             est = [(v, aligned([d for d in _by_seed(groups[g], probe, key, v).values() if d])) for v in values]
             est = [(v, estimate(study, a)) for v, a in est if a]
             if est:
@@ -109,6 +125,7 @@ def probe_blocks(study, comps: list[Comparison]) -> list[Block]:
         rows.append([init, label, *cells])
     blocks.append(Table(header, rows))
     blocks += _statements(study, groups, columns, [c for c in comps if c.kind == ICL])
+    blocks += gain_blocks(study, groups, plotted, ms)
     return blocks + context_blocks(study, groups)
 
 
@@ -152,26 +169,12 @@ def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms:
     """Each model's steps to the study's accuracy threshold (`probes.adapt.threshold`), with its interval, and the
     accuracy of always giving the commonest training answer: a model that ends at or below it learned nothing a
     constant answer does not give."""
-    import numpy as np
 
-    from postfit.analysis.stats import steps_to_threshold
-    from postfit.report.results import BOOT_SEED
-
-    threshold = float(((getattr(study, "config", {}).get("probes") or {}).get("adapt") or {}).get("threshold", 0.5))
+    threshold = _adapt_option(study, "threshold", 0.5)
     out = []
     for (init, label), g in groups.items():
-        by_m = {m: _by_seed(g, "adapt", "m", m) for m in ms}
-        seeds = sorted(set.intersection(*(set(d) for d in by_m.values())))
-        items = sorted(set.intersection(*(set(d[s]) for d in by_m.values() for s in seeds))) if seeds else []
-        if not items:
-            continue
-        arrays = {m: [np.array([by_m[m][s][i] for i in items]) for s in seeds] for m in ms}
-        m, lo, hi = steps_to_threshold(arrays, threshold, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
-
-        def steps(x: float) -> str:
-            return f"> {ms[-1]}" if np.isinf(x) else f"{x:.0f}"
-
-        out.append(f"{_name(init, label)}: steps to {threshold:.0%} accuracy {steps(m)} [{steps(lo)}, {steps(hi)}].")
+        if steps := _steps_to(study, {m: _by_seed(g, "adapt", "m", m) for m in ms}, threshold):
+            out.append(f"{_name(init, label)}: steps to {threshold:.0%} accuracy {steps}.")
     if (constant := constant_answer(groups)) is not None:
         answer, baseline = constant
         out.append(f"Always answering the commonest training answer ({answer!r}) scores {baseline:.0%}.")
@@ -179,6 +182,97 @@ def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms:
             out.append(f"Every model ends at or below it after m={ms[-1]} steps: the adaptation probe cannot measure "
                        "learning at this scale, and its differences are shown, not compared.")  # fmt: skip
     return out
+
+
+def _adapt_option(study, key: str, default: float) -> float:
+    return float(((getattr(study, "config", {}).get("probes") or {}).get("adapt") or {}).get(key, default))
+
+
+def _steps_to(study, by_m: dict[int, dict[int, dict[str, float]]], threshold: float) -> str | None:
+    """'m [lo, hi]': the first probed m whose mean score reaches `threshold` (`stats.steps_to_threshold`), over the
+    seeds and items every m has; '> M' where it is never reached; None without any."""
+    import numpy as np
+
+    from postfit.analysis.stats import steps_to_threshold
+    from postfit.report.results import BOOT_SEED
+
+    ms = sorted(by_m)
+    seeds = sorted(set.intersection(*(set(d) for d in by_m.values())))
+    items = sorted(set.intersection(*(set(d[s]) for d in by_m.values() for s in seeds))) if seeds else []
+    if not items:
+        return None
+    arrays = {m: [np.array([by_m[m][s][i] for i in items]) for s in seeds] for m in ms}
+    m, lo, hi = steps_to_threshold(arrays, threshold, study.n_boot, study.ci, np.random.default_rng(BOOT_SEED))
+
+    def steps(x: float) -> str:
+        return f"> {ms[-1]}" if np.isinf(x) else f"{x:.0f}"
+
+    return f"{steps(m)} [{steps(lo)}, {steps(hi)}]"
+
+
+def gain_moves(study, groups: dict[tuple[str, str], list[RunResults]], ms: list[int]) -> bool:
+    """Some model's question gain after the last m has an interval above zero: the probe moves at this scale, so
+    its differences can be compared (without it, a null says nothing about the models)."""
+    for g in groups.values() if ms else ():
+        arrays = aligned(list(_gains_by_seed(g, ms[-1]).values()))
+        if arrays and estimate(study, arrays)[1] > 0:
+            return True
+    return False
+
+
+def _nats(est: tuple[float, float, float]) -> str:
+    return f"{est[0]:+.2f} [{est[1]:+.2f}, {est[2]:+.2f}]"
+
+
+def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: list, ms: list[int]) -> list[Block]:
+    """The question gain of every model against m (plot of the `shown` groups, table of all), each model's steps to
+    `probes.adapt.gain_threshold`, and whether the probe moves; nothing for rows stored before it was recorded."""
+    if not ms or not any(_gains_by_seed(g, ms[-1]) for g in groups.values()):
+        return []
+    threshold = _adapt_option(study, "gain_threshold", 0.5)
+    panels: dict[str, list] = {}
+    family = _families([i for g in groups.values() for i in g], "adapt")
+    rows, lines = [], []
+    for (init, label), g in groups.items():
+        est = [(m, aligned(list(_gains_by_seed(g, m).values()))) for m in ms]
+        est = [(m, estimate(study, a)) for m, a in est if a]
+        if (init, label) in shown and est:
+            panels.setdefault(family, []).append((_name(init, label), [m for m, _ in est], [e for _, e in est]))
+        auc = aligned(list(_gain_auc_by_seed(g, ms).values()))
+        by_m = dict(est)
+        rows.append([init, label, *(_nats(by_m[m]) if m in by_m else "—" for m in ms),
+                     _nats(estimate(study, auc)) if auc else "—"])  # fmt: skip
+        if steps := _steps_to(study, {m: _gains_by_seed(g, m) for m in ms}, threshold):
+            lines.append(f"{_name(init, label)}: steps to a question gain of {threshold:g} nats {steps}.")
+    if gain_moves(study, groups, ms):
+        lines.append(
+            "The question gain of at least one model is above zero after the last step: the probe "
+            "moves at this scale, and its pre-trained minus random differences are in the comparisons."
+        )
+    else:
+        lines.append(f"No model's question gain after m={ms[-1]} steps has an interval above zero: the probe "
+                     "cannot measure at this scale, and no comparison of it is made.")  # fmt: skip
+    method = (
+        "What each model takes from the question while it adapts: the log-likelihood of the right answer after "
+        "`Answer: ` given its own question minus given the next test item's question (nats, mean over items; 0: "
+        "the answer is no likelier for its question than for another, as for a model that learned only the answers' "
+        f"format and distribution). Area under the curve over m={ms[0]}-{ms[-1]} as a mean, with {study.ci:.0%} "
+        "intervals over seeds and items."
+    )  # fmt: skip
+    blocks: list[Block] = [Para(method)]
+    if panels:
+        png = curves_plot(
+            panels,
+            "m SFT steps (symlog)",
+            f"question gain (nats), {study.ci:.0%} CI",
+            "Question gain while adapting",
+            xscale="symlog",
+            min_width=7.0,
+            percent=False,
+        )
+        blocks.append(Plot("adapt_gain", "Question gain against adaptation steps", png))
+    header = ["init", "model", *(f"gain m={m}" for m in ms), f"gain AUC (m={ms[0]}-{ms[-1]})"]
+    return [*blocks, Table(header, rows), Para(" ".join(lines))]
 
 
 def constant_answer(groups: dict[tuple[str, str], list[RunResults]]) -> tuple[str, float] | None:
@@ -225,7 +319,14 @@ def probe_comparisons(study, infos: list[RunResults]) -> list[Comparison]:
         pre, rand = groups.get(("pretrained", label)), groups.get(("random", label))
         got = pre and rand and paired_estimate(study, _auc_by_seed(pre, ms), _auc_by_seed(rand, ms))
         if got:
-            out.append(Comparison(ADAPT, f"adaptation speed (AUC, m={ms[0]}-{ms[-1]} steps)", "pre-trained − random",
+            out.append(Comparison(ADAPT, f"adaptation speed (AUC, m={ms[0]}-{ms[-1]} steps)", INITS,
                                   label, _families(probed, "adapt"), *got, better="pre-trained",
+                                  worse="random init"))  # fmt: skip
+    for label in dict.fromkeys(label for _, label in groups) if gain_moves(study, groups, ms) else ():
+        pre, rand = groups.get(("pretrained", label)), groups.get(("random", label))
+        got = pre and rand and paired_estimate(study, _gain_auc_by_seed(pre, ms), _gain_auc_by_seed(rand, ms))
+        if got:
+            out.append(Comparison(ADAPT, f"adaptation: question gain (AUC, m={ms[0]}-{ms[-1]} steps)", INITS, label,
+                                  _families(probed, "adapt"), *got, unit="nats", better="pre-trained",
                                   worse="random init"))  # fmt: skip
     return out + context_comparisons(study, groups)

@@ -201,7 +201,7 @@ def test_adaptation_that_ends_at_a_constant_answer_gets_no_comparison():
     AUC difference would only say which found the commonest answer first, so it is not a comparison row."""
     from types import SimpleNamespace
 
-    from postfit.report.probes import adapts_beyond_constant, probe_comparisons
+    from postfit.report.probes import _statements, adapts_beyond_constant, probe_comparisons
     from postfit.report.results import RunResults
 
     def rows(by: int, share: float) -> list[dict]:
@@ -213,6 +213,13 @@ def test_adaptation_that_ends_at_a_constant_answer_gets_no_comparison():
     flat = [RunResults(init, "sft", s, probes=rows(by, 0.4)) for init, by in (("pretrained", 10), ("random", 40))
             for s in (0, 1)]  # fmt: skip
     assert not adapts_beyond_constant({(r.init, r.label): [r] for r in flat}, [0, 10, 40])
+    # One sentence for all (each model's accuracy is in the table), not a sentence per model and step.
+    groups = {(i, "sft"): [r for r in flat if r.init == i] for i in ("pretrained", "random")}
+    (para,) = _statements(SimpleNamespace(n_boot=200, ci=0.95, config={}), groups,
+                          [("adapt", "m", m) for m in (0, 10, 40)], [])  # fmt: skip
+    assert para.text == ("Always answering the commonest training answer ('2') scores 40%. Every model ends at or "
+                         "below it after m=40 steps: adaptation accuracy cannot measure learning at this scale, and "
+                         "its differences are shown in the table, not compared.")  # fmt: skip
     assert [c for c in probe_comparisons(study, flat) if c.kind == "adaptation"] == []
     learns = [RunResults(init, "sft", s, probes=rows(by, 0.8)) for init, by in (("pretrained", 10), ("random", 40))
               for s in (0, 1)]  # fmt: skip
@@ -239,20 +246,25 @@ def test_question_gain_compares_the_inits_only_where_the_probe_moves():
     from postfit.report.results import RunResults
 
     study = SimpleNamespace(n_boot=300, ci=0.95, config={"probes": {"adapt": {"gain_threshold": 0.5}}})
+    ms = [0, 10, 40, 160]
     curves = {"pretrained": {0: 0.0, 10: 0.3, 40: 1.0, 160: 1.0}, "random": {0: 0.0, 10: 0.0, 40: 0.0, 160: 0.2}}
     infos = [RunResults(init, "sft", s, probes=_gain_rows(curves[init])) for init in curves for s in (0, 1)]
     groups = {(i.init, i.label): [j for j in infos if j.init == i.init] for i in infos}
-    ms = [0, 10, 40, 160]
+    before = [RunResults("pretrained", "none", s, probes=_gain_rows(dict.fromkeys(ms, 0.0))) for s in (0, 1)]
     assert gain_moves(study, groups, ms)
     (row,) = [c for c in probe_comparisons(study, infos) if c.kind == "adaptation"]
     # AUC over 0-160: pre-trained (10*0.15 + 30*0.65 + 120*1.0) / 160 = 0.88125, random 120*0.1 / 160 = 0.075
     assert row.unit == "nats" and row.subject == "pre-trained − random" and row.verdict() == "pre-trained higher"
     assert row.est[0] == pytest.approx(0.88125 - 0.075) and row.n == 40 and row.seeds == 2
-    blocks = gain_blocks(study, groups, list(groups), ms)
+    blocks = gain_blocks(study, {**groups, ("pretrained", "none"): before}, list(groups), ms)
     words = " ".join(b.text for b in blocks if isinstance(b, Para))
     assert "pretrained sft (after): steps to a question gain of 0.5 nats 40 [40, 40]." in words
     assert "random sft (after): steps to a question gain of 0.5 nats > 160 [> 160, > 160]." in words
     assert "the probe moves at this scale" in words
+    assert (
+        "pretrained: question-gain AUC, sft model minus the model before post-training = +0.88 [+0.88, +0.88] "
+        "nats (n=40 items, 2 seeds, paired)"
+    ) in words
     (table,) = [b for b in blocks if isinstance(b, Table)]
     assert table.rows[0][:2] == ["pretrained", "sft"] and table.rows[0][4].startswith("+1.00 [")
 

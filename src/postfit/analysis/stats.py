@@ -84,9 +84,13 @@ def _boot_means(
     return out / n_seeds
 
 
-def percentile_interval(dist: np.ndarray, ci: float) -> tuple[float, float]:
+def _check_ci(ci: float) -> None:
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
+
+
+def percentile_interval(dist: np.ndarray, ci: float) -> tuple[float, float]:
+    _check_ci(ci)
     if dist.size == 0:
         return float("nan"), float("nan")
     alpha = (1.0 - ci) / 2.0
@@ -134,7 +138,7 @@ def steps_to_threshold(
 def discrete_interval(values: np.ndarray, ci: float) -> tuple[float, float]:
     """The percentile interval of a discrete bootstrap quantity (a k, a step count; inf allowed): its ends are
     values some resample took."""
-    percentile_interval(values, ci)  # checks ci
+    _check_ci(ci)
     alpha = (1.0 - ci) / 2.0
     lo, hi = np.quantile(values, [alpha, 1.0 - alpha], method="inverted_cdf")
     return float(lo), float(hi)

@@ -145,6 +145,8 @@ def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns:
             lines.append(f"{c.subject}: k={icl[-1]} minus k={icl[0]} = {pct(c.est, signed=True)} pp "
                          f"(n={c.n} items, {c.seeds} seed{'s' * (c.seeds > 1)}, paired).")  # fmt: skip
     adapt = [v for p, _, v in columns if p == "adapt"]
+    if adapt and not adapts_beyond_constant(groups, adapt):  # each model's numbers are in the table above
+        return [Para(" ".join(lines + _threshold_lines(study, groups, adapt, per_model=False)))]
     for (init, label), g in groups.items() if adapt else ():
         arrays = aligned([d for d in _auc_by_seed(g, adapt).values() if d])
         if arrays:
@@ -165,22 +167,24 @@ def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns:
     return [Para(" ".join(lines))] if lines else []
 
 
-def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms: list[int]) -> list[str]:
-    """Each model's steps to the study's accuracy threshold (`probes.adapt.threshold`), with its interval, and the
-    accuracy of always giving the commonest training answer: a model that ends at or below it learned nothing a
-    constant answer does not give."""
-
+def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms: list[int],
+                     per_model: bool = True) -> list[str]:  # fmt: skip
+    """Each model's steps to the study's accuracy threshold (`probes.adapt.threshold`), with its interval (not with
+    `per_model` off), and the accuracy of always giving the commonest training answer: a model that ends at or below
+    it learned nothing a constant answer does not give."""
     threshold = _adapt_option(study, "threshold", 0.5)
     out = []
-    for (init, label), g in groups.items():
+    for (init, label), g in groups.items() if per_model else ():
         if steps := _steps_to(study, {m: _by_seed(g, "adapt", "m", m) for m in ms}, threshold):
             out.append(f"{_name(init, label)}: steps to {threshold:.0%} accuracy {steps}.")
     if (constant := constant_answer(groups)) is not None:
         answer, baseline = constant
         out.append(f"Always answering the commonest training answer ({answer!r}) scores {baseline:.0%}.")
         if not adapts_beyond_constant(groups, ms):
-            out.append(f"Every model ends at or below it after m={ms[-1]} steps: the adaptation probe cannot measure "
-                       "learning at this scale, and its differences are shown, not compared.")  # fmt: skip
+            out.append(
+                f"Every model ends at or below it after m={ms[-1]} steps: adaptation accuracy cannot "
+                "measure learning at this scale, and its differences are shown in the table, not compared."
+            )
     return out
 
 
@@ -244,6 +248,13 @@ def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: l
                      _nats(estimate(study, auc)) if auc else "—"])  # fmt: skip
         if steps := _steps_to(study, {m: _gains_by_seed(g, m) for m in ms}, threshold):
             lines.append(f"{_name(init, label)}: steps to a question gain of {threshold:g} nats {steps}.")
+    for (init, label), g in groups.items() if gain_moves(study, groups, ms) else ():
+        before = groups.get((init, NONE))
+        got = label != NONE and before and paired_estimate(study, _gain_auc_by_seed(g, ms),
+                                                           _gain_auc_by_seed(before, ms))  # fmt: skip
+        if got:
+            lines.append(f"{init}: question-gain AUC, {label} model minus the model before post-training = "
+                         f"{_nats(got[0])} nats (n={got[1]} items, {got[2]} seeds, paired).")  # fmt: skip
     if gain_moves(study, groups, ms):
         lines.append(
             "The question gain of at least one model is above zero after the last step: the probe "

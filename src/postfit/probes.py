@@ -3,7 +3,9 @@
 Both run on every run's final model, so the `none` runs give the models before post-training and the others the
 models after it. Their items come from reasoning-gym families the study never post-trains on (checked by the study
 schema), drawn from `probes.seed`; every completion is stored like an evaluation sample (runs/*/probes.jsonl),
-with `probe`, `task` and `k` (shots) or `m` (adaptation steps) added, so the report recomputes every curve.
+with `probe`, `task` and `k` (shots) or `m` (adaptation steps) added, so the report recomputes every curve. An
+adaptation row also holds `loglik` and `loglik_other`, its answer's log-likelihood after its own question and after
+the next test item's: their difference, the question gain, moves where accuracy cannot.
 
 In-context prompts: the query is the last user turn; before it come k solved examples as earlier chat turns
 (user: the example's prompt, assistant: `Answer: <its answer>`). The shots come from a pool generated apart from

@@ -248,14 +248,15 @@ def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: l
                      _nats(estimate(study, auc)) if auc else "—"])  # fmt: skip
         if steps := _steps_to(study, {m: _gains_by_seed(g, m) for m in ms}, threshold):
             lines.append(f"{_name(init, label)}: steps to a question gain of {threshold:g} nats {steps}.")
-    for (init, label), g in groups.items() if gain_moves(study, groups, ms) else ():
+    moves = gain_moves(study, groups, ms)
+    for (init, label), g in groups.items() if moves else ():
         before = groups.get((init, NONE))
         got = label != NONE and before and paired_estimate(study, _gain_auc_by_seed(g, ms),
                                                            _gain_auc_by_seed(before, ms))  # fmt: skip
         if got:
             lines.append(f"{init}: question-gain AUC, {label} model minus the model before post-training = "
                          f"{_nats(got[0])} nats (n={got[1]} items, {got[2]} seeds, paired).")  # fmt: skip
-    if gain_moves(study, groups, ms):
+    if moves:
         lines.append(
             "The question gain of at least one model is above zero after the last step: the probe "
             "moves at this scale, and its pre-trained minus random differences are in the comparisons."
@@ -272,15 +273,8 @@ def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: l
     )  # fmt: skip
     blocks: list[Block] = [Para(method)]
     if panels:
-        png = curves_plot(
-            panels,
-            "m SFT steps (symlog)",
-            f"question gain (nats), {study.ci:.0%} CI",
-            "Question gain while adapting",
-            xscale="symlog",
-            min_width=7.0,
-            percent=False,
-        )
+        png = curves_plot(panels, "m SFT steps (symlog)", f"question gain (nats), {study.ci:.0%} CI",
+                          "Question gain while adapting", xscale="symlog", min_width=7.0, percent=False)  # fmt: skip
         blocks.append(Plot("adapt_gain", "Question gain against adaptation steps", png))
     header = ["init", "model", *(f"gain m={m}" for m in ms), f"gain AUC (m={ms[0]}-{ms[-1]})"]
     return [*blocks, Table(header, rows), Para(" ".join(lines))]

@@ -118,6 +118,26 @@ def test_adaptation_trains_a_model_a_trainer_has_trained(smoke_dir, tmp_path):
     assert all(torch_equal(before[k], v) for k, v in model.state_dict().items()), "the probe must train a copy"
 
 
+@pytest.mark.slow
+def test_question_gain_moves_when_a_real_model_adapts(smoke_dir, tmp_path):
+    """The smoke study's pre-trained base adapting 160 steps to spelling words backwards: accuracy stays at 0,
+    but its answers become likelier after their own question than after another's (measured: +0.18 nats on
+    average, [+0.03, +0.36] over items), where before adapting the two are equal (0.00)."""
+    from postfit.config import load_study
+    from postfit.config.scaling import AdaptProbe
+    from postfit.models import build_variant
+    from postfit.probes import run_adapt
+
+    study = load_study("smoke")[0]
+    variant = build_variant(smoke_dir / "base" / "pretrained", "pretrained", 0)
+    spec = AdaptProbe(task=ProbeTask(name="spell_backward", config={"min_word_len": 3, "max_word_len": 6}),
+                      steps=[0, 160], train_size=1000, test_size=48, learning_rate=0.003)  # fmt: skip
+    rows = run_adapt(variant.model, variant.tokenizer, make_probe_data(ProbesConfig(adapt=spec))["adapt"], spec,
+                     study.eval, tmp_path / "adapt", 0)  # fmt: skip
+    gain = {m: sum(r["loglik"] - r["loglik_other"] for r in rows if r["m"] == m) / 48 for m in (0, 160)}
+    assert abs(gain[0]) < 0.05 and gain[160] > 0.08, gain
+
+
 def torch_equal(a, b) -> bool:
     import torch
 

@@ -80,6 +80,7 @@ def test_schema_rejects_probe_families_the_study_trains_on():
         ({"adapt": {"task": {"name": "chain_sum"}}}, "already used by the study"),
         ({"icl": {"tasks": [{"name": "gcd"}]}, "adapt": {"task": {"name": "gcd"}}}, "already used by the study"),
         ({"icl": {"tasks": [{"name": "no_such_task"}]}}, "unknown reasoning-gym task"),
+        ({"adapt": {"task": {"name": "spell_backward"}, "test_size": 1}}, "probes.adapt.test_size"),
     ]:
         with pytest.raises(UserError, match=match):
             parse_study({**base, "probes": probes}, "s.yaml")

@@ -87,7 +87,8 @@ class AdaptProbe(_Strict):
     task: ProbeTask = Field(description="The new task (never in tasks.train, tasks.ood_family or the ICL probe).")
     steps: list[int] = Field([0, 10, 50, 200], min_length=1, description="SFT steps m after which to evaluate.")
     train_size: int = Field(500, gt=0, description="Training items of the new task.")
-    test_size: int = Field(50, gt=0, description="Evaluation items of the new task.")
+    test_size: int = Field(50, gt=1, description="Evaluation items of the new task (the question gain pairs each "
+                           "with another).")  # fmt: skip
     batch_size: int = Field(16, gt=0, description="Examples per step.")
     learning_rate: float = Field(1e-3, gt=0, description="Constant learning rate (AdamW).")
     max_new_tokens: int = Field(16, gt=0, description="Longest completion in tokens.")

@@ -36,18 +36,22 @@ def test_smoke_numbers_equal_a_hand_computation():
     evaluation = 4 * 32 * (1 + 2) * 24  # 4 splits x 32 items x (greedy + 2 samples) x 24 new tokens, per run
     rl = 40 * 32 * 24  # RL steps x completions per step x max completion length, per sft+rl run
     heldout = 3 * 32 * 24  # held-out evaluations at steps 0, 20, 40 x 32 items x 24 new tokens
+    forgetting = 2 * 32 * 128  # the final and the starting model on at most 32 held-out corpus blocks of 128
     flops = 6 * n * pretrain + 6 * n * 2 * sft + (2 + 6) * n * 2 * rl + 2 * n * 2 * heldout + 2 * n * 6 * evaluation
+    flops += 2 * n * 6 * forgetting
 
     plan = _plan_json("smoke")
     assert plan["params"] == n
     assert plan["runs"] == [f"{i}-{r}-s0" for i in ("pretrained", "random") for r in ("none", "sft", "sft+rl")]
     stages = {s["name"]: s for s in plan["stages"]}
-    assert set(stages) == {"pre-train", "SFT", "RL generation", "RL update", "RL held-out eval", "evaluation"}
+    assert set(stages) == {"pre-train", "SFT", "RL generation", "RL update", "RL held-out eval", "evaluation",
+                           "forgetting"}  # fmt: skip
     assert (stages["pre-train"]["runs"], stages["pre-train"]["tokens"]) == (1, pretrain)
     assert (stages["SFT"]["runs"], stages["SFT"]["tokens_each"]) == (2, sft)  # sft+rl reuses the sft model
     assert (stages["RL generation"]["runs"], stages["RL generation"]["tokens_each"]) == (2, rl)
     assert (stages["RL held-out eval"]["runs"], stages["RL held-out eval"]["tokens_each"]) == (2, heldout)
     assert (stages["evaluation"]["runs"], stages["evaluation"]["tokens_each"]) == (6, evaluation)
+    assert (stages["forgetting"]["runs"], stages["forgetting"]["tokens_each"]) == (6, forgetting)
     assert plan["total_flops"] == flops
 
     from postfit.study.plan import render
@@ -79,6 +83,19 @@ def test_evaluation_counts_each_splits_samples():
     stages = {s.name: s for s in make_plan(study, "default").stages}
     assert study.eval.samples_by_split == {"id_test": 8, "ood_near": 8}
     assert stages["evaluation"].tokens_each == (4 * 200 * (1 + 2) + 2 * 200 * (1 + 8)) * 40
+
+
+def test_probes_and_their_control_are_counted():
+    """The default study: every run's final model is probed (context: 2 families x 64 queries x 5 k x 8 new
+    tokens, the control's probe once more; adaptation: 160 steps x 16 x 256 trained, 4 evaluations of 48 items x 16
+    new tokens), and the control trains once (300 steps x 16 x 512)."""
+    stages = {s.name: s for s in make_plan(load_study("default")[0], "default").stages}
+    assert (stages["probe: context"].runs, stages["probe: context"].tokens_each) == (12 + 1, 2 * 64 * 5 * 8)
+    assert (stages["probe control"].runs, stages["probe control"].tokens_each) == (1, 300 * 16 * 512)
+    assert (stages["probe: adapt SFT"].runs, stages["probe: adapt SFT"].tokens_each) == (12, 160 * 16 * 256)
+    assert stages["probe: adapt SFT"].flops_per_param == 6 and stages["probe: adapt eval"].flops_per_param == 2
+    assert stages["probe: adapt eval"].tokens_each == 4 * 48 * 16
+    assert "probe: icl" not in stages
 
 
 def test_builtin_studies_plan_offline(empty_hf_home: Path, monkeypatch):

@@ -245,7 +245,46 @@ def make_plan(study: Study, source: str, gpus: int = 8) -> Plan:
     if study.eval.protocol == "lighteval":
         what += " (lighteval's benchmarks: n samples, no greedy)"
     plan.stages.append(Stage("evaluation", len(runs), completions * study.eval.max_new_tokens, FORWARD, True, what))
+    plan.stages += _probe_stages(study, len(runs))
     return plan
+
+
+def _probe_stages(study: Study, runs: int) -> list[Stage]:
+    """The probes (on every run's final model, probes.py), their positive control (once) and forgetting (every run
+    of a preset: the held-out corpus blocks, through the final model and the one it started from). Prompts of
+    generated or scored text are not counted."""
+    from postfit.train.pretrain import HELDOUT_BLOCKS
+
+    p, out = study.probes, []
+    if p.icl is not None:
+        n = len(p.icl.tasks) * p.icl.items * len(p.icl.k)
+        out.append(Stage("probe: icl", runs, n * p.icl.max_new_tokens, FORWARD, True,
+                         "tasks x probes.icl.items x len(k) x max_new_tokens (completions)"))  # fmt: skip
+    if (c := p.context) is not None:
+        n = len(c.families) * c.items * len(c.k) * c.max_new_tokens
+        what = "families x probes.context.items x len(k) x max_new_tokens (completions)"
+        out.append(Stage("probe: context", runs + (c.control is not None), n, FORWARD, True,
+                         what + (", the control's included" if c.control else "")))  # fmt: skip
+        if c.control is not None:
+            out.append(Stage("probe control", 1, c.control.steps * c.control.batch_size * 512, TRAIN, True,
+                             "once per study: control.steps x control.batch_size x 512 (its max length)"))  # fmt: skip
+    if (a := p.adapt) is not None:
+        out.append(Stage("probe: adapt SFT", runs, max(a.steps) * a.batch_size * 256, TRAIN, True,
+                         "max(probes.adapt.steps) x batch_size x 256 (its max length)"))  # fmt: skip
+        out.append(
+            Stage(
+                "probe: adapt eval",
+                runs,
+                len(a.steps) * a.test_size * a.max_new_tokens,
+                FORWARD,
+                True,
+                "len(steps) x test_size x max_new_tokens (completions; the answers' scoring not counted)",
+            )
+        )
+    if study.model.preset is not None:
+        out.append(Stage("forgetting", runs, 2 * HELDOUT_BLOCKS * study.pretrain.seq_len, FORWARD, True,
+                         "2 models x the held-out corpus blocks (at most 32) x pretrain.seq_len"))  # fmt: skip
+    return out
 
 
 def _sci(x: int | None) -> str:

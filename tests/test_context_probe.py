@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from postfit.context_probe import FAMILIES, answer_logliks, is_right, make_rows, messages, operator, recall
+from postfit.context_probe import FAMILIES, affine, answer_logliks, is_right, make_rows, messages, operator, recall
 from postfit.tasks import normalise_question
 
 KS = [0, 1, 2, 4, 8]
@@ -48,6 +48,21 @@ def test_operator_answers_follow_the_queries_own_offset(rows):
     assert len(offsets) >= 8
 
 
+def test_affine_answers_follow_the_queries_own_digit(rows):
+    """Each query has one fresh digit c: every shot and the answer satisfy a $ b = 10a + c, the query's operands
+    differ from every shot's, and c varies across queries (no prior knowledge gives it)."""
+    digits = set()
+    for r in (r for r in rows if r["task"] == "affine"):
+        a, b = map(int, re.findall(r"\d+", r["question"]))
+        c = int(r["answer"]) - 10 * a
+        digits.add(c)
+        assert 0 <= c <= 9 and " $ " in r["question"]
+        for q, ans in r["shots"]:
+            x, y = map(int, re.findall(r"\d+", q))
+            assert int(ans) == 10 * x + c and (x, y) != (a, b)
+    assert len(digits) >= 8
+
+
 def test_rows_are_disjoint_from_the_default_studys_data(rows):
     from postfit.config import load_study
     from postfit.tasks import make_splits
@@ -75,7 +90,7 @@ def test_rows_are_the_same_whatever_else_is_drawn():
     full = {(r["item"], r["k"]): r for r in make_rows(["recall"], KS, 10, seed=1)}
     part = make_rows(["recall"], [0, 4], 3, seed=1)
     assert all(full[(r["item"], r["k"])] == r for r in part)
-    assert recall.__name__ in FAMILIES and operator.__name__ in FAMILIES
+    assert all(f.__name__ in FAMILIES for f in (recall, operator, affine))
 
 
 def test_answer_loglik_is_the_log_probability_of_the_answer_tokens():
@@ -166,9 +181,11 @@ def test_report_calls_a_family_whose_control_does_not_move_unable_to_measure():
 
 @pytest.mark.slow
 def test_the_positive_control_shows_a_gain(smoke_dir, tmp_path):
-    """The control as a study trains it, on the smoke study's pre-trained nano base: its recall gain in answer
-    log-likelihood has an interval above zero. That base saw 150k tokens (the default study's 2M), and needs 600
-    control steps where the default study's needs 300 (measured: 300 here gain +0.13 [-0.06, +0.32] nats)."""
+    """The control as a study trains it, on the smoke study's pre-trained nano base: its gain in answer
+    log-likelihood on each default family has an interval above zero. That base saw 150k tokens (the default
+    study's 2M), and needs 600 control steps where the default study's needs 300 (measured on recall and affine:
+    +0.25 [+0.09, +0.40] and -0.03 [-0.13, +0.08] nats after 300 steps, +5.6 [+4.4, +6.8] and +6.5 [+5.4, +7.6]
+    after 600)."""
     from types import SimpleNamespace
 
     from postfit.config import load_study
@@ -183,5 +200,6 @@ def test_the_positive_control_shows_a_gain(smoke_dir, tmp_path):
     rows = ensure_control(spec, study.eval, variant, tmp_path / "control.jsonl", tmp_path / "work", spec.seed)
     assert (tmp_path / "control.jsonl").exists() and not (tmp_path / "work").exists()
     verdicts = control_verdicts(SimpleNamespace(n_boot=500, ci=0.95, control=rows), {})
-    (est, lo, hi), n = verdicts["recall"]
-    assert n == 32 and lo > 0, verdicts
+    assert set(verdicts) == {"recall", "affine"}
+    for (_, lo, _), n in verdicts.values():
+        assert n == 32 and lo > 0, verdicts

@@ -7,16 +7,21 @@ Each query comes with its own k solved examples as earlier chat turns (user: the
   random position among them. A model that copies some shot's answer scores 1/k; only retrieving the right one
   scores every time. With k = 0 the key was never shown: the value is a guess (one in ten).
 - `operator`: a # b = a + b + c with an offset c (1-9) fresh for each query, shown by k examples on other
-  operands; the query asks new operands. With k = 0 the offset is a guess.
+  operands; the query asks new operands. With k = 0 the offset is a guess. It needs addition, which a nano model
+  does not learn in a short control (measured: +0.09 [-0.14, +0.34] nats after 300 steps on the default study's
+  base).
+- `affine`: a $ b = 10a + c, a digit c (0-9) fresh for each query, shown the same way: the answer is the first
+  operand followed by c, an operator a model can apply by copying, once the shots have shown it. With k = 0 both
+  the rule and c are unknown.
 
 Two measures per (query, k): greedy accuracy (the `Answer:` line equals the context-determined answer; nothing else
 is accepted, no other shot's answer) and the log-likelihood of that answer after `Answer: ` (nats, summed over the
-tokens that cover it), which moves even for a model that never writes the answer format. The gain is the largest
-k minus k = 0.
+tokens that cover it), which moves even for a model that never writes the answer format. The gain is the mean over
+k > 0 minus k = 0.
 
-A probe that cannot move says nothing, so the study trains a positive control (`control`): a random init of the
-study's architecture fine-tuned briefly on these families' own prompts (other draws); the probe must show a gain
-on it, or the report calls the probe unable to measure at this scale.
+A probe that cannot move says nothing, so the study trains a positive control (`control`): a base of the study
+(`control.init`, the pre-trained one by default) fine-tuned briefly on these families' own prompts (other draws);
+the probe must show a gain on it, or the report calls the family unable to measure at this scale.
 """
 
 from __future__ import annotations
@@ -55,7 +60,18 @@ def operator(rng: random.Random, k: int) -> tuple[Shots, str, str]:
     return shots, f"{a} # {b} = ?", str(a + b + c)
 
 
-FAMILIES: dict[str, Draw] = {"recall": recall, "operator": operator}
+def affine(rng: random.Random, k: int) -> tuple[Shots, str, str]:
+    c = rng.randrange(10)
+    pairs = rng.sample([(a, b) for a in range(1, 10) for b in range(1, 10)], k + 1)
+    shots = [(f"{a} $ {b} = ?", str(10 * a + c)) for a, b in pairs[:k]]
+    a, b = pairs[k]
+    return shots, f"{a} $ {b} = ?", str(10 * a + c)
+
+
+FAMILIES: dict[str, Draw] = {"recall": recall, "operator": operator, "affine": affine}
+# What each family asks, in the report's words.
+DESCRIPTIONS = {"recall": "the value of one of k fresh keys", "operator": "a # b = a + b + c with a fresh c",
+                "affine": "a $ b = 10a + c with a fresh digit c"}  # fmt: skip
 
 
 def messages(shots: Shots, question: str) -> list[dict]:
@@ -160,8 +176,8 @@ def train_control(model, tokenizer, spec, work_dir: Path, seed: int) -> None:
 
 
 def ensure_control(spec, eval_opts, variant, path: Path, work_dir: Path, seed: int) -> list[dict]:
-    """The positive control's probe rows (`path`, written once): `variant` (a random init of the study's
-    architecture) trained on the families, then probed like every run's model. Nothing with `spec.control` off."""
+    """The positive control's probe rows (`path`, written once): `variant` (a base of the study, `control.init`)
+    trained on the families, then probed like every run's model. Nothing with `spec.control` off."""
     import shutil
 
     from postfit.distributed import is_main

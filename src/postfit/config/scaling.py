@@ -119,12 +119,13 @@ class ContextControl(_Strict):
 
 class ContextProbe(_Strict):
     """In-context learning where only the prompt holds the answer: postfit's own families (`recall`: values of
-    fresh keys; `operator`: a # b = a + b + c with a fresh c), each query with its own k solved examples as earlier
-    chat turns. Greedy accuracy and the answer's log-likelihood, k = 0 against the largest k, beside a positive
-    control (postfit/context_probe.py)."""
+    fresh keys; `operator`: a # b = a + b + c with a fresh c; `affine`: a $ b = 10a + c with a fresh digit c), each
+    query with its own k solved examples as earlier chat turns. Greedy accuracy and the answer's log-likelihood,
+    k = 0 against the largest k, beside a positive control (postfit/context_probe.py)."""
 
-    families: list[Literal["recall", "operator"]] = Field(["recall", "operator"], min_length=1,
-                                                          description="Context-determined families.")  # fmt: skip
+    families: list[Literal["recall", "operator", "affine"]] = Field(
+        ["recall", "affine"], min_length=1, description="Context-determined families (`operator` needs addition: "
+        "no nano control learns it).")  # fmt: skip
     k: list[int] = Field([0, 1, 2, 4, 8], min_length=2, description="Numbers of solved examples (0-10).")
     items: int = Field(64, gt=0, description="Queries per family (each at every k).")
     max_new_tokens: int = Field(8, gt=0, description="Longest completion in tokens.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from postfit.analysis import stats
+from postfit.context_probe import DESCRIPTIONS
 from postfit.report.blocks import Block, Para, Plot, Table
 from postfit.report.headline import CONTEXT, INITS, Comparison
 from postfit.report.plots import curves_plot
@@ -146,8 +147,9 @@ def context_blocks(study, groups: dict) -> list[Block]:
         rows.append([name, *cells])
     method = (
         "In-context learning from the prompt alone (postfit/context_probe.py): each query comes with its own k solved "
-        "examples as earlier chat turns, drawn afresh, so only the shots hold its answer (recall: the value of one of "
-        "k fresh keys; operator: a # b = a + b + c with a fresh c). Plotted: the log-likelihood of the "
+        "examples as earlier chat turns, drawn afresh, so only the shots hold its answer ("
+        + "; ".join(f"{f}: {DESCRIPTIONS.get(f, 'a family of a later postfit')}" for f in fams)
+        + "). Plotted: the log-likelihood of the "
         "context-determined answer after `Answer: ` (nats) against k; the gain is, per query, the "
         "mean over k > 0 minus k = 0, with "
         f"{study.ci:.0%} intervals over seeds and queries. The positive control is a base model fine-tuned briefly "

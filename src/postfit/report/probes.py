@@ -244,10 +244,9 @@ def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: l
             panels.setdefault(family, []).append((_name(init, label), [m for m, _ in est], [e for _, e in est]))
         auc = aligned(list(_gain_auc_by_seed(g, ms).values()))
         by_m = dict(est)
+        steps = _steps_to(study, {m: _gains_by_seed(g, m) for m in ms}, threshold)
         rows.append([init, label, *(_nats(by_m[m]) if m in by_m else "—" for m in ms),
-                     _nats(estimate(study, auc)) if auc else "—"])  # fmt: skip
-        if steps := _steps_to(study, {m: _gains_by_seed(g, m) for m in ms}, threshold):
-            lines.append(f"{_name(init, label)}: steps to a question gain of {threshold:g} nats {steps}.")
+                     _nats(estimate(study, auc)) if auc else "—", steps or "—"])  # fmt: skip
     moves = gain_moves(study, groups, ms)
     for (init, label), g in groups.items() if moves else ():
         before = groups.get((init, NONE))
@@ -269,14 +268,16 @@ def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: l
         "`Answer: ` given its own question minus given the next test item's question (nats, mean over items; 0: "
         "the answer is no likelier for its question than for another, as for a model that learned only the answers' "
         f"format and distribution). Area under the curve over m={ms[0]}-{ms[-1]} as a mean, with {study.ci:.0%} "
-        "intervals over seeds and items."
+        "intervals over seeds and items; steps to a gain: the first probed m whose mean reaches it, with the "
+        "interval of that m."
     )  # fmt: skip
     blocks: list[Block] = [Para(method)]
     if panels:
         png = curves_plot(panels, "m SFT steps (symlog)", f"question gain (nats), {study.ci:.0%} CI",
                           "Question gain while adapting", xscale="symlog", min_width=7.0, percent=False)  # fmt: skip
         blocks.append(Plot("adapt_gain", "Question gain against adaptation steps", png))
-    header = ["init", "model", *(f"gain m={m}" for m in ms), f"gain AUC (m={ms[0]}-{ms[-1]})"]
+    header = ["init", "model", *(f"gain m={m}" for m in ms), f"gain AUC (m={ms[0]}-{ms[-1]})",
+              f"steps to {threshold:g} nats"]  # fmt: skip
     return [*blocks, Table(header, rows), Para(" ".join(lines))]
 
 

@@ -36,6 +36,7 @@ from postfit.tasks import ANSWER_PREFIX
 from postfit.ui import stage
 from postfit.verify.extract import extract_answer
 
+CONTROL_MAX_LENGTH = 512  # tokens of a control training conversation (k shots and the query)
 Shots = list[tuple[str, str]]  # (question, answer) of each solved example, in prompt order
 Draw = Callable[[random.Random, int], tuple[Shots, str, str]]  # (rng, k) -> (shots, query question, answer)
 _KEYS = [a + b for a in string.ascii_lowercase for b in string.ascii_lowercase]
@@ -171,7 +172,8 @@ def train_control(model, tokenizer, spec, work_dir: Path, seed: int) -> None:
 
     c = spec.control
     data = Dataset.from_list(control_rows(spec.families, spec.k, c.steps * c.batch_size, seed))
-    trainer = probe_trainer(model, tokenizer, data, work_dir, c.steps, c.batch_size, c.learning_rate, seed, 512)
+    trainer = probe_trainer(model, tokenizer, data, work_dir, c.steps, c.batch_size, c.learning_rate, seed,
+                            CONTROL_MAX_LENGTH)  # fmt: skip
     trainer.train()
 
 

@@ -34,6 +34,7 @@ from postfit.ui import stage
 from postfit.verify import is_correct, score
 
 log = logging.getLogger(__name__)
+ADAPT_MAX_LENGTH = 256  # tokens of an adaptation training example
 
 
 def _items(name: str, config: dict, n: int, seed: int, seen: set[str], split: str, key: str) -> list[Item]:
@@ -186,7 +187,7 @@ def run_adapt(model, tokenizer, data: dict, spec: AdaptProbe, eval_opts, work_di
                 evaluate(state.global_step, model)
 
     trainer = probe_trainer(work, tokenizer, sft_dataset(data["train"]), work_dir, m_max, spec.batch_size,
-                            spec.learning_rate, seed, max_length=256)  # fmt: skip
+                            spec.learning_rate, seed, max_length=ADAPT_MAX_LENGTH)  # fmt: skip
     trainer.add_callback(_EvalAt())
     trainer.train()
     return rows

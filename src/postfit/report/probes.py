@@ -146,7 +146,7 @@ def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns:
                          f"(n={c.n} items, {c.seeds} seed{'s' * (c.seeds > 1)}, paired).")  # fmt: skip
     adapt = [v for p, _, v in columns if p == "adapt"]
     if adapt and not adapts_beyond_constant(groups, adapt):  # each model's numbers are in the table above
-        return [Para(" ".join(lines + _threshold_lines(study, groups, adapt, per_model=False)))]
+        return [Para(" ".join(lines + _constant_lines(groups, adapt)))]
     for (init, label), g in groups.items() if adapt else ():
         arrays = aligned([d for d in _auc_by_seed(g, adapt).values() if d])
         if arrays:
@@ -167,29 +167,36 @@ def _statements(study, groups: dict[tuple[str, str], list[RunResults]], columns:
     return [Para(" ".join(lines))] if lines else []
 
 
-def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms: list[int],
-                     per_model: bool = True) -> list[str]:  # fmt: skip
-    """Each model's steps to the study's accuracy threshold (`probes.adapt.threshold`), with its interval (not with
-    `per_model` off), and the accuracy of always giving the commonest training answer: a model that ends at or below
-    it learned nothing a constant answer does not give."""
-    threshold = _adapt_option(study, "threshold", 0.5)
+def _threshold_lines(study, groups: dict[tuple[str, str], list[RunResults]], ms: list[int]) -> list[str]:
+    """Each model's steps to the study's accuracy threshold (`probes.adapt.threshold`), with its interval, then
+    `_constant_lines`."""
+    threshold = _adapt_option(study, "threshold")
     out = []
-    for (init, label), g in groups.items() if per_model else ():
+    for (init, label), g in groups.items():
         if steps := _steps_to(study, {m: _by_seed(g, "adapt", "m", m) for m in ms}, threshold):
             out.append(f"{_name(init, label)}: steps to {threshold:.0%} accuracy {steps}.")
-    if (constant := constant_answer(groups)) is not None:
-        answer, baseline = constant
-        out.append(f"Always answering the commonest training answer ({answer!r}) scores {baseline:.0%}.")
-        if not adapts_beyond_constant(groups, ms):
-            out.append(
-                f"Every model ends at or below it after m={ms[-1]} steps: adaptation accuracy cannot "
-                "measure learning at this scale, and its differences are shown in the table, not compared."
-            )
+    return out + _constant_lines(groups, ms)
+
+
+def _constant_lines(groups: dict[tuple[str, str], list[RunResults]], ms: list[int]) -> list[str]:
+    """The accuracy of always giving the commonest training answer: a model that ends at or below it learned
+    nothing a constant answer does not give, and where every model does, the probe's accuracy cannot measure."""
+    if (constant := constant_answer(groups)) is None:
+        return []
+    answer, baseline = constant
+    out = [f"Always answering the commonest training answer ({answer!r}) scores {baseline:.0%}."]
+    if not adapts_beyond_constant(groups, ms):
+        out.append(f"Every model ends at or below it after m={ms[-1]} steps: adaptation accuracy cannot measure "
+                   "learning at this scale, and its differences are shown in the table, not compared.")  # fmt: skip
     return out
 
 
-def _adapt_option(study, key: str, default: float) -> float:
-    return float(((getattr(study, "config", {}).get("probes") or {}).get("adapt") or {}).get(key, default))
+def _adapt_option(study, key: str) -> float:
+    """`probes.adapt.<key>` of the study's stored config, else its default."""
+    from postfit.config.scaling import AdaptProbe
+
+    stored = ((getattr(study, "config", {}).get("probes") or {}).get("adapt") or {}).get(key)
+    return float(AdaptProbe.model_fields[key].default if stored is None else stored)
 
 
 def _steps_to(study, by_m: dict[int, dict[int, dict[str, float]]], threshold: float) -> str | None:
@@ -233,7 +240,7 @@ def gain_blocks(study, groups: dict[tuple[str, str], list[RunResults]], shown: l
     `probes.adapt.gain_threshold`, and whether the probe moves; nothing for rows stored before it was recorded."""
     if not ms or not any(_gains_by_seed(g, ms[-1]) for g in groups.values()):
         return []
-    threshold = _adapt_option(study, "gain_threshold", 0.5)
+    threshold = _adapt_option(study, "gain_threshold")
     panels: dict[str, list] = {}
     family = _families([i for g in groups.values() for i in g], "adapt")
     rows, lines = [], []

@@ -253,6 +253,8 @@ def _probe_stages(study: Study, runs: int) -> list[Stage]:
     """The probes (on every run's final model, probes.py), their positive control (once) and forgetting (every run
     of a preset: the held-out corpus blocks, through the final model and the one it started from). Prompts of
     generated or scored text are not counted."""
+    from postfit.context_probe import CONTROL_MAX_LENGTH
+    from postfit.probes import ADAPT_MAX_LENGTH
     from postfit.train.pretrain import HELDOUT_BLOCKS
 
     p, out = study.probes, []
@@ -266,11 +268,12 @@ def _probe_stages(study: Study, runs: int) -> list[Stage]:
         out.append(Stage("probe: context", runs + (c.control is not None), n, FORWARD, True,
                          what + (", the control's included" if c.control else "")))  # fmt: skip
         if c.control is not None:
-            out.append(Stage("probe control", 1, c.control.steps * c.control.batch_size * 512, TRAIN, True,
-                             "once per study: control.steps x control.batch_size x 512 (its max length)"))  # fmt: skip
+            out.append(Stage("probe control", 1, c.control.steps * c.control.batch_size * CONTROL_MAX_LENGTH, TRAIN,
+                             True, f"once per study: control.steps x control.batch_size x {CONTROL_MAX_LENGTH} (its "
+                             "max length)"))  # fmt: skip
     if (a := p.adapt) is not None:
-        out.append(Stage("probe: adapt SFT", runs, max(a.steps) * a.batch_size * 256, TRAIN, True,
-                         "max(probes.adapt.steps) x batch_size x 256 (its max length)"))  # fmt: skip
+        out.append(Stage("probe: adapt SFT", runs, max(a.steps) * a.batch_size * ADAPT_MAX_LENGTH, TRAIN, True,
+                         f"max(probes.adapt.steps) x batch_size x {ADAPT_MAX_LENGTH} (its max length)"))  # fmt: skip
         out.append(
             Stage(
                 "probe: adapt eval",
